@@ -1,0 +1,38 @@
+{
+  "target_defaults": {
+    "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+    "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+    "xcode_settings": {
+      "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+      "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+      "MACOSX_DEPLOYMENT_TARGET": "11.0"
+    }
+  },
+  "targets": [
+    {
+      "target_name": "native_reactor",
+      "sources": [
+        "native/addon.cc",
+        "native/loop.cc",
+        "native/poller.cc",
+        "native/poller_epoll.cc",
+        "native/sockets.cc",
+        "native/timer_heap.cc"
+      ],
+      "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
+      "defines": ["NAPI_VERSION=8"]
+    },
+    {
+      "target_name": "native_tests",
+      "type": "executable",
+      "sources": [
+        "native/test/native_tests.cc",
+        "native/loop.cc",
+        "native/poller.cc",
+        "native/poller_epoll.cc",
+        "native/sockets.cc",
+        "native/timer_heap.cc"
+      ]
+    }
+  ]
+}

@@ -1,0 +1,25 @@
+// Backend selection: the one place that knows which backends this build has.
+#include "poller.h"
+
+namespace reactor {
+
+std::unique_ptr<Poller> make_epoll_poller(std::string* error);
+
+std::unique_ptr<Poller> make_poller(const std::string& name, std::string* error) {
+#ifdef __linux__
+  if (name == "auto" || name == "epoll") return make_epoll_poller(error);
+#endif
+  *error = "ERR_REACTOR_BACKEND_UNAVAILABLE";
+  return nullptr;
+}
+
+std::vector<std::string> available_backends() {
+  std::vector<std::string> names;
+  for (const char* name : {"epoll"}) {
+    std::string error;
+    if (make_poller(name, &error)) names.push_back(name);
+  }
+  return names;
+}
+
+}  // namespace reactor

@@ -1,0 +1,53 @@
+// The backend interface: one implementation per file (poller_epoll.cc, ...).
+// A poller watches file descriptors for readiness; the loop owns the fds and
+// tells the poller which readiness it wants. Tokens are opaque 64-bit values
+// handed back with each event (the loop packs (slot, generation) into them).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace reactor {
+
+enum Interest : uint32_t {
+  kNone = 0,
+  kReadable = 1,
+  kWritable = 2,
+};
+
+struct PollEvent {
+  uint64_t token;
+  uint32_t readable : 1;
+  uint32_t writable : 1;
+  uint32_t error : 1;   // an error is pending on the socket (SO_ERROR says which)
+  uint32_t hangup : 1;  // both directions are shut down
+};
+
+class Poller {
+ public:
+  virtual ~Poller() = default;
+  virtual const char* name() const = 0;
+  // An fd that becomes readable when events are pending, so the poller can be
+  // nested in another loop (Node's libuv loop); -1 if the backend has none.
+  virtual int pollable_fd() const = 0;
+  // Register, change or drop interest. Return 0 or -errno.
+  virtual int add(int fd, uint64_t token, uint32_t interest) = 0;
+  virtual int modify(int fd, uint64_t token, uint32_t interest) = 0;
+  // Called right before the loop closes fd.
+  virtual int remove(int fd) = 0;
+  // Collect up to max ready events, waiting at most timeout_ms (0: don't
+  // block, -1: forever). Returns the count or -errno.
+  virtual int wait(PollEvent* events, int max, int timeout_ms) = 0;
+};
+
+// Creates the named backend ("auto" picks the platform default). Returns null
+// and sets *error to an errno-style code name when it is unavailable.
+std::unique_ptr<Poller> make_poller(const std::string& name, std::string* error);
+
+// The backends this build has and this machine can create, default first.
+std::vector<std::string> available_backends();
+
+}  // namespace reactor

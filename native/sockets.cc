@@ -1,0 +1,210 @@
+#include "sockets.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+
+namespace reactor {
+namespace {
+
+struct Endpoint {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  int family() const { return storage.ss_family; }
+  const sockaddr* addr() const { return reinterpret_cast<const sockaddr*>(&storage); }
+};
+
+int parse_ip(const std::string& host, int port, Endpoint* out) {
+  if (port < 0 || port > 65535) return -EINVAL;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out->storage);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    out->length = sizeof(sockaddr_in);
+    return 0;
+  }
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out->storage);
+  if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    out->length = sizeof(sockaddr_in6);
+    return 0;
+  }
+  return -EINVAL;
+}
+
+int parse_unix(const std::string& path, Endpoint* out) {
+  auto* un = reinterpret_cast<sockaddr_un*>(&out->storage);
+  if (path.empty() || path.size() >= sizeof(un->sun_path)) return -ENAMETOOLONG;
+  un->sun_family = AF_UNIX;
+  std::memcpy(un->sun_path, path.data(), path.size());
+  out->length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  return 0;
+}
+
+int new_socket(int family) {
+  int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  return fd < 0 ? -errno : fd;
+}
+
+int set_flag(int fd, int level, int name, int value) {
+  return setsockopt(fd, level, name, &value, sizeof value) == 0 ? 0 : -errno;
+}
+
+// Closes fd and passes the error through, preserving errno-derived results.
+int fail(int fd, int error) {
+  ::close(fd);
+  return error;
+}
+
+int bind_and_listen(int fd, const Endpoint& endpoint, int backlog) {
+  if (::bind(fd, endpoint.addr(), endpoint.length) != 0) return fail(fd, -errno);
+  if (::listen(fd, backlog) != 0) return fail(fd, -errno);
+  return fd;
+}
+
+int start_connect(int fd, const Endpoint& endpoint) {
+  int rc;
+  do {
+    rc = ::connect(fd, endpoint.addr(), endpoint.length);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0 && errno != EINPROGRESS) return fail(fd, -errno);
+  return fd;
+}
+
+}  // namespace
+
+int listen_tcp(const std::string& host, int port, const ListenOptions& options) {
+  Endpoint endpoint;
+  int rc = parse_ip(host, port, &endpoint);
+  if (rc < 0) return rc;
+  int fd = new_socket(endpoint.family());
+  if (fd < 0) return fd;
+  // A restarted server must be able to bind while old connections sit in TIME_WAIT.
+  if ((rc = set_flag(fd, SOL_SOCKET, SO_REUSEADDR, 1)) < 0) return fail(fd, rc);
+#ifdef SO_REUSEPORT
+  if (options.reuse_port && (rc = set_flag(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0) {
+    return fail(fd, rc);
+  }
+#else
+  if (options.reuse_port) return fail(fd, -ENOTSUP);
+#endif
+  if (endpoint.family() == AF_INET6 &&
+      (rc = set_flag(fd, IPPROTO_IPV6, IPV6_V6ONLY, options.ipv6_only ? 1 : 0)) < 0) {
+    return fail(fd, rc);
+  }
+  return bind_and_listen(fd, endpoint, options.backlog);
+}
+
+int listen_unix(const std::string& path, const ListenOptions& options) {
+  Endpoint endpoint;
+  int rc = parse_unix(path, &endpoint);
+  if (rc < 0) return rc;
+  int fd = new_socket(AF_UNIX);
+  if (fd < 0) return fd;
+  return bind_and_listen(fd, endpoint, options.backlog);
+}
+
+int connect_tcp(const std::string& host, int port) {
+  Endpoint endpoint;
+  int rc = parse_ip(host, port, &endpoint);
+  if (rc < 0) return rc;
+  int fd = new_socket(endpoint.family());
+  if (fd < 0) return fd;
+  if ((rc = set_no_delay(fd, true)) < 0) return fail(fd, rc);
+  return start_connect(fd, endpoint);
+}
+
+int connect_unix(const std::string& path) {
+  Endpoint endpoint;
+  int rc = parse_unix(path, &endpoint);
+  if (rc < 0) return rc;
+  int fd = new_socket(AF_UNIX);
+  if (fd < 0) return fd;
+  return start_connect(fd, endpoint);
+}
+
+int accept_connection(int listen_fd) {
+  int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+
+int pending_error(int fd) {
+  int error = 0;
+  socklen_t length = sizeof error;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) return errno;
+  return error;
+}
+
+int set_no_delay(int fd, bool enable) { return set_flag(fd, IPPROTO_TCP, TCP_NODELAY, enable); }
+
+int set_keep_alive(int fd, bool enable, int idle_seconds, int interval_seconds, int count) {
+  int rc = set_flag(fd, SOL_SOCKET, SO_KEEPALIVE, enable);
+  if (rc < 0 || !enable) return rc;
+#ifdef TCP_KEEPIDLE
+  if (idle_seconds > 0 && (rc = set_flag(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle_seconds)) < 0) {
+    return rc;
+  }
+#elif defined(TCP_KEEPALIVE)
+  if (idle_seconds > 0 && (rc = set_flag(fd, IPPROTO_TCP, TCP_KEEPALIVE, idle_seconds)) < 0) {
+    return rc;
+  }
+#endif
+#ifdef TCP_KEEPINTVL
+  if (interval_seconds > 0 &&
+      (rc = set_flag(fd, IPPROTO_TCP, TCP_KEEPINTVL, interval_seconds)) < 0) {
+    return rc;
+  }
+#endif
+#ifdef TCP_KEEPCNT
+  if (count > 0 && (rc = set_flag(fd, IPPROTO_TCP, TCP_KEEPCNT, count)) < 0) return rc;
+#endif
+  return 0;
+}
+
+int set_reset_on_close(int fd) {
+  linger option{1, 0};
+  return setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, sizeof option) == 0 ? 0 : -errno;
+}
+
+int socket_address(int fd, bool peer, SocketAddress* out) {
+  sockaddr_storage storage{};
+  socklen_t length = sizeof storage;
+  auto* addr = reinterpret_cast<sockaddr*>(&storage);
+  if ((peer ? getpeername(fd, addr, &length) : getsockname(fd, addr, &length)) != 0) {
+    return -errno;
+  }
+  char text[INET6_ADDRSTRLEN] = {};
+  switch (storage.ss_family) {
+    case AF_INET: {
+      auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
+      inet_ntop(AF_INET, &v4->sin_addr, text, sizeof text);
+      *out = {SocketAddress::kIPv4, text, ntohs(v4->sin_port)};
+      return 0;
+    }
+    case AF_INET6: {
+      auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
+      inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof text);
+      *out = {SocketAddress::kIPv6, text, ntohs(v6->sin6_port)};
+      return 0;
+    }
+    case AF_UNIX: {
+      auto* un = reinterpret_cast<sockaddr_un*>(&storage);
+      size_t max = length > offsetof(sockaddr_un, sun_path) ? length - offsetof(sockaddr_un, sun_path) : 0;
+      *out = {SocketAddress::kUnix, std::string(un->sun_path, strnlen(un->sun_path, max)), 0};
+      return 0;
+    }
+    default:
+      return -EAFNOSUPPORT;
+  }
+}
+
+}  // namespace reactor

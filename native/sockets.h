@@ -1,0 +1,36 @@
+// Socket set-up and options: the syscalls around a socket that are not the
+// hot path (create, bind, listen, connect, options, addresses). Every function
+// returns 0 (or an fd) on success and -errno on failure.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace reactor {
+
+struct ListenOptions {
+  int backlog = 511;
+  bool reuse_port = false;
+  bool ipv6_only = false;
+};
+
+struct SocketAddress {
+  enum Family { kNone, kIPv4, kIPv6, kUnix } family = kNone;
+  std::string address;  // numeric host or Unix path
+  int port = 0;
+};
+
+int listen_tcp(const std::string& host, int port, const ListenOptions& options);
+int listen_unix(const std::string& path, const ListenOptions& options);
+// Starts a non-blocking connect; the result arrives as writability.
+int connect_tcp(const std::string& host, int port);
+int connect_unix(const std::string& path);
+// Accepts one connection as a non-blocking, close-on-exec fd.
+int accept_connection(int listen_fd);
+int pending_error(int fd);  // SO_ERROR
+int set_no_delay(int fd, bool enable);
+int set_keep_alive(int fd, bool enable, int idle_seconds, int interval_seconds, int count);
+int set_reset_on_close(int fd);  // SO_LINGER 0: close() sends RST
+int socket_address(int fd, bool peer, SocketAddress* out);
+
+}  // namespace reactor

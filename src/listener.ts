@@ -1,0 +1,43 @@
+import type { Address } from './address.js';
+import { ReactorError } from './errors.js';
+import type { ProtocolFactory } from './protocol.js';
+
+/** What a listener needs from its reactor. */
+export interface ListenerHost {
+  checkOpen(): void;
+  closeListener(listener: Listener): void;
+}
+
+/** A listening socket. Accepted connections get their protocol from `factory`. */
+export class Listener {
+  #listening = true;
+
+  /** @internal */
+  constructor(
+    private readonly host: ListenerHost,
+    /** @internal native identity */ readonly id: number,
+    /** @internal */ readonly factory: ProtocolFactory,
+    /** Where it listens: the bound port when 0 was asked for; the path for Unix sockets. */
+    readonly address: Address,
+  ) {}
+
+  get listening(): boolean {
+    return this.#listening;
+  }
+
+  /**
+   * Stops accepting (a Unix socket's path is removed). Open connections stay
+   * open. Throws ERR_SERVER_NOT_RUNNING if already closed.
+   */
+  close(): void {
+    this.host.checkOpen();
+    if (!this.#listening) throw new ReactorError('ERR_SERVER_NOT_RUNNING', 'the listener is not listening');
+    this.#listening = false;
+    this.host.closeListener(this);
+  }
+
+  /** @internal the reactor closed it. */
+  stopped(): void {
+    this.#listening = false;
+  }
+}

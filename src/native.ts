@@ -1,0 +1,60 @@
+// The only file that loads the binding. It also writes down the binding's
+// contract: the methods of NativeReactor and the layout of event records.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Methods return numbers: ids and counts are >= 0, failures are -errno. */
+export interface NativeReactor {
+  /** Event records, RECORD_WORDS int32 each, rewritten for every batch. */
+  readonly records: Int32Array;
+  readonly backend: string;
+  listenTcp(host: string, port: number, backlog: number, reusePort: boolean, ipv6Only: boolean): number;
+  listenUnix(path: string, backlog: number): number;
+  connectTcp(host: string, port: number): number;
+  connectUnix(path: string): number;
+  write(id: number, bytes: Uint8Array): number;
+  writev(id: number, chunks: Uint8Array[]): number;
+  end(id: number): number;
+  close(id: number): number;
+  abort(id: number): number;
+  setNoDelay(id: number, enable: boolean): number;
+  setKeepAlive(id: number, enable: boolean, idleSeconds: number, intervalSeconds: number, count: number): number;
+  address(id: number, peer: boolean): { address: string; port: number; family: string } | number;
+  queuedBytes(id: number): number;
+  timerStart(delayMs: number): number;
+  timerCancel(id: number): number;
+  timerReset(id: number, delayMs: number): number;
+  shutdown(): void;
+}
+
+/** Called once per batch with the record count and, when it changed, the read slab. */
+export type Dispatch = (count: number, slab: ArrayBuffer | undefined) => void;
+
+interface Binding {
+  NativeReactor: new (dispatch: Dispatch, backend: string) => NativeReactor;
+  backends: string[];
+}
+
+const require = createRequire(import.meta.url);
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const binding = (require('node-gyp-build') as (dir: string) => Binding)(root);
+
+export const NativeReactor = binding.NativeReactor;
+export const nativeBackends: readonly string[] = Object.freeze([...binding.backends]);
+
+// Record layout (native/loop.h): kind, slot, generation, a, b.
+export const RECORD_WORDS = 5;
+export const enum RecordKind {
+  Accepted = 1, // a: listener slot
+  Connected = 2,
+  Data = 3, // a: offset in the slab, b: length
+  Eof = 4,
+  Closed = 5, // a: errno, 0 when clean
+  Timer = 6,
+}
+
+/** Identities are generation * 2^24 + slot (native/slot_table.h). */
+export function packId(slot: number, gen: number): number {
+  return gen * 0x1000000 + slot;
+}

@@ -1,0 +1,32 @@
+import type { ReactorError } from './errors.js';
+import type { Transport } from './transport.js';
+
+/**
+ * What a connection does with its events. Only `dataReceived` is required.
+ * Every method also gets the transport, so one object can serve many
+ * connections.
+ */
+export interface Protocol {
+  /** The connection is open; `transport` can be kept and written to from now on. */
+  connectionMade?(transport: Transport): void;
+  /**
+   * Bytes as they arrived. The Buffer is a view of a read slab that is never
+   * rewritten, so it stays valid for as long as it is kept, with no copy.
+   */
+  dataReceived(data: Buffer, transport: Transport): void;
+  /**
+   * The peer shut down its write side. If this method exists the connection
+   * stays open for writing (end() or close() it when done); otherwise the
+   * transport closes itself once its queued bytes are flushed.
+   */
+  readConnectionLost?(transport: Transport): void;
+  /**
+   * The connection is closed and its descriptor released. `reason` is
+   * undefined for a clean close (either side) and an Error with a code
+   * (ECONNRESET, EPIPE, ERR_REACTOR_CLOSED, ...) otherwise.
+   */
+  connectionLost?(reason: ReactorError | undefined, transport: Transport): void;
+}
+
+/** Builds the protocol for an accepted connection; null/undefined refuses it (closed at once). */
+export type ProtocolFactory = (transport: Transport) => Protocol | null | undefined;

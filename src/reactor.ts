@@ -1,0 +1,379 @@
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { constants } from 'node:os';
+import { type Address, listenHost, toAddress } from './address.js';
+import { ReactorError, reactorClosed, systemError, type ErrorTarget } from './errors.js';
+import { Listener, type ListenerHost } from './listener.js';
+import { NativeReactor, nativeBackends, packId, RECORD_WORDS, RecordKind } from './native.js';
+import type { Protocol, ProtocolFactory } from './protocol.js';
+import { DelayedCall, type TimerHost } from './timers.js';
+import { Transport, type TransportHost } from './transport.js';
+import {
+  invalidValue,
+  validateBoolean,
+  validateDelay,
+  validateFunction,
+  validateInteger,
+  validateObject,
+  validatePort,
+  validateString,
+} from './validate.js';
+
+export const BACKEND_NAMES = ['auto', 'epoll', 'kqueue', 'poll', 'select', 'io_uring'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+export interface ReactorOptions {
+  /** Default: $NATIVE_REACTOR_BACKEND, else 'auto' (the platform's best). */
+  backend?: BackendName;
+  /**
+   * Receives errors thrown by protocol methods and timer callbacks (the
+   * connection concerned is aborted first). Without it they are rethrown as
+   * uncaught exceptions, as node:net does.
+   */
+  onError?: (error: unknown) => void;
+}
+
+export interface ListenTCPOptions {
+  port: number;
+  /** Numeric address or "localhost". Default: "::" (dual-stack), else "0.0.0.0". */
+  host?: string;
+  /** Default 511. */
+  backlog?: number;
+  /** SO_REUSEPORT: several listeners (processes) share the port. Default false. */
+  reusePort?: boolean;
+  /** For IPv6 hosts: refuse IPv4-mapped connections. Default false. */
+  ipv6Only?: boolean;
+}
+
+export interface ListenUnixOptions {
+  path: string;
+  backlog?: number;
+}
+
+export interface ConnectTCPOptions {
+  port: number;
+  /** Name or numeric address. Default "localhost" (127.0.0.1). */
+  host?: string;
+}
+
+export interface ConnectUnixOptions {
+  path: string;
+}
+
+interface PendingConnect {
+  resolve(transport: Transport): void;
+  reject(error: unknown): void;
+  target: ErrorTarget;
+}
+
+/**
+ * The event reactor: listeners, connections and timers, driven natively and
+ * reported to JavaScript one batch at a time.
+ */
+export class Reactor implements TransportHost, ListenerHost, TimerHost {
+  /** Backends this build can run on this machine, the default first. */
+  static readonly backends: readonly string[] = nativeBackends;
+
+  /** @internal */
+  readonly native: NativeReactor;
+  readonly #records: Int32Array;
+  #slab: Buffer = Buffer.alloc(0);
+  #closed = false;
+  readonly #onError: ((error: unknown) => void) | undefined;
+  // Indexed by native slot; an entry is checked against the record's identity.
+  readonly #transports: (Transport | undefined)[] = [];
+  readonly #timers: (DelayedCall | undefined)[] = [];
+  readonly #listeners = new Map<number, Listener>();
+  readonly #connecting = new Map<Transport, PendingConnect>();
+
+  constructor(options: ReactorOptions = {}) {
+    validateObject(options, 'options');
+    const backend: string = options.backend ?? process.env.NATIVE_REACTOR_BACKEND ?? 'auto';
+    if (!(BACKEND_NAMES as readonly string[]).includes(backend)) {
+      throw invalidValue('backend', backend, `must be one of ${BACKEND_NAMES.join(', ')}`);
+    }
+    if (options.onError !== undefined) validateFunction(options.onError, 'onError');
+    this.#onError = options.onError;
+    try {
+      this.native = new NativeReactor((count, slab) => this.#dispatch(count, slab), backend);
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? 'ERR_REACTOR_BACKEND_UNAVAILABLE';
+      throw new ReactorError(code, `backend "${backend}" is not available here (have: ${nativeBackends.join(', ')})`);
+    }
+    this.#records = this.native.records;
+  }
+
+  /** The backend in use, e.g. "epoll". */
+  get backend(): string {
+    return this.native.backend;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Listens on TCP. Synchronous: `listener.address.port` is the bound port. */
+  listenTCP(options: ListenTCPOptions, factory: ProtocolFactory): Listener {
+    this.checkOpen();
+    validateObject(options, 'options');
+    const port = validatePort(options.port);
+    validateFunction(factory, 'factory');
+    const backlog = validateInteger(options.backlog ?? 511, 'backlog', 1, 0x7fffffff);
+    const reusePort = validateBoolean(options.reusePort ?? false, 'reusePort');
+    const ipv6Only = validateBoolean(options.ipv6Only ?? false, 'ipv6Only');
+    let host: string;
+    let id: number;
+    if (options.host === undefined) {
+      host = '::';
+      id = this.native.listenTcp(host, port, backlog, reusePort, ipv6Only);
+      if (id === -EAFNOSUPPORT) {
+        host = '0.0.0.0';
+        id = this.native.listenTcp(host, port, backlog, reusePort, ipv6Only);
+      }
+    } else {
+      validateString(options.host, 'host');
+      host = listenHost(options.host);
+      id = this.native.listenTcp(host, port, backlog, reusePort, ipv6Only);
+    }
+    if (id < 0) throw systemError(-id, 'listen', { address: host, port });
+    return this.#addListener(id, factory);
+  }
+
+  /** Listens on a Unix socket path; the path is removed when the listener closes. */
+  listenUnix(options: ListenUnixOptions, factory: ProtocolFactory): Listener {
+    this.checkOpen();
+    validateObject(options, 'options');
+    validateString(options.path, 'path');
+    validateFunction(factory, 'factory');
+    const backlog = validateInteger(options.backlog ?? 511, 'backlog', 1, 0x7fffffff);
+    const id = this.native.listenUnix(options.path, backlog);
+    if (id < 0) throw systemError(-id, 'listen', { address: options.path });
+    return this.#addListener(id, factory);
+  }
+
+  /**
+   * Connects over TCP. Resolves with the transport once connected (after
+   * `protocol.connectionMade`); rejects with ECONNREFUSED, ENOTFOUND, ...
+   */
+  async connectTCP(options: ConnectTCPOptions, protocol: Protocol): Promise<Transport> {
+    this.checkOpen();
+    validateObject(options, 'options');
+    const port = validatePort(options.port);
+    validateProtocol(protocol);
+    const name = options.host ?? 'localhost';
+    validateString(name, 'host');
+    const host = await resolveHost(name);
+    this.checkOpen();
+    return this.#connect(this.native.connectTcp(host, port), protocol, { address: host, port });
+  }
+
+  /** Connects to a Unix socket path; settles like connectTCP. */
+  async connectUnix(options: ConnectUnixOptions, protocol: Protocol): Promise<Transport> {
+    this.checkOpen();
+    validateObject(options, 'options');
+    validateString(options.path, 'path');
+    validateProtocol(protocol);
+    return this.#connect(this.native.connectUnix(options.path), protocol, { address: options.path });
+  }
+
+  /**
+   * Runs fn(...args) after `ms` milliseconds (fractions round up). Calls due
+   * together run in the order they were set, in one batch.
+   */
+  callLater<A extends unknown[]>(ms: number, fn: (...args: A) => void, ...args: A): DelayedCall {
+    this.checkOpen();
+    const delay = validateDelay(ms, 'ms');
+    validateFunction(fn, 'fn');
+    const id = this.native.timerStart(delay);
+    if (id < 0) throw systemError(-id, 'callLater');
+    const call = new DelayedCall(this, id, fn as (...args: unknown[]) => void, args);
+    this.#timers[id % 0x1000000] = call;
+    return call;
+  }
+
+  /**
+   * Closes every listener and connection at once (queued bytes are dropped;
+   * protocols get connectionLost with ERR_REACTOR_CLOSED) and cancels every
+   * timer. Throws ERR_REACTOR_CLOSED if already closed.
+   */
+  close(): void {
+    this.checkOpen();
+    this.#closed = true;
+    this.native.shutdown();
+    const reason = reactorClosed();
+    for (const transport of this.#transports) transport?.dropped(reason);
+    for (const listener of this.#listeners.values()) listener.stopped();
+    for (const call of this.#timers) call?.deactivate();
+    this.#listeners.clear();
+    this.#timers.length = 0;
+  }
+
+  // ---- hosts' callbacks ----
+
+  /** @internal */
+  checkOpen(): void {
+    if (this.#closed) throw reactorClosed();
+  }
+
+  /** @internal */
+  released(transport: Transport, reason: ReactorError | undefined, now: boolean): void {
+    const slot = transport.id % 0x1000000;
+    if (this.#transports[slot] === transport) this.#transports[slot] = undefined;
+    const pending = this.#connecting.get(transport);
+    if (pending) {
+      this.#connecting.delete(transport);
+      const error = reason?.errno ? systemError(-reason.errno, 'connect', pending.target) : reason;
+      pending.reject(error ?? new ReactorError('ERR_SOCKET_CLOSED', 'closed before connecting'));
+      return;
+    }
+    const protocol = transport.protocol;
+    if (!protocol?.connectionLost) return;
+    if (now) protocol.connectionLost(reason, transport);
+    else process.nextTick(() => this.#guard(transport, () => protocol.connectionLost!(reason, transport)));
+  }
+
+  /** @internal */
+  closeListener(listener: Listener): void {
+    this.#listeners.delete(listener.id % 0x1000000);
+    this.native.close(listener.id);
+  }
+
+  /** @internal */
+  timerCancel(call: DelayedCall): void {
+    this.checkOpen();
+    this.native.timerCancel(call.id);
+    this.#timers[call.id % 0x1000000] = undefined;
+  }
+
+  /** @internal */
+  timerReset(call: DelayedCall, delayMs: number): void {
+    this.checkOpen();
+    this.native.timerReset(call.id, delayMs);
+  }
+
+  // ---- internals ----
+
+  #addListener(id: number, factory: ProtocolFactory): Listener {
+    const raw = this.native.address(id, false);
+    const address: Address =
+      typeof raw === 'number' ? { address: '', port: 0, family: 'unix' } : toAddress(raw);
+    const listener = new Listener(this, id, factory, address);
+    this.#listeners.set(id % 0x1000000, listener);
+    return listener;
+  }
+
+  #connect(id: number, protocol: Protocol, target: ErrorTarget): Promise<Transport> {
+    if (id < 0) return Promise.reject(systemError(-id, 'connect', target));
+    const transport = new Transport(this, id, 'connecting');
+    transport.protocol = protocol;
+    this.#transports[id % 0x1000000] = transport;
+    return new Promise((resolve, reject) => this.#connecting.set(transport, { resolve, reject, target }));
+  }
+
+  /** Walks one batch of records; see RecordKind. */
+  #dispatch(count: number, slab: ArrayBuffer | undefined): void {
+    if (slab !== undefined) this.#slab = Buffer.from(slab);
+    const records = this.#records;
+    for (let at = 0, end = count * RECORD_WORDS; at < end; at += RECORD_WORDS) {
+      const kind = records[at]!;
+      const slot = records[at + 1]!;
+      const id = packId(slot, records[at + 2]!);
+      if (kind === RecordKind.Timer) {
+        const call = this.#timers[slot];
+        if (call === undefined || call.id !== id) continue;
+        this.#timers[slot] = undefined;
+        this.#guard(undefined, () => call.fire());
+        continue;
+      }
+      if (kind === RecordKind.Accepted) {
+        this.#accept(id, slot, records[at + 3]!);
+        continue;
+      }
+      const transport = this.#transports[slot];
+      if (transport === undefined || transport.id !== id) continue;
+      switch (kind) {
+        case RecordKind.Data: {
+          const offset = records[at + 3]!;
+          const data = this.#slab.subarray(offset, offset + records[at + 4]!);
+          this.#guard(transport, () => transport.protocol!.dataReceived(data, transport));
+          break;
+        }
+        case RecordKind.Connected:
+          this.#guard(transport, () => this.#connected(transport));
+          break;
+        case RecordKind.Eof:
+          this.#guard(transport, () => transport.peerEnded());
+          break;
+        case RecordKind.Closed:
+          this.#guard(transport, () => transport.lost(records[at + 3]!));
+          break;
+      }
+    }
+  }
+
+  #accept(id: number, slot: number, listenerSlot: number): void {
+    const listener = this.#listeners.get(listenerSlot);
+    const transport = new Transport(this, id, 'open');
+    this.#transports[slot] = transport;
+    if (listener === undefined) {
+      transport.abort(); // its listener closed earlier in this batch
+      return;
+    }
+    this.#guard(transport, () => {
+      const protocol = listener.factory(transport);
+      if (protocol == null) {
+        transport.close();
+        return;
+      }
+      validateProtocol(protocol);
+      transport.protocol = protocol;
+      protocol.connectionMade?.(transport);
+    });
+  }
+
+  #connected(transport: Transport): void {
+    transport.opened();
+    const pending = this.#connecting.get(transport);
+    this.#connecting.delete(transport);
+    try {
+      transport.protocol!.connectionMade?.(transport);
+    } finally {
+      pending?.resolve(transport);
+    }
+  }
+
+  /** Runs a protocol or timer callback; a throw aborts its connection and is reported. */
+  #guard(transport: Transport | undefined, fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      if (transport !== undefined && transport.state !== 'closed' && !this.#closed) transport.abort();
+      if (this.#onError) this.#onError(error);
+      else
+        process.nextTick(() => {
+          throw error;
+        });
+    }
+  }
+}
+
+const EAFNOSUPPORT = constants.errno.EAFNOSUPPORT;
+
+function validateProtocol(protocol: unknown): asserts protocol is Protocol {
+  validateObject(protocol, 'protocol');
+  validateFunction((protocol as { dataReceived?: unknown }).dataReceived, 'protocol.dataReceived');
+}
+
+async function resolveHost(host: string): Promise<string> {
+  if (host === 'localhost') return '127.0.0.1';
+  if (isIP(host) !== 0) return host;
+  try {
+    return (await lookup(host)).address;
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? 'ENOTFOUND';
+    const failure = new ReactorError(code, `getaddrinfo ${code} ${host}`);
+    failure.syscall = 'getaddrinfo';
+    failure.address = host;
+    throw failure;
+  }
+}

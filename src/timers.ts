@@ -1,0 +1,52 @@
+import { ReactorError } from './errors.js';
+import { validateDelay } from './validate.js';
+
+/** What a timer needs from its reactor. */
+export interface TimerHost {
+  timerCancel(call: DelayedCall): void;
+  timerReset(call: DelayedCall, delayMs: number): void;
+}
+
+/** A pending call made by `reactor.callLater()`. */
+export class DelayedCall {
+  #active = true;
+
+  /** @internal */
+  constructor(
+    private readonly host: TimerHost,
+    /** @internal native identity */ public id: number,
+    private readonly fn: (...args: unknown[]) => void,
+    private readonly args: unknown[],
+  ) {}
+
+  /** True until the call runs or is cancelled. */
+  get active(): boolean {
+    return this.#active;
+  }
+
+  /** Stops the call from running. Returns false if it had already run or been cancelled. */
+  cancel(): boolean {
+    if (!this.#active) return false;
+    this.host.timerCancel(this);
+    this.#active = false;
+    return true;
+  }
+
+  /** Moves the call to `ms` from now. Throws ERR_TIMER_NOT_ACTIVE once it has run or been cancelled. */
+  reset(ms: number): void {
+    const delay = validateDelay(ms, 'ms');
+    if (!this.#active) throw new ReactorError('ERR_TIMER_NOT_ACTIVE', 'the call has already run or been cancelled');
+    this.host.timerReset(this, delay);
+  }
+
+  /** @internal the reactor fires or drops the call. */
+  fire(): void {
+    this.#active = false;
+    this.fn(...this.args);
+  }
+
+  /** @internal */
+  deactivate(): void {
+    this.#active = false;
+  }
+}
