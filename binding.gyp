@@ -27,6 +27,7 @@
       "type": "executable",
       "sources": [
         "native/test/native_tests.cc",
+        "native/test/loop_tests.cc",
         "native/loop.cc",
         "native/poller.cc",
         "native/poller_epoll.cc",

@@ -82,8 +82,10 @@ class Core final : public Sink {
     if (closed_) return;
     closed_ = true;
     napi_remove_env_cleanup_hook(env_, on_env_cleanup, this);
-    loop_->close_all();
+    // Stop libuv watching the backend fd before that fd is closed.
     for (uv_handle_t* h : handles()) uv_close(h, on_handle_closed);
+    loop_->close_all();
+    release_loop();
     // Release every Node-API resource now, while the environment is alive:
     // the handles may finish closing after it is gone.
     async_context_.reset();
@@ -104,13 +106,23 @@ class Core final : public Sink {
     napi_value slab = slab_changed_ ? slab_.Value() : env_.Undefined();
     slab_changed_ = false;
     napi_value args[] = {Napi::Number::New(env_, static_cast<double>(count)), slab};
-    try {
-      dispatch_.MakeCallback(resource_.Value(), 2, args, *async_context_);
-    } catch (const Napi::Error& error) {
-      // The dispatcher catches protocol errors itself; anything that still
-      // escapes becomes an uncaught exception, as in node:net.
-      napi_fatal_exception(env_, error.Value());
+    napi_value result;
+    // Plain Node-API here: while a worker terminates, JavaScript cannot run
+    // and node-addon-api's error path would abort the process.
+    if (napi_make_callback(env_, static_cast<napi_async_context>(*async_context_), resource_.Value(), dispatch_.Value(), 2,
+                           args, &result) == napi_ok) {
+      return;
     }
+    napi_value error = nullptr;
+    bool pending = false;
+    napi_is_exception_pending(env_, &pending);
+    if (pending) napi_get_and_clear_last_exception(env_, &error);
+    napi_valuetype type = napi_undefined;
+    if (error) napi_typeof(env_, error, &type);
+    // The dispatcher catches protocol errors itself; anything else that
+    // escapes becomes an uncaught exception, as in node:net. A termination
+    // carries no value and needs no report.
+    if (type != napi_undefined && type != napi_null) napi_fatal_exception(env_, error);
   }
 
   Slab fresh_slab() override {
@@ -125,21 +137,34 @@ class Core final : public Sink {
   std::vector<uv_handle_t*> handles() { return {handle(&poll_), handle(&timer_), handle(&prepare_)}; }
   static Core* from(void* h) { return static_cast<Core*>(static_cast<uv_handle_t*>(h)->data); }
 
+  // Destroys the loop (its backend and reserve fds) unless it is on the stack,
+  // in which case the callback that entered it does so on the way out.
+  void release_loop() {
+    if (running_ == 0) loop_.reset();
+  }
+
+  template <typename Step>
+  void run(Step step) {
+    Napi::HandleScope scope(env_);
+    if (closed_) return;
+    running_++;
+    step(*loop_);
+    running_--;
+    if (closed_) {
+      release_loop();
+    } else {
+      sync();
+    }
+  }
+
   static void on_poll(uv_poll_t* h, int, int) {
-    Core* core = from(h);
-    Napi::HandleScope scope(core->env_);
-    if (core->closed_) return;
-    core->loop_->poll();
-    core->sync();
+    from(h)->run([](Loop& loop) { loop.poll(); });
   }
 
   static void on_timer(uv_timer_t* h) {
     Core* core = from(h);
-    Napi::HandleScope scope(core->env_);
-    if (core->closed_) return;
     core->armed_deadline_ = TimerHeap::kNever;  // one-shot: it is no longer armed
-    core->loop_->run_timers();
-    core->sync();
+    core->run([](Loop& loop) { loop.run_timers(); });
   }
 
   static void on_prepare(uv_prepare_t* h) {
@@ -174,6 +199,7 @@ class Core final : public Sink {
   uv_prepare_t prepare_{};
   uint64_t armed_deadline_ = TimerHeap::kNever;
   bool poll_ref_ = false;
+  int running_ = 0;  // depth of loop calls on the stack
   bool closed_ = false;
   bool wrapper_alive_ = true;
   int open_handles_ = 3;

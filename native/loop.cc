@@ -162,7 +162,7 @@ int64_t Loop::write(uint64_t packed, const iovec* chunks, int count) {
   Id id;
   Conn* c = find(packed, &id);
   if (!c || c->kind != Kind::kStream) return -EBADF;
-  if (c->state == State::kClosing || c->end_requested) return -EPIPE;
+  if (c->state == State::kClosing || c->end_requested || c->close_requested) return -EPIPE;
   size_t total = total_length(chunks, count);
   if (c->error || total == 0) return static_cast<int64_t>(c->queue.size());
   size_t sent = 0;
@@ -200,14 +200,17 @@ int Loop::close(uint64_t packed) {
   Id id;
   Conn* c = find(packed, &id);
   if (!c) return -EBADF;
-  if (c->kind == Kind::kListener || c->queue.empty() || c->error ||
-      c->state == State::kConnecting) {
+  if (c->kind == Kind::kListener || c->queue.empty() || c->error) {
     release(id, c, false, 0);
     return 1;
   }
-  c->state = State::kClosing;
   c->reading = false;
-  mark_dirty(id, c);
+  if (c->state == State::kConnecting) {
+    c->close_requested = true;  // the queued bytes go out once connected
+  } else {
+    c->state = State::kClosing;
+    mark_dirty(id, c);
+  }
   return 0;
 }
 
@@ -312,7 +315,8 @@ void Loop::on_listener_ready(Id listener) {
     if (tcp) reactor::set_no_delay(fd, true);
     int64_t packed = adopt(fd, Kind::kStream, State::kOpen, tcp);
     if (packed < 0) continue;
-    emit(kAccepted, Id::unpack(static_cast<uint64_t>(packed)), static_cast<int32_t>(listener.slot));
+    emit(kAccepted, Id::unpack(static_cast<uint64_t>(packed)), static_cast<int32_t>(listener.slot),
+         static_cast<int32_t>(listener.gen));
   }
 }
 
@@ -337,9 +341,15 @@ void Loop::on_connect_ready(Id id, Conn* c) {
     release(id, c, true, error);
     return;
   }
+  mark_dirty(id, c);
+  if (c->close_requested) {
+    // Closed while connecting: deliver what was queued, then kClosed(0).
+    c->state = State::kClosing;
+    flush(id, c);
+    return;
+  }
   c->state = State::kOpen;
   c->reading = true;
-  mark_dirty(id, c);
   // Writes and an end() issued while connecting go out now.
   if (!(c->queue.empty() ? after_drain(id, c) : flush(id, c))) return;
   emit(kConnected, id);

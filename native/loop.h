@@ -32,7 +32,7 @@ struct Record {
 };
 
 enum RecordKind : int32_t {
-  kAccepted = 1,   // a: listener slot
+  kAccepted = 1,   // a, b: the listener's slot and generation
   kConnected = 2,  // an outgoing connect completed
   kData = 3,       // a: offset in the current slab, b: length
   kEof = 4,        // the peer shut down its write side; reading stopped
@@ -129,7 +129,8 @@ class Loop {
     State state = State::kOpen;
     bool tcp = false;
     bool reading = false;
-    bool end_requested = false;  // shut down the write side once flushed
+    bool end_requested = false;    // shut down the write side once flushed
+    bool close_requested = false;  // close() while connecting: close once connected and flushed
     bool write_shut = false;
     bool peer_ended = false;
     bool dirty = false;

@@ -46,7 +46,7 @@ export const nativeBackends: readonly string[] = Object.freeze([...binding.backe
 // Record layout (native/loop.h): kind, slot, generation, a, b.
 export const RECORD_WORDS = 5;
 export const enum RecordKind {
-  Accepted = 1, // a: listener slot
+  Accepted = 1, // a, b: listener slot and generation
   Connected = 2,
   Data = 3, // a: offset in the slab, b: length
   Eof = 4,

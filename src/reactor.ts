@@ -82,7 +82,9 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
   readonly #onError: ((error: unknown) => void) | undefined;
   // Indexed by native slot; an entry is checked against the record's identity.
   readonly #transports: (Transport | undefined)[] = [];
-  readonly #timers: (DelayedCall | undefined)[] = [];
+  // Keyed by full identity: a timer slot freed natively can be reused by a
+  // new call before JavaScript has run the old one's record.
+  readonly #timers = new Map<number, DelayedCall>();
   readonly #listeners = new Map<number, Listener>();
   readonly #connecting = new Map<Transport, PendingConnect>();
 
@@ -187,7 +189,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
     const id = this.native.timerStart(delay);
     if (id < 0) throw systemError(-id, 'callLater');
     const call = new DelayedCall(this, id, fn as (...args: unknown[]) => void, args);
-    this.#timers[id % 0x1000000] = call;
+    this.#timers.set(id, call);
     return call;
   }
 
@@ -203,9 +205,9 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
     const reason = reactorClosed();
     for (const transport of this.#transports) transport?.dropped(reason);
     for (const listener of this.#listeners.values()) listener.stopped();
-    for (const call of this.#timers) call?.deactivate();
+    for (const call of this.#timers.values()) call.deactivate();
     this.#listeners.clear();
-    this.#timers.length = 0;
+    this.#timers.clear();
   }
 
   // ---- hosts' callbacks ----
@@ -229,12 +231,19 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
     const protocol = transport.protocol;
     if (!protocol?.connectionLost) return;
     if (now) protocol.connectionLost(reason, transport);
-    else process.nextTick(() => this.#guard(transport, () => protocol.connectionLost!(reason, transport)));
+    else
+      process.nextTick(() => {
+        try {
+          protocol.connectionLost!(reason, transport);
+        } catch (error) {
+          this.#failed(undefined, error);
+        }
+      });
   }
 
   /** @internal */
   closeListener(listener: Listener): void {
-    this.#listeners.delete(listener.id % 0x1000000);
+    this.#listeners.delete(listener.id);
     this.native.close(listener.id);
   }
 
@@ -242,13 +251,20 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
   timerCancel(call: DelayedCall): void {
     this.checkOpen();
     this.native.timerCancel(call.id);
-    this.#timers[call.id % 0x1000000] = undefined;
+    this.#timers.delete(call.id);
   }
 
   /** @internal */
   timerReset(call: DelayedCall, delayMs: number): void {
     this.checkOpen();
-    this.native.timerReset(call.id, delayMs);
+    if (this.native.timerReset(call.id, delayMs) === 1) return;
+    // Already due in the batch being dispatched: its record is now skipped
+    // and the call gets a fresh native timer.
+    const id = this.native.timerStart(delayMs);
+    if (id < 0) throw systemError(-id, 'callLater');
+    this.#timers.delete(call.id);
+    call.id = id;
+    this.#timers.set(id, call);
   }
 
   // ---- internals ----
@@ -258,7 +274,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
     const address: Address =
       typeof raw === 'number' ? { address: '', port: 0, family: 'unix' } : toAddress(raw);
     const listener = new Listener(this, id, factory, address);
-    this.#listeners.set(id % 0x1000000, listener);
+    this.#listeners.set(id, listener);
     return listener;
   }
 
@@ -270,65 +286,69 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
     return new Promise((resolve, reject) => this.#connecting.set(transport, { resolve, reject, target }));
   }
 
-  /** Walks one batch of records; see RecordKind. */
+  /** Walks one batch of records; see RecordKind. A throw is confined to its record. */
   #dispatch(count: number, slab: ArrayBuffer | undefined): void {
     if (slab !== undefined) this.#slab = Buffer.from(slab);
     const records = this.#records;
-    for (let at = 0, end = count * RECORD_WORDS; at < end; at += RECORD_WORDS) {
+    for (let at = 0, end = count * RECORD_WORDS; at < end && !this.#closed; at += RECORD_WORDS) {
       const kind = records[at]!;
       const slot = records[at + 1]!;
       const id = packId(slot, records[at + 2]!);
-      if (kind === RecordKind.Timer) {
-        const call = this.#timers[slot];
-        if (call === undefined || call.id !== id) continue;
-        this.#timers[slot] = undefined;
-        this.#guard(undefined, () => call.fire());
-        continue;
-      }
-      if (kind === RecordKind.Accepted) {
-        this.#accept(id, slot, records[at + 3]!);
-        continue;
-      }
-      const transport = this.#transports[slot];
-      if (transport === undefined || transport.id !== id) continue;
-      switch (kind) {
-        case RecordKind.Data: {
-          const offset = records[at + 3]!;
-          const data = this.#slab.subarray(offset, offset + records[at + 4]!);
-          this.#guard(transport, () => transport.protocol!.dataReceived(data, transport));
-          break;
-        }
-        case RecordKind.Connected:
-          this.#guard(transport, () => this.#connected(transport));
-          break;
-        case RecordKind.Eof:
-          this.#guard(transport, () => transport.peerEnded());
-          break;
-        case RecordKind.Closed:
-          this.#guard(transport, () => transport.lost(records[at + 3]!));
-          break;
+      try {
+        this.#handle(kind, slot, id, records[at + 3]!, records[at + 4]!);
+      } catch (error) {
+        const transport = kind === RecordKind.Timer ? undefined : this.#transports[slot];
+        this.#failed(transport?.id === id ? transport : undefined, error);
       }
     }
   }
 
-  #accept(id: number, slot: number, listenerSlot: number): void {
-    const listener = this.#listeners.get(listenerSlot);
+  #handle(kind: number, slot: number, id: number, a: number, b: number): void {
+    if (kind === RecordKind.Timer) {
+      const call = this.#timers.get(id);
+      if (call === undefined) return;
+      this.#timers.delete(id);
+      call.fire();
+      return;
+    }
+    if (kind === RecordKind.Accepted) {
+      this.#accept(id, slot, packId(a, b));
+      return;
+    }
+    const transport = this.#transports[slot];
+    if (transport === undefined || transport.id !== id) return;
+    switch (kind) {
+      case RecordKind.Data:
+        transport.protocol!.dataReceived(this.#slab.subarray(a, a + b), transport);
+        break;
+      case RecordKind.Connected:
+        this.#connected(transport);
+        break;
+      case RecordKind.Eof:
+        transport.peerEnded();
+        break;
+      case RecordKind.Closed:
+        transport.lost(a);
+        break;
+    }
+  }
+
+  #accept(id: number, slot: number, listenerId: number): void {
+    const listener = this.#listeners.get(listenerId);
     const transport = new Transport(this, id, 'open');
     this.#transports[slot] = transport;
     if (listener === undefined) {
       transport.abort(); // its listener closed earlier in this batch
       return;
     }
-    this.#guard(transport, () => {
-      const protocol = listener.factory(transport);
-      if (protocol == null) {
-        transport.close();
-        return;
-      }
-      validateProtocol(protocol);
-      transport.protocol = protocol;
-      protocol.connectionMade?.(transport);
-    });
+    const protocol = listener.factory(transport);
+    if (protocol == null) {
+      transport.close();
+      return;
+    }
+    validateProtocol(protocol);
+    transport.protocol = protocol;
+    protocol.connectionMade?.(transport);
   }
 
   #connected(transport: Transport): void {
@@ -342,18 +362,14 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
     }
   }
 
-  /** Runs a protocol or timer callback; a throw aborts its connection and is reported. */
-  #guard(transport: Transport | undefined, fn: () => void): void {
-    try {
-      fn();
-    } catch (error) {
-      if (transport !== undefined && transport.state !== 'closed' && !this.#closed) transport.abort();
-      if (this.#onError) this.#onError(error);
-      else
-        process.nextTick(() => {
-          throw error;
-        });
-    }
+  /** A protocol or timer callback threw: abort its connection and report the error. */
+  #failed(transport: Transport | undefined, error: unknown): void {
+    if (transport !== undefined && transport.state !== 'closed' && !this.#closed) transport.abort();
+    if (this.#onError) this.#onError(error);
+    else
+      process.nextTick(() => {
+        throw error;
+      });
   }
 }
 

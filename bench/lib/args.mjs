@@ -1,0 +1,79 @@
+// Command-line options of `npm run bench`.
+import { parseArgs } from 'node:util';
+
+export const SERVER_NAMES = ['reactor', 'net', 'c'];
+export const USAGE = `usage: npm run bench -- [options]
+  --quick              a short run (< 30 s): fewer connections, shorter rounds
+  --json               print the results as JSON instead of a table
+  --servers LIST       comma-separated: ${SERVER_NAMES.join(',')} (default: all)
+  --scenarios LIST     comma-separated scenario names (default: all; see --list)
+  --list               print the scenario names and exit
+  --duration SECONDS   measured seconds per server per scenario, split over the rounds
+  --warmup SECONDS     unmeasured load before each measured round
+  --rounds N           rounds per scenario; servers alternate order each round
+  --backend NAME       native-reactor backend for the server under test (default: auto)
+  --results DIR        where the HTML chart and JSON go (default: bench/results)
+  --help`;
+
+/** Thrown for bad options; run.mjs prints the message and the usage. */
+export class UsageError extends Error {}
+
+function positiveNumber(value, name, { integer = false } = {}) {
+  const n = Number(value);
+  if (value === undefined || value === '' || !Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new UsageError(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got ${value}`);
+  }
+  return n;
+}
+
+function list(value, allowed, name) {
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) throw new UsageError(`--${name} needs at least one name`);
+  for (const item of items) {
+    if (!allowed.includes(item)) throw new UsageError(`--${name}: unknown "${item}" (known: ${allowed.join(', ')})`);
+  }
+  return items;
+}
+
+/**
+ * Parses argv (without node and the script). `scenarioNames` are the names
+ * --scenarios may pick from.
+ */
+export function parseBenchArgs(argv, scenarioNames) {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        quick: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        list: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+        servers: { type: 'string' },
+        scenarios: { type: 'string' },
+        duration: { type: 'string' },
+        warmup: { type: 'string' },
+        rounds: { type: 'string' },
+        backend: { type: 'string' },
+        results: { type: 'string' },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError(error.message);
+  }
+  const quick = values.quick;
+  return {
+    quick,
+    json: values.json,
+    list: values.list,
+    help: values.help,
+    servers: values.servers === undefined ? [...SERVER_NAMES] : list(values.servers, SERVER_NAMES, 'servers'),
+    scenarios: values.scenarios === undefined ? [...scenarioNames] : list(values.scenarios, scenarioNames, 'scenarios'),
+    duration: values.duration === undefined ? (quick ? 0.6 : 4) : positiveNumber(values.duration, 'duration'),
+    warmup: values.warmup === undefined ? (quick ? 0.2 : 0.5) : positiveNumber(values.warmup, 'warmup'),
+    rounds: values.rounds === undefined ? (quick ? 1 : 2) : positiveNumber(values.rounds, 'rounds', { integer: true }),
+    backend: values.backend ?? 'auto',
+    results: values.results ?? 'bench/results',
+  };
+}

@@ -1,0 +1,1009 @@
+// Reactor loop tests: a real epoll poller, loopback sockets only, every wait
+// bounded by a deadline. A TestSink keeps every record and every slab, so the
+// bytes of each kData record can be checked both when delivered and later
+// (slabs must never be overwritten).
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../loop.h"
+#include "../poller.h"
+#include "test_framework.h"
+
+using namespace reactor;
+
+namespace {
+
+uint64_t packed_of(const Record& r) {
+  return Id{static_cast<uint32_t>(r.slot), static_cast<uint32_t>(r.gen)}.packed();
+}
+
+uint32_t slot_of(uint64_t packed) { return Id::unpack(packed).slot; }
+
+std::string pattern(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  uint32_t x = seed * 2654435761u + 1;
+  for (size_t i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    s[i] = static_cast<char>(x);
+  }
+  return s;
+}
+
+int count_fds() {
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir) return -1;
+  int n = 0;
+  while (dirent* entry = readdir(dir)) {
+    if (entry->d_name[0] != '.') n++;
+  }
+  closedir(dir);
+  return n;
+}
+
+class TestSink final : public Sink {
+ public:
+  struct Piece {
+    size_t slab;
+    size_t offset;
+    size_t length;
+  };
+
+  explicit TestSink(size_t slab_size) : slab_size_(slab_size) {}
+
+  void deliver(const Record* records, size_t count) override {
+    deliveries++;
+    if (count == 0) empty_deliveries++;
+    for (size_t i = 0; i < count; i++) {
+      const Record r = records[i];
+      this->records.push_back(r);
+      if (r.kind == kData) {
+        if (slabs.empty() || r.a < 0 || r.b <= 0 ||
+            static_cast<size_t>(r.a) + static_cast<size_t>(r.b) > slab_size_) {
+          bad_data_records++;
+        } else {
+          const char* base = reinterpret_cast<const char*>(slabs.back().get());
+          received[packed_of(r)].append(base + r.a, static_cast<size_t>(r.b));
+          pieces[packed_of(r)].push_back(
+              {slabs.size() - 1, static_cast<size_t>(r.a), static_cast<size_t>(r.b)});
+          all_pieces.push_back(
+              {slabs.size() - 1, static_cast<size_t>(r.a), static_cast<size_t>(r.b)});
+        }
+      }
+      if (hook) hook(r);
+    }
+  }
+
+  Slab fresh_slab() override {
+    slabs.emplace_back(new uint8_t[slab_size_]);
+    std::memset(slabs.back().get(), 0xEE, slab_size_);
+    return {slabs.back().get(), slab_size_};
+  }
+
+  // The bytes of a connection re-read from the slabs now (they must not have
+  // been overwritten since delivery).
+  std::string from_slabs(uint64_t id) const {
+    std::string out;
+    auto it = pieces.find(id);
+    if (it == pieces.end()) return out;
+    for (const Piece& p : it->second) {
+      out.append(reinterpret_cast<const char*>(slabs[p.slab].get()) + p.offset, p.length);
+    }
+    return out;
+  }
+
+  // Every region handed out is inside its slab and no two overlap.
+  bool pieces_disjoint() const {
+    std::map<size_t, std::vector<std::pair<size_t, size_t>>> by_slab;
+    for (const Piece& p : all_pieces) by_slab[p.slab].push_back({p.offset, p.offset + p.length});
+    for (auto& entry : by_slab) {
+      auto& v = entry.second;
+      std::sort(v.begin(), v.end());
+      for (size_t i = 1; i < v.size(); i++) {
+        if (v[i].first < v[i - 1].second) return false;
+      }
+    }
+    return true;
+  }
+
+  const uint8_t* current_slab() const { return slabs.empty() ? nullptr : slabs.back().get(); }
+
+  std::vector<Record> records;
+  std::map<uint64_t, std::string> received;
+  std::map<uint64_t, std::vector<Piece>> pieces;
+  std::vector<Piece> all_pieces;
+  std::vector<std::unique_ptr<uint8_t[]>> slabs;
+  size_t deliveries = 0;
+  size_t empty_deliveries = 0;
+  int bad_data_records = 0;
+  std::function<void(const Record&)> hook;
+
+ private:
+  size_t slab_size_;
+};
+
+struct Harness {
+  explicit Harness(size_t record_capacity = 256, LoopLimits limits = {},
+                   size_t slab_size = 256 * 1024)
+      : sink(slab_size), buffer(record_capacity) {
+    std::string error;
+    std::unique_ptr<Poller> poller = make_poller("epoll", &error);
+    if (poller) {
+      loop = std::make_unique<Loop>(std::move(poller), &sink, buffer.data(), buffer.size(),
+                                    limits);
+    }
+  }
+
+  // One bounded iteration: wait on the poller fd, then one wake-up and timers.
+  void step(int wait_ms) {
+    loop->prepare_wait();
+    pollfd p{loop->pollable_fd(), POLLIN, 0};
+    ::poll(&p, 1, wait_ms);
+    loop->poll();
+    loop->run_timers();
+  }
+
+  template <typename Pred>
+  bool pump_until(Pred pred, int timeout_ms = 5000) {
+    uint64_t deadline = Loop::now_ms() + static_cast<uint64_t>(timeout_ms);
+    for (;;) {
+      if (pred()) return true;
+      uint64_t now = Loop::now_ms();
+      if (now >= deadline) return pred();
+      step(static_cast<int>(std::min<uint64_t>(10, deadline - now)));
+    }
+  }
+
+  void pump_for(int ms) {
+    uint64_t deadline = Loop::now_ms() + static_cast<uint64_t>(ms);
+    for (uint64_t now = Loop::now_ms(); now < deadline; now = Loop::now_ms()) {
+      step(static_cast<int>(std::min<uint64_t>(5, deadline - now)));
+    }
+  }
+
+  const Record* find(int32_t kind, uint64_t id, size_t from = 0) const {
+    for (size_t i = from; i < sink.records.size(); i++) {
+      const Record& r = sink.records[i];
+      if (r.kind == kind && packed_of(r) == id) return &r;
+    }
+    return nullptr;
+  }
+  bool has(int32_t kind, uint64_t id) const { return find(kind, id) != nullptr; }
+  size_t count(int32_t kind, uint64_t id) const {
+    size_t n = 0;
+    for (const Record& r : sink.records) n += r.kind == kind && packed_of(r) == id;
+    return n;
+  }
+  size_t count_kind(int32_t kind) const {
+    size_t n = 0;
+    for (const Record& r : sink.records) n += r.kind == kind;
+    return n;
+  }
+  // The record kinds for one id, in order, with consecutive kData collapsed.
+  std::vector<int32_t> kinds(uint64_t id) const {
+    std::vector<int32_t> out;
+    for (const Record& r : sink.records) {
+      if (packed_of(r) != id || r.kind == kTimer) continue;
+      if (r.kind == kData && !out.empty() && out.back() == kData) continue;
+      out.push_back(r.kind);
+    }
+    return out;
+  }
+  size_t received_size(uint64_t id) const {
+    auto it = sink.received.find(id);
+    return it == sink.received.end() ? 0 : it->second.size();
+  }
+  std::string received(uint64_t id) const {
+    auto it = sink.received.find(id);
+    return it == sink.received.end() ? std::string() : it->second;
+  }
+
+  int64_t write(uint64_t id, const std::string& bytes) {
+    iovec chunk{const_cast<char*>(bytes.data()), bytes.size()};
+    return loop->write(id, &chunk, 1);
+  }
+
+  int local_port(uint64_t id) {
+    SocketAddress address;
+    return loop->address(id, false, &address) == 0 ? address.port : -1;
+  }
+
+  TestSink sink;
+  std::vector<Record> buffer;
+  std::unique_ptr<Loop> loop;
+};
+
+struct Pair {
+  uint64_t listener = 0;
+  uint64_t client = 0;
+  uint64_t server = 0;
+  bool ok = false;
+};
+
+// Connects `client` (already started) to `listener` and waits for both the
+// kAccepted and the kConnected record.
+bool finish_pair(Harness& h, Pair* p, size_t mark) {
+  const Record* accepted = nullptr;
+  bool done = h.pump_until([&] {
+    accepted = nullptr;
+    for (size_t i = mark; i < h.sink.records.size(); i++) {
+      const Record& r = h.sink.records[i];
+      if (r.kind == kAccepted && static_cast<uint32_t>(r.a) == slot_of(p->listener)) {
+        accepted = &r;
+      }
+    }
+    return accepted != nullptr && h.has(kConnected, p->client);
+  });
+  if (!done) return false;
+  p->server = packed_of(*accepted);
+  p->ok = true;
+  return true;
+}
+
+Pair tcp_pair(Harness& h, int64_t listener = -1) {
+  Pair p;
+  if (listener < 0) listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
+  if (listener < 0) return p;
+  p.listener = static_cast<uint64_t>(listener);
+  int port = h.local_port(p.listener);
+  if (port <= 0) return p;
+  size_t mark = h.sink.records.size();
+  int64_t client = h.loop->connect_tcp("127.0.0.1", port);
+  if (client < 0) return p;
+  p.client = static_cast<uint64_t>(client);
+  finish_pair(h, &p, mark);
+  return p;
+}
+
+std::string temp_socket_path(const char* tag) {
+  static int counter = 0;
+  return "/tmp/native-reactor-test-" + std::to_string(getpid()) + "-" + tag + "-" +
+         std::to_string(counter++) + ".sock";
+}
+
+bool path_exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+// ============================================================================
+
+TEST(loop_backend) {
+  std::string error;
+  CHECK(make_poller("no-such-backend", &error) == nullptr);
+  CHECK_EQ(error, std::string("ERR_REACTOR_BACKEND_UNAVAILABLE"));
+  std::vector<std::string> names = available_backends();
+  CHECK(std::find(names.begin(), names.end(), "epoll") != names.end());
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  CHECK_EQ(std::string(h.loop->backend()), std::string("epoll"));
+  CHECK(h.loop->pollable_fd() >= 0);
+  CHECK_EQ(h.loop->live_handles(), 0u);
+  CHECK_EQ(h.loop->poll(), 0);  // nothing registered: no events
+  CHECK_EQ(h.sink.records.size(), 0u);
+}
+
+TEST(loop_tcp_accept_connect_and_addresses) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  // A first listener takes slot 0, so kAccepted's listener slot is non-trivial.
+  int64_t other = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
+  REQUIRE(other >= 0);
+  Pair p = tcp_pair(h);
+  REQUIRE(p.ok);
+  CHECK(slot_of(p.listener) != slot_of(static_cast<uint64_t>(other)));
+  CHECK_EQ(h.loop->close(static_cast<uint64_t>(other)), 1);
+  CHECK_EQ(h.count(kConnected, p.client), 1u);
+  CHECK_EQ(h.count(kAccepted, p.server), 1u);
+  CHECK_EQ(h.find(kAccepted, p.server)->a, static_cast<int32_t>(slot_of(p.listener)));
+  CHECK(!h.has(kConnected, p.server));  // accepted connections are open at once
+  CHECK(p.client != p.server && p.server != p.listener && p.client != p.listener);
+  CHECK_EQ(h.loop->live_handles(), 3u);
+
+  SocketAddress listen_addr, client_local, client_peer, server_local, server_peer;
+  REQUIRE(h.loop->address(p.listener, false, &listen_addr) == 0);
+  REQUIRE(h.loop->address(p.client, false, &client_local) == 0);
+  REQUIRE(h.loop->address(p.client, true, &client_peer) == 0);
+  REQUIRE(h.loop->address(p.server, false, &server_local) == 0);
+  REQUIRE(h.loop->address(p.server, true, &server_peer) == 0);
+  CHECK_EQ(listen_addr.family, SocketAddress::kIPv4);
+  CHECK_EQ(listen_addr.address, std::string("127.0.0.1"));
+  CHECK(listen_addr.port > 0);
+  CHECK_EQ(client_peer.port, listen_addr.port);
+  CHECK_EQ(client_peer.address, std::string("127.0.0.1"));
+  CHECK_EQ(server_local.port, listen_addr.port);
+  CHECK_EQ(server_peer.port, client_local.port);
+  CHECK(client_local.port != listen_addr.port);
+  SocketAddress none;
+  CHECK(h.loop->address(p.listener, true, &none) < 0);  // a listener has no peer
+  // Options work on TCP streams and are refused for listeners.
+  CHECK_EQ(h.loop->set_no_delay(p.client, false), 0);
+  CHECK_EQ(h.loop->set_keep_alive(p.server, true, 30, 5, 3), 0);
+  CHECK_EQ(h.loop->set_no_delay(p.listener, true), -EBADF);
+}
+
+TEST(loop_data_exact_bytes_and_echo) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  Pair p = tcp_pair(h);
+  REQUIRE(p.ok);
+  std::string head = "hello, ";
+  std::string tail = pattern(256, 1) + std::string("\0\0zero", 6);
+  iovec chunks[] = {{head.data(), head.size()}, {nullptr, 0}, {tail.data(), tail.size()}};
+  CHECK_EQ(h.loop->write(p.client, chunks, 3), 0);  // everything went out at once
+  CHECK_EQ(h.loop->queued_bytes(p.client), 0);
+  std::string expected = head + tail;
+  CHECK(h.pump_until([&] { return h.received_size(p.server) >= expected.size(); }));
+  CHECK_EQ(h.received(p.server), expected);
+  CHECK_EQ(h.sink.from_slabs(p.server), expected);
+  CHECK_EQ(h.sink.bad_data_records, 0);
+
+  // Echo back.
+  CHECK_EQ(h.write(p.server, h.received(p.server)), 0);
+  CHECK(h.pump_until([&] { return h.received_size(p.client) >= expected.size(); }));
+  CHECK_EQ(h.received(p.client), expected);
+  CHECK_EQ(h.sink.from_slabs(p.client), expected);
+  CHECK(h.sink.pieces_disjoint());
+  // A zero-length write is accepted and sends nothing.
+  CHECK_EQ(h.write(p.client, std::string()), 0);
+  CHECK(!h.has(kEof, p.server));
+  CHECK(!h.has(kClosed, p.server));
+}
+
+TEST(loop_echo_from_inside_deliver) {
+  // Like the binding: the sink calls back into the loop during a delivery.
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  Pair p = tcp_pair(h);
+  REQUIRE(p.ok);
+  int write_errors = 0;
+  h.sink.hook = [&](const Record& r) {
+    if (r.kind == kData && packed_of(r) == p.server) {
+      iovec chunk{const_cast<uint8_t*>(h.sink.current_slab()) + r.a, static_cast<size_t>(r.b)};
+      if (h.loop->write(p.server, &chunk, 1) < 0) write_errors++;
+    }
+  };
+  std::string expected = pattern(300 * 1024, 2);
+  for (size_t off = 0; off < expected.size(); off += 10000) {
+    std::string piece = expected.substr(off, 10000);
+    CHECK(h.write(p.client, piece) >= 0);
+  }
+  CHECK(h.pump_until([&] { return h.received_size(p.client) >= expected.size(); }));
+  CHECK_EQ(write_errors, 0);
+  CHECK(h.received(p.client) == expected);
+  CHECK(h.sink.from_slabs(p.client) == expected);
+  CHECK(h.sink.from_slabs(p.server) == expected);
+  CHECK(h.sink.pieces_disjoint());
+}
+
+TEST(loop_end_half_close) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  Pair p = tcp_pair(h);
+  REQUIRE(p.ok);
+  CHECK_EQ(h.write(p.client, "last words"), 0);
+  CHECK_EQ(h.loop->end(p.client), 0);
+  CHECK_EQ(h.loop->end(p.client), 0);  // idempotent
+  CHECK_EQ(h.write(p.client, "more"), -EPIPE);  // write after end
+  CHECK(h.pump_until([&] { return h.has(kEof, p.server); }));
+  CHECK_EQ(h.received(p.server), std::string("last words"));
+  CHECK(!h.has(kClosed, p.server));
+  CHECK(!h.has(kClosed, p.client));
+  // Half-closed: the server can still talk to the client.
+  CHECK_EQ(h.write(p.server, "reply after eof"), 0);
+  CHECK(h.pump_until([&] { return h.received_size(p.client) >= 15; }));
+  CHECK_EQ(h.received(p.client), std::string("reply after eof"));
+  // The server ending too closes it outright (the peer had ended).
+  CHECK_EQ(h.loop->end(p.server), 1);
+  CHECK_EQ(h.write(p.server, "x"), -EBADF);
+  CHECK(h.pump_until([&] { return h.has(kClosed, p.client); }));
+  const Record* closed = h.find(kClosed, p.client);
+  REQUIRE(closed != nullptr);
+  CHECK_EQ(closed->a, 0);
+  CHECK(!h.has(kEof, p.client));  // we had ended: the close is the whole story
+  std::vector<int32_t> client_kinds = {kConnected, kData, kClosed};
+  CHECK(h.kinds(p.client) == client_kinds);
+  std::vector<int32_t> server_kinds = {kAccepted, kData, kEof};
+  CHECK(h.kinds(p.server) == server_kinds);
+  CHECK_EQ(h.loop->live_handles(), 1u);  // the listener
+  CHECK_EQ(h.loop->queued_bytes(p.client), -EBADF);
+}
+
+TEST(loop_close_with_queued_data_flushes_then_closed) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  Pair p = tcp_pair(h);
+  REQUIRE(p.ok);
+  std::string big = pattern(4 << 20, 3);
+  int64_t queued = h.write(p.client, big);
+  CHECK(queued > 0);
+  CHECK_EQ(h.loop->queued_bytes(p.client), queued);
+  CHECK_EQ(h.loop->close(p.client), 0);  // a kClosed record will follow
+  CHECK_EQ(h.write(p.client, "late"), -EPIPE);
+  CHECK_EQ(h.loop->close(p.client), 0);  // still closing
+  CHECK(h.pump_until([&] { return h.has(kClosed, p.client) && h.has(kEof, p.server); }));
+  const Record* closed = h.find(kClosed, p.client);
+  REQUIRE(closed != nullptr);
+  CHECK_EQ(closed->a, 0);
+  CHECK_EQ(h.count(kClosed, p.client), 1u);
+  CHECK(h.received(p.server) == big);
+  CHECK_EQ(h.received_size(p.server), big.size());
+  std::vector<int32_t> server_kinds = {kAccepted, kData, kEof};
+  CHECK(h.kinds(p.server) == server_kinds);
+  // Now stale.
+  CHECK_EQ(h.write(p.client, "x"), -EBADF);
+  CHECK_EQ(h.loop->close(p.client), -EBADF);
+}
+
+TEST(loop_large_write_is_queued_and_arrives_intact) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  Pair p = tcp_pair(h);
+  REQUIRE(p.ok);
+  std::string big = pattern(4 << 20, 4);
+  // Three chunks of odd sizes in one call.
+  size_t a = 1000003, b = 1;
+  iovec chunks[] = {{big.data(), a}, {big.data() + a, b}, {big.data() + a + b, big.size() - a - b}};
+  int64_t queued = h.loop->write(p.client, chunks, 3);
+  CHECK(queued > 0);
+  CHECK(queued <= static_cast<int64_t>(big.size()));
+  CHECK_EQ(h.loop->queued_bytes(p.client), queued);
+  // Further writes go behind the queue, in order, even when the socket has
+  // room again before the queue has drained.
+  std::string extra = pattern(12345, 5);
+  CHECK_EQ(h.write(p.client, extra), queued + static_cast<int64_t>(extra.size()));
+  std::string expected = big + extra;
+  uint64_t deadline = Loop::now_ms() + 5000;
+  int small_writes = 0;
+  while (h.loop->queued_bytes(p.client) > 0 && Loop::now_ms() < deadline) {
+    h.step(1);
+    int64_t before = h.loop->queued_bytes(p.client);
+    if (before <= 0) break;
+    std::string piece = pattern(100, static_cast<uint32_t>(100 + small_writes++));
+    CHECK_EQ(h.write(p.client, piece), before + 100);
+    expected += piece;
+  }
+  CHECK(small_writes > 0);
+  CHECK(h.pump_until([&] { return h.received_size(p.server) >= expected.size(); }));
+  CHECK(h.received(p.server) == expected);
+  CHECK(h.sink.from_slabs(p.server) == expected);
+  CHECK(h.sink.pieces_disjoint());
+  CHECK(h.sink.slabs.size() > 1);
+  CHECK_EQ(h.sink.bad_data_records, 0);
+  CHECK(h.pump_until([&] { return h.loop->queued_bytes(p.client) == 0; }));
+  CHECK(!h.has(kClosed, p.client));
+}
+
+TEST(loop_abort_resets_peer) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  Pair p = tcp_pair(h);
+  REQUIRE(p.ok);
+  CHECK_EQ(h.loop->abort(p.client), 1);
+  CHECK_EQ(h.loop->abort(p.client), -EBADF);
+  CHECK(h.pump_until([&] { return h.has(kClosed, p.server); }));
+  const Record* closed = h.find(kClosed, p.server);
+  REQUIRE(closed != nullptr);
+  CHECK_EQ(closed->a, ECONNRESET);
+  CHECK(!h.has(kEof, p.server));
+  CHECK(!h.has(kClosed, p.client));  // abort reports nothing for itself
+  CHECK_EQ(h.loop->live_handles(), 1u);
+}
+
+TEST(loop_write_to_closed_peer_reports_error) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  Pair p = tcp_pair(h);
+  REQUIRE(p.ok);
+  CHECK_EQ(h.loop->close(p.client), 1);  // idle: closed now, no record
+  CHECK(h.pump_until([&] { return h.has(kEof, p.server); }));
+  // Writing to a peer that has gone: a reset comes back and is reported as
+  // kClosed with an errno, never as a signal or a silent hang.
+  bool done = h.pump_until([&] {
+    if (!h.has(kClosed, p.server)) h.write(p.server, "are you there?");
+    return h.has(kClosed, p.server);
+  });
+  CHECK(done);
+  const Record* closed = h.find(kClosed, p.server);
+  REQUIRE(closed != nullptr);
+  CHECK_MSG(closed->a == ECONNRESET || closed->a == EPIPE, "errno " << closed->a);
+  CHECK(!h.has(kClosed, p.client));
+}
+
+TEST(loop_connect_refused) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
+  REQUIRE(listener >= 0);
+  int port = h.local_port(static_cast<uint64_t>(listener));
+  REQUIRE(port > 0);
+  CHECK_EQ(h.loop->close(static_cast<uint64_t>(listener)), 1);
+  int64_t client = h.loop->connect_tcp("127.0.0.1", port);
+  if (client < 0) {
+    CHECK_EQ(client, -ECONNREFUSED);  // refused synchronously is acceptable too
+    return;
+  }
+  uint64_t id = static_cast<uint64_t>(client);
+  CHECK(h.pump_until([&] { return h.has(kClosed, id); }));
+  const Record* closed = h.find(kClosed, id);
+  REQUIRE(closed != nullptr);
+  CHECK_EQ(closed->a, ECONNREFUSED);
+  CHECK(!h.has(kConnected, id));
+  CHECK_EQ(h.loop->live_handles(), 0u);
+  CHECK_EQ(h.write(id, "x"), -EBADF);
+}
+
+TEST(loop_invalid_arguments) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  CHECK_EQ(h.loop->connect_tcp("not-an-address", 80), -EINVAL);
+  CHECK_EQ(h.loop->listen_tcp("127.0.0.1", 70000, ListenOptions{}), -EINVAL);
+  CHECK_EQ(h.loop->listen_unix("", ListenOptions{}), -ENAMETOOLONG);
+  CHECK_EQ(h.loop->listen_unix(std::string(200, 'x'), ListenOptions{}), -ENAMETOOLONG);
+  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
+  REQUIRE(listener >= 0);
+  int port = h.local_port(static_cast<uint64_t>(listener));
+  CHECK_EQ(h.loop->listen_tcp("127.0.0.1", port, ListenOptions{}), -EADDRINUSE);
+  std::string missing = temp_socket_path("missing");
+  ::unlink(missing.c_str());
+  int64_t c = h.loop->connect_unix(missing);
+  if (c >= 0) {
+    CHECK(h.pump_until([&] { return h.has(kClosed, static_cast<uint64_t>(c)); }));
+  } else {
+    CHECK_EQ(c, -ENOENT);
+  }
+  CHECK_EQ(h.loop->live_handles(), 1u);
+}
+
+TEST(loop_stale_ids_return_ebadf) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  Pair p = tcp_pair(h);
+  REQUIRE(p.ok);
+  CHECK_EQ(h.loop->close(p.client), 1);  // nothing queued: closed at once
+  iovec chunk{const_cast<char*>("x"), 1};
+  SocketAddress address;
+  CHECK_EQ(h.loop->write(p.client, &chunk, 1), -EBADF);
+  CHECK_EQ(h.loop->close(p.client), -EBADF);
+  CHECK_EQ(h.loop->end(p.client), -EBADF);
+  CHECK_EQ(h.loop->abort(p.client), -EBADF);
+  CHECK_EQ(h.loop->queued_bytes(p.client), -EBADF);
+  CHECK_EQ(h.loop->set_no_delay(p.client, true), -EBADF);
+  CHECK_EQ(h.loop->set_keep_alive(p.client, true, 1, 1, 1), -EBADF);
+  CHECK_EQ(h.loop->address(p.client, false, &address), -EBADF);
+  // A new connection takes the freed slot with a new generation; the old id
+  // still reaches nothing.
+  Pair q = tcp_pair(h, static_cast<int64_t>(p.listener));
+  REQUIRE(q.ok);
+  CHECK(slot_of(q.client) == slot_of(p.client) || slot_of(q.server) == slot_of(p.client));
+  CHECK_EQ(h.loop->write(p.client, &chunk, 1), -EBADF);
+  CHECK_EQ(h.loop->close(p.client), -EBADF);
+  CHECK_EQ(h.loop->write(q.client, &chunk, 1), 0);
+  // Listeners are not streams.
+  CHECK_EQ(h.loop->write(p.listener, &chunk, 1), -EBADF);
+  CHECK_EQ(h.loop->end(p.listener), -EBADF);
+  CHECK_EQ(h.loop->close(p.listener), 1);
+  CHECK_EQ(h.loop->close(p.listener), -EBADF);
+  // Ids never issued.
+  CHECK_EQ(h.loop->close(Id{4000, 0}.packed()), -EBADF);
+  CHECK_EQ(h.loop->write(Id{slot_of(q.client), 77}.packed(), &chunk, 1), -EBADF);
+  // The existing connection survived its listener.
+  CHECK(h.pump_until([&] { return h.received_size(q.server) >= 1; }));
+}
+
+TEST(loop_write_and_end_while_connecting) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
+  REQUIRE(listener >= 0);
+  Pair p;
+  p.listener = static_cast<uint64_t>(listener);
+  size_t mark = h.sink.records.size();
+  int64_t client = h.loop->connect_tcp("127.0.0.1", h.local_port(p.listener));
+  REQUIRE(client >= 0);
+  p.client = static_cast<uint64_t>(client);
+  std::string early = "sent before the connect completed";
+  CHECK_EQ(h.write(p.client, early), static_cast<int64_t>(early.size()));  // queued
+  CHECK_EQ(h.loop->end(p.client), 0);
+  REQUIRE(finish_pair(h, &p, mark));
+  CHECK(h.pump_until([&] { return h.has(kEof, p.server); }));
+  CHECK_EQ(h.received(p.server), early);
+  std::vector<int32_t> server_kinds = {kAccepted, kData, kEof};
+  CHECK(h.kinds(p.server) == server_kinds);
+}
+
+TEST(loop_close_while_connecting_keeps_queued_writes) {
+  // Loop::close is documented as "closes once the queue is flushed" (and
+  // Transport.close as "closes after everything queued is sent"). Bytes
+  // written while the connect is in flight must therefore still arrive.
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
+  REQUIRE(listener >= 0);
+  int64_t client = h.loop->connect_tcp("127.0.0.1", h.local_port(static_cast<uint64_t>(listener)));
+  REQUIRE(client >= 0);
+  uint64_t id = static_cast<uint64_t>(client);
+  std::string early = "GET / HTTP/1.0\r\n\r\n";
+  CHECK_EQ(h.write(id, early), static_cast<int64_t>(early.size()));
+  CHECK_EQ(h.loop->close(id), 0);  // data is queued: a kClosed record must follow
+  uint64_t server = 0;
+  h.pump_until([&] {
+    for (const Record& r : h.sink.records) {
+      if (r.kind == kAccepted) server = packed_of(r);
+    }
+    return server != 0 && (h.has(kEof, server) || h.has(kClosed, server));
+  });
+  CHECK(server != 0);
+  CHECK_EQ(h.received(server), early);
+}
+
+TEST(loop_timers_fire_in_order) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  std::vector<std::pair<uint64_t, uint64_t>> fired;  // id, time
+  h.sink.hook = [&](const Record& r) {
+    if (r.kind == kTimer) fired.push_back({packed_of(r), Loop::now_ms()});
+  };
+  uint64_t t0 = Loop::now_ms();
+  int64_t a = h.loop->timer_start(300);
+  int64_t b = h.loop->timer_start(100);
+  int64_t c = h.loop->timer_start(200);
+  int64_t d = h.loop->timer_start(100);
+  int64_t e = h.loop->timer_start(250);
+  int64_t f = h.loop->timer_start(400);
+  int64_t g = h.loop->timer_start(100000);
+  REQUIRE(a >= 0 && b >= 0 && c >= 0 && d >= 0 && e >= 0 && f >= 0 && g >= 0);
+  CHECK_EQ(h.loop->pending_timers(), 7u);
+  CHECK(h.loop->next_timer_deadline() >= t0 + 100);
+  CHECK(h.loop->next_timer_deadline() <= Loop::now_ms() + 100);
+  CHECK(h.loop->timer_cancel(static_cast<uint64_t>(e)));
+  CHECK(!h.loop->timer_cancel(static_cast<uint64_t>(e)));
+  CHECK(!h.loop->timer_reset(static_cast<uint64_t>(e), 10));
+  CHECK(h.loop->timer_reset(static_cast<uint64_t>(f), 30));  // now first
+  CHECK_EQ(h.loop->pending_timers(), 6u);
+  h.loop->run_timers();
+  CHECK_EQ(h.count_kind(kTimer), 0u);  // nothing due yet
+  CHECK(h.pump_until([&] { return fired.size() >= 5; }, 3000));
+  h.pump_for(30);
+  std::vector<uint64_t> order;
+  for (auto& entry : fired) order.push_back(entry.first);
+  std::vector<uint64_t> expected = {static_cast<uint64_t>(f), static_cast<uint64_t>(b),
+                                    static_cast<uint64_t>(d), static_cast<uint64_t>(c),
+                                    static_cast<uint64_t>(a)};
+  CHECK(order == expected);
+  // None fired early.
+  std::map<uint64_t, uint64_t> delays = {{static_cast<uint64_t>(a), 300},
+                                         {static_cast<uint64_t>(b), 100},
+                                         {static_cast<uint64_t>(c), 200},
+                                         {static_cast<uint64_t>(d), 100},
+                                         {static_cast<uint64_t>(f), 30}};
+  for (auto& entry : fired) {
+    CHECK_MSG(entry.second >= t0 + delays[entry.first],
+              "timer fired after " << entry.second - t0 << " ms, delay " << delays[entry.first]);
+  }
+  // Fired timers are stale; the long one is still pending.
+  CHECK(!h.loop->timer_cancel(static_cast<uint64_t>(b)));
+  CHECK(!h.loop->timer_reset(static_cast<uint64_t>(a), 5));
+  CHECK_EQ(h.loop->pending_timers(), 1u);
+  CHECK(h.loop->timer_cancel(static_cast<uint64_t>(g)));
+  CHECK_EQ(h.loop->pending_timers(), 0u);
+  CHECK_EQ(h.loop->next_timer_deadline(), TimerHeap::kNever);
+  CHECK_EQ(h.loop->live_handles(), 0u);  // timers are not handles
+  // A zero-delay timer is due at once.
+  int64_t z = h.loop->timer_start(0);
+  h.loop->run_timers();
+  CHECK(!fired.empty() && fired.back().first == static_cast<uint64_t>(z));
+}
+
+TEST(loop_unix_round_trip_and_unlink) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  std::string path = temp_socket_path("unix");
+  ::unlink(path.c_str());
+  int64_t listener = h.loop->listen_unix(path, ListenOptions{});
+  REQUIRE(listener >= 0);
+  CHECK(path_exists(path));
+  // A second listener on the same path fails and must not unlink the first's.
+  CHECK_EQ(h.loop->listen_unix(path, ListenOptions{}), -EADDRINUSE);
+  CHECK(path_exists(path));
+  SocketAddress address;
+  CHECK_EQ(h.loop->address(static_cast<uint64_t>(listener), false, &address), 0);
+  CHECK_EQ(address.family, SocketAddress::kUnix);
+  CHECK_EQ(address.address, path);
+
+  Pair p;
+  p.listener = static_cast<uint64_t>(listener);
+  size_t mark = h.sink.records.size();
+  int64_t client = h.loop->connect_unix(path);
+  REQUIRE(client >= 0);
+  p.client = static_cast<uint64_t>(client);
+  REQUIRE(finish_pair(h, &p, mark));
+  CHECK_EQ(h.loop->set_no_delay(p.client, true), 0);  // a no-op for Unix sockets
+  std::string ping = pattern(100000, 6), pong = "pong";
+  CHECK(h.write(p.client, ping) >= 0);
+  CHECK(h.pump_until([&] { return h.received_size(p.server) >= ping.size(); }));
+  CHECK(h.received(p.server) == ping);
+  CHECK_EQ(h.write(p.server, pong), 0);
+  CHECK(h.pump_until([&] { return h.received_size(p.client) >= pong.size(); }));
+  CHECK_EQ(h.received(p.client), pong);
+
+  CHECK_EQ(h.loop->close(p.listener), 1);
+  CHECK(!path_exists(path));  // unlinked on close
+  // Established connections outlive the listener.
+  CHECK_EQ(h.write(p.client, "still here"), 0);
+  CHECK(h.pump_until([&] { return h.received_size(p.server) >= ping.size() + 10; }));
+  CHECK_EQ(h.loop->end(p.client), 0);
+  CHECK(h.pump_until([&] { return h.has(kEof, p.server); }));
+
+  // close_all unlinks too; a stream in the listener's old slot doesn't.
+  std::string path2 = temp_socket_path("unix");
+  ::unlink(path2.c_str());
+  int64_t listener2 = h.loop->listen_unix(path2, ListenOptions{});
+  REQUIRE(listener2 >= 0);
+  CHECK(path_exists(path2));
+  h.loop->close_all();
+  CHECK(!path_exists(path2));
+  CHECK_EQ(h.loop->live_handles(), 0u);
+  ::unlink(path.c_str());
+  ::unlink(path2.c_str());
+}
+
+TEST(loop_close_all_releases_every_fd) {
+  int before = count_fds();
+  REQUIRE(before > 0);
+  std::string path = temp_socket_path("closeall");
+  {
+    Harness h;
+    REQUIRE(h.loop != nullptr);
+    int with_loop = count_fds();
+    CHECK(with_loop > before);  // epoll fd and the reserve fd
+    Pair p1 = tcp_pair(h);
+    Pair p2 = tcp_pair(h, static_cast<int64_t>(p1.listener));
+    REQUIRE(p1.ok && p2.ok);
+    ::unlink(path.c_str());
+    int64_t unix_listener = h.loop->listen_unix(path, ListenOptions{});
+    REQUIRE(unix_listener >= 0);
+    int64_t unix_client = h.loop->connect_unix(path);
+    REQUIRE(unix_client >= 0);
+    int64_t connecting = h.loop->connect_tcp("127.0.0.1", h.local_port(p1.listener));
+    REQUIRE(connecting >= 0);
+    // A queued write and a timer too.
+    CHECK(h.write(p1.client, pattern(4 << 20, 7)) > 0);
+    REQUIRE(h.loop->timer_start(100000) >= 0);
+    h.pump_for(20);
+    CHECK(count_fds() >= with_loop + 7);
+    size_t records = h.sink.records.size();
+    h.loop->close_all();
+    CHECK_EQ(h.loop->live_handles(), 0u);
+    CHECK_EQ(count_fds(), with_loop);
+    CHECK_EQ(h.sink.records.size(), records);  // no records
+    CHECK(!path_exists(path));
+    CHECK_EQ(h.loop->queued_bytes(p1.client), -EBADF);
+    h.pump_for(20);  // nothing left to report on
+    CHECK_EQ(h.count_kind(kClosed), 0u);
+    // The loop remains usable.
+    Pair p3 = tcp_pair(h);
+    CHECK(p3.ok);
+  }
+  ::unlink(path.c_str());
+  CHECK_EQ(count_fds(), before);  // the destructor closes the rest
+}
+
+TEST(loop_small_slabs_and_record_buffer) {
+  // Tiny slabs, tiny reads and a two-record buffer: records are delivered mid
+  // batch and slabs change often; every byte must still land intact in a
+  // region that is never reused.
+  LoopLimits limits;
+  limits.max_read = 1000;
+  Harness h(2, limits, 4096);
+  REQUIRE(h.loop != nullptr);
+  Pair p = tcp_pair(h);
+  Pair q = tcp_pair(h, static_cast<int64_t>(p.listener));
+  REQUIRE(p.ok && q.ok);
+  std::string one = pattern(200000, 8), two = pattern(150000, 9);
+  CHECK(h.write(p.client, one) >= 0);
+  CHECK(h.write(q.client, two) >= 0);
+  CHECK(h.pump_until([&] {
+    return h.received_size(p.server) >= one.size() && h.received_size(q.server) >= two.size();
+  }));
+  CHECK(h.received(p.server) == one);
+  CHECK(h.received(q.server) == two);
+  CHECK(h.sink.from_slabs(p.server) == one);
+  CHECK(h.sink.from_slabs(q.server) == two);
+  CHECK(h.sink.pieces_disjoint());
+  CHECK_EQ(h.sink.bad_data_records, 0);
+  CHECK(h.sink.slabs.size() >= (one.size() + two.size()) / 4096);
+  for (const TestSink::Piece& piece : h.sink.all_pieces) CHECK(piece.length <= 1000);
+  CHECK_EQ(h.sink.empty_deliveries, 0u);
+}
+
+TEST(loop_accept_exhaustion_closes_waiting_clients) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
+  REQUIRE(listener >= 0);
+  int port = h.local_port(static_cast<uint64_t>(listener));
+  h.loop->prepare_wait();
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::vector<int> raw;
+  for (int i = 0; i < 3; i++) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    raw.push_back(fd);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  }
+  rlimit saved;
+  REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  int lowest_free = ::dup(h.loop->pollable_fd());
+  REQUIRE(lowest_free >= 0);
+  ::close(lowest_free);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(lowest_free);  // no new fd can be made
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  auto all_closed = [&] {
+    for (int fd : raw) {
+      char byte;
+      ssize_t n = ::recv(fd, &byte, 1, MSG_DONTWAIT);
+      if (!(n == 0 || (n < 0 && errno == ECONNRESET))) return false;
+    }
+    return true;
+  };
+  bool closed = h.pump_until(all_closed, 3000);
+  int probe = ::dup(h.loop->pollable_fd());  // still exhausted (the reserve was taken back)?
+  bool still_tight = probe < 0;
+  if (probe >= 0) ::close(probe);
+  setrlimit(RLIMIT_NOFILE, &saved);
+  CHECK(closed);  // waiting clients see a close rather than a hang
+  CHECK(still_tight);
+  CHECK_EQ(h.count_kind(kAccepted), 0u);
+  for (int fd : raw) ::close(fd);
+  // With descriptors available again, accepting works as before.
+  Pair p = tcp_pair(h, listener);
+  CHECK(p.ok);
+}
+
+TEST(loop_end_with_queued_data_shuts_down_after_flush) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  Pair p = tcp_pair(h);
+  REQUIRE(p.ok);
+  std::string big = pattern(4 << 20, 10);
+  CHECK(h.write(p.client, big) > 0);
+  CHECK_EQ(h.loop->end(p.client), 0);
+  CHECK(h.loop->queued_bytes(p.client) > 0);  // end waits for the queue
+  CHECK(h.pump_until([&] { return h.has(kEof, p.server); }));
+  CHECK(h.received(p.server) == big);  // every byte before the EOF
+  std::vector<int32_t> server_kinds = {kAccepted, kData, kEof};
+  CHECK(h.kinds(p.server) == server_kinds);
+  CHECK(!h.has(kClosed, p.client));  // still reading
+  // The server answers and ends: the client gets the data, then kClosed(0).
+  CHECK_EQ(h.write(p.server, "bye"), 0);
+  CHECK_EQ(h.loop->end(p.server), 1);
+  CHECK(h.pump_until([&] { return h.has(kClosed, p.client); }));
+  CHECK_EQ(h.received(p.client), std::string("bye"));
+  const Record* closed = h.find(kClosed, p.client);
+  REQUIRE(closed != nullptr);
+  CHECK_EQ(closed->a, 0);
+  CHECK_EQ(h.loop->live_handles(), 1u);
+}
+
+TEST(loop_abort_drops_queued_data) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  Pair p = tcp_pair(h);
+  REQUIRE(p.ok);
+  std::string big = pattern(4 << 20, 11);
+  CHECK(h.write(p.client, big) > 0);
+  CHECK_EQ(h.loop->abort(p.client), 1);
+  CHECK(h.pump_until([&] { return h.has(kClosed, p.server); }));
+  const Record* closed = h.find(kClosed, p.server);
+  REQUIRE(closed != nullptr);
+  CHECK_EQ(closed->a, ECONNRESET);
+  CHECK(h.received_size(p.server) < big.size());
+  CHECK(!h.has(kClosed, p.client));
+  CHECK_EQ(h.loop->live_handles(), 1u);
+}
+
+TEST(loop_abort_from_inside_delivery_stops_reads) {
+  // The sink aborts the receiving connection on its first data record while
+  // the loop is in the middle of reading (tiny slabs and a one-record buffer
+  // make deliveries happen inside the read path).
+  LoopLimits limits;
+  limits.max_read = 1000;
+  Harness h(1, limits, 4096);
+  REQUIRE(h.loop != nullptr);
+  Pair p = tcp_pair(h);
+  REQUIRE(p.ok);
+  size_t abort_index = SIZE_MAX;
+  int abort_result = 0;
+  h.sink.hook = [&](const Record& r) {
+    if (r.kind == kData && packed_of(r) == p.server && abort_index == SIZE_MAX) {
+      abort_index = h.sink.records.size() - 1;
+      abort_result = h.loop->abort(p.server);
+    }
+  };
+  CHECK(h.write(p.client, pattern(100000, 12)) >= 0);
+  CHECK(h.pump_until([&] { return h.has(kClosed, p.client); }));
+  REQUIRE(abort_index != SIZE_MAX);
+  CHECK_EQ(abort_result, 1);
+  size_t later = 0;
+  for (size_t i = abort_index + 1; i < h.sink.records.size(); i++) {
+    later += packed_of(h.sink.records[i]) == p.server;
+  }
+  CHECK_EQ(later, 0u);  // nothing more for the aborted connection
+  const Record* closed = h.find(kClosed, p.client);
+  REQUIRE(closed != nullptr);
+  CHECK_EQ(closed->a, ECONNRESET);
+  CHECK_EQ(h.sink.bad_data_records, 0);
+}
+
+TEST(loop_listener_closed_during_accept_batch) {
+  // Five clients wait in the backlog; the sink closes the listener on the
+  // first kAccepted. The loop must stop accepting at once; the clients left in
+  // the backlog are reset by the kernel.
+  Harness h(1);
+  REQUIRE(h.loop != nullptr);
+  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
+  REQUIRE(listener >= 0);
+  int port = h.local_port(static_cast<uint64_t>(listener));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::vector<int> raw;
+  for (int i = 0; i < 5; i++) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    raw.push_back(fd);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  }
+  int close_result = 0;
+  bool closed_listener = false;
+  h.sink.hook = [&](const Record& r) {
+    if (r.kind == kAccepted && !closed_listener) {
+      closed_listener = true;
+      close_result = h.loop->close(static_cast<uint64_t>(listener));
+    }
+  };
+  CHECK(h.pump_until([&] { return closed_listener; }));
+  h.pump_for(20);
+  CHECK_EQ(close_result, 1);
+  size_t accepted = h.count_kind(kAccepted);
+  CHECK(accepted >= 1);
+  CHECK(accepted <= 2);  // at most the one accepted while the first was pending delivery
+  CHECK_EQ(h.loop->live_handles(), accepted);
+  // Clients that were never accepted learn of it (reset), the others don't.
+  size_t reset = 0;
+  for (int fd : raw) {
+    pollfd p{fd, POLLIN, 0};
+    ::poll(&p, 1, 200);
+    char byte;
+    ssize_t n = ::recv(fd, &byte, 1, MSG_DONTWAIT);
+    if (n < 0 && errno == ECONNRESET) reset++;
+  }
+  CHECK_EQ(reset, raw.size() - accepted);
+  for (int fd : raw) ::close(fd);
+}
