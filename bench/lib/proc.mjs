@@ -1,0 +1,40 @@
+// Process figures read from /proc, and CPU pinning with taskset.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+
+const TICK_NANOS = 1e9 / 100; // USER_HZ is 100 on Linux
+
+/** CPU time of a whole process (all threads) in nanoseconds. */
+export function cpuNanos(pid) {
+  try {
+    // schedstat is per thread and in nanoseconds; sum the threads.
+    let total = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    }
+    if (total > 0) return total;
+  } catch {
+    // fall through to the coarser figure
+  }
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * TICK_NANOS; // utime + stime
+}
+
+/**
+ * Anonymous resident memory in bytes (RssAnon): what connections cost. The
+ * file-backed part of RSS grows too when a process first runs code paths of
+ * its own binary (Node's GC under a larger heap, say); those pages are shared
+ * and paid once, not per connection.
+ */
+export function rssBytes(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = /RssAnon:\s+(\d+) kB/.exec(status) ?? /VmRSS:\s+(\d+) kB/.exec(status);
+  return match ? Number(match[1]) * 1024 : null;
+}
+
+let tasksetWorks;
+/** Prefixes argv with `taskset -c cpu` when taskset exists and the machine has 2+ CPUs. */
+export function pinned(argv, cpu) {
+  tasksetWorks ??= spawnSync('taskset', ['-c', '1', 'true']).status === 0;
+  return tasksetWorks ? ['taskset', '-c', String(cpu), ...argv] : argv;
+}

@@ -1,0 +1,39 @@
+// The servers under comparison, each started as its own process.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const cSource = join(root, 'bench', 'c', 'echo_server.c');
+const cBinary = join(root, 'bench', '.build', 'echo_server');
+
+export const SERVER_LABELS = { reactor: 'native-reactor', net: 'node:net', c: 'C epoll' };
+
+/** Compiles the C server with the system compiler when its source is newer. Returns an error text or null. */
+export function buildCServer() {
+  if (existsSync(cBinary) && statSync(cBinary).mtimeMs >= statSync(cSource).mtimeMs) return null;
+  mkdirSync(dirname(cBinary), { recursive: true });
+  const compiler = ['cc', 'gcc', 'clang'].find((c) => spawnSync(c, ['--version']).status === 0);
+  if (!compiler) return 'no C compiler (cc, gcc or clang) found';
+  try {
+    execFileSync(compiler, ['-O2', '-o', cBinary, cSource], { stdio: 'pipe' });
+    return null;
+  } catch (error) {
+    return `${compiler} failed: ${error.stderr}`;
+  }
+}
+
+/** The argv that starts `name` listening on an ephemeral port. */
+export function serverCommand(name, { backend }) {
+  switch (name) {
+    case 'reactor':
+      return [process.execPath, join(root, 'examples', 'echo-server.mjs'), '--port', '0', '--backend', backend];
+    case 'net':
+      return [process.execPath, join(root, 'bench', 'servers', 'net-echo.mjs'), '0'];
+    case 'c':
+      return [cBinary, '0'];
+    default:
+      throw new Error(`unknown server ${name}`);
+  }
+}

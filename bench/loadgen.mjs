@@ -1,0 +1,181 @@
+// The load generator, built on native-reactor itself. Run by bench/run.mjs as
+//   node bench/loadgen.mjs '<json config>'
+// It talks to the harness in JSON lines on stdout; for the idle scenario the
+// harness answers "go" lines on stdin between steps (it reads the server's
+// RSS at each step). Every phase is bounded in time.
+import { createInterface } from 'node:readline';
+import { Reactor } from 'native-reactor';
+import { encodeHistogram, newHistogram } from './lib/stats.mjs';
+
+const config = JSON.parse(process.argv[2]);
+const reactor = new Reactor();
+const histogram = newHistogram();
+const CONNECTS_IN_FLIGHT = 256; // stay well under the listen backlog
+let errors = 0;
+
+const say = (event, fields = {}) => process.stdout.write(JSON.stringify({ event, ...fields }) + '\n');
+const now = () => performance.now();
+const lines = createInterface({ input: process.stdin });
+const nextLine = () => new Promise((resolve) => lines.once('line', resolve));
+
+/** Opens `count` connections, at most CONNECTS_IN_FLIGHT at a time. */
+async function openConnections(count, makeProtocol) {
+  const transports = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const index = next++;
+      try {
+        transports[index] = await reactor.connectTCP({ host: '127.0.0.1', port: config.port }, makeProtocol(index));
+      } catch {
+        errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONNECTS_IN_FLIGHT, count) }, worker));
+  return transports.filter(Boolean);
+}
+
+const after = (seconds) => new Promise((resolve) => reactor.callLater(seconds * 1000, resolve));
+
+/** N connections × S bytes × P in flight; latency per message. */
+async function echo() {
+  const message = Buffer.alloc(config.size, 0x61);
+  let measuring = false;
+  let stopping = false;
+  let completed = 0;
+  const protocol = () => {
+    const sentAt = [];
+    let received = 0;
+    return {
+      connectionMade(transport) {
+        this.send = () => {
+          sentAt.push(now());
+          transport.write(message);
+        };
+      },
+      dataReceived(data) {
+        received += data.length;
+        while (received >= config.size) {
+          received -= config.size;
+          const started = sentAt.shift();
+          if (measuring) {
+            completed++;
+            histogram.recordValue(Math.max(1, Math.round((now() - started) * 1000)));
+          }
+          if (!stopping) this.send();
+        }
+      },
+      connectionLost() {
+        if (!stopping) errors++;
+      },
+    };
+  };
+  const protocols = [];
+  const transports = await openConnections(config.conns, (i) => (protocols[i] = protocol()));
+  for (const p of protocols) for (let k = 0; k < config.pipeline; k++) p?.send?.();
+  await after(config.warmup);
+  measuring = true;
+  const started = now();
+  say('measure-start');
+  await after(config.duration);
+  measuring = false;
+  const seconds = (now() - started) / 1000;
+  say('measure-end');
+  stopping = true;
+  for (const t of transports) if (t.state === 'open') t.abort();
+  return { units: completed, seconds };
+}
+
+/** Holds N connections open, each after one round trip; the harness reads RSS. */
+async function idle() {
+  const roundTrip = (onDone) => ({
+    connectionMade(transport) {
+      transport.write('x');
+    },
+    dataReceived() {
+      onDone();
+    },
+    connectionLost() {},
+  });
+  const openAll = async (count) => {
+    let done = 0;
+    let finished;
+    const allEchoed = new Promise((resolve) => (finished = resolve));
+    const transports = await openConnections(count, () => roundTrip(() => ++done === count && finished()));
+    if (transports.length === count) await Promise.race([allEchoed, after(10)]);
+    return transports;
+  };
+  // Warm the server up so its baseline already holds what any connection costs once.
+  for (const t of await openAll(200)) t.close();
+  say('baseline');
+  await nextLine();
+  const held = await openAll(config.conns);
+  say('held', { conns: held.length });
+  await nextLine();
+  for (const t of held) if (t.state === 'open') t.abort();
+  return { units: held.length, seconds: 0 };
+}
+
+/** K loops of: connect, one round trip, close. */
+async function churn() {
+  const message = Buffer.alloc(config.size, 0x62);
+  let measuring = false;
+  let stopping = false;
+  let completed = 0;
+  const loop = async () => {
+    while (!stopping) {
+      const started = now();
+      let lost;
+      const closed = new Promise((resolve) => (lost = resolve));
+      let received = 0;
+      try {
+        await reactor.connectTCP({ host: '127.0.0.1', port: config.port }, {
+          connectionMade(transport) {
+            transport.write(message);
+          },
+          dataReceived(data, transport) {
+            received += data.length;
+            if (received >= config.size) transport.close();
+          },
+          connectionLost(reason) {
+            if (reason) errors++;
+            lost();
+          },
+        });
+      } catch {
+        errors++;
+        continue;
+      }
+      await closed;
+      if (measuring) {
+        completed++;
+        histogram.recordValue(Math.max(1, Math.round((now() - started) * 1000)));
+      }
+    }
+  };
+  const loops = Array.from({ length: config.conns }, loop);
+  await after(config.warmup);
+  measuring = true;
+  const started = now();
+  say('measure-start');
+  await after(config.duration);
+  measuring = false;
+  const seconds = (now() - started) / 1000;
+  say('measure-end');
+  stopping = true;
+  await Promise.all(loops);
+  return { units: completed, seconds };
+}
+
+const scenarios = { echo, idle, churn };
+const deadline = reactor.callLater((config.warmup + config.duration + 60) * 1000, () => {
+  say('result', { error: 'load generator timed out' });
+  process.exit(1);
+});
+const result = await scenarios[config.kind]();
+deadline.cancel();
+say('result', { ...result, errors, histogram: histogram.totalCount ? encodeHistogram(histogram) : null });
+lines.close();
+reactor.close();
+process.exit(0); // stdin may still hold the loop; stdout to a pipe is synchronous on Linux

@@ -1,0 +1,177 @@
+#!/usr/bin/env node
+// `npm run bench`: native-reactor, node:net and a raw C epoll server side by
+// side in one run. Each server is its own process pinned to CPU 0, the load
+// generator (bench/loadgen.mjs, built on native-reactor) to CPU 1. Rounds
+// alternate the order of servers so drift of the machine hits all alike.
+import { spawn } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseBenchArgs, USAGE, UsageError } from './lib/args.mjs';
+import { cpuNanos, pinned, rssBytes } from './lib/proc.mjs';
+import { Progress, table, writeResults } from './lib/report.mjs';
+import { scenarioNames, scenarios } from './lib/scenarios.mjs';
+import { buildCServer, serverCommand, SERVER_LABELS } from './lib/servers.mjs';
+import { summarize, withRatios } from './lib/stats.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const SETTLE_MS = 300; // let a server's memory settle before reading RSS
+const START_TIMEOUT_MS = 10_000;
+
+function parse() {
+  const argv = process.argv.slice(2);
+  const quick = argv.includes('--quick');
+  try {
+    return parseBenchArgs(argv, scenarioNames(quick));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`${error.message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
+
+const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Starts a server and resolves with its process and port once it prints "listening PORT". */
+function startServer(name, options) {
+  const [command, ...args] = pinned(serverCommand(name, options), 0);
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${SERVER_LABELS[name]} did not start: ${stderr}`));
+    }, START_TIMEOUT_MS);
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (line) => {
+      const match = /^listening (\d+)/.exec(line);
+      if (!match) return;
+      clearTimeout(timer);
+      resolve({ child, port: Number(match[1]) });
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${SERVER_LABELS[name]} exited (${code}): ${stderr}`));
+    });
+  });
+}
+
+function stopServer(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/** One server, one round of one scenario. */
+async function runRound(scenario, name, options, seconds) {
+  const { child: server, port } = await startServer(name, options);
+  const pid = server.pid;
+  const config = { ...scenario, port, warmup: options.warmup, duration: seconds };
+  const [command, ...args] = pinned([process.execPath, join(here, 'loadgen.mjs'), JSON.stringify(config)], 1);
+  const load = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const round = { units: 0, seconds: 0, cpuNanos: 0, errors: 0, histogram: null, rssPerConn: null };
+  let cpuAtStart = 0;
+  let rssBaseline = 0;
+  try {
+    await new Promise((resolve, reject) => {
+      const bound = setTimeout(() => {
+        load.kill('SIGKILL');
+        reject(new Error('load generator overran its time bound'));
+      }, (options.warmup + seconds + 90) * 1000);
+      load.on('exit', () => clearTimeout(bound));
+      const lines = createInterface({ input: load.stdout });
+      lines.on('line', async (line) => {
+        const message = JSON.parse(line);
+        switch (message.event) {
+          case 'measure-start':
+            cpuAtStart = cpuNanos(pid);
+            break;
+          case 'measure-end':
+            round.cpuNanos = cpuNanos(pid) - cpuAtStart;
+            break;
+          case 'baseline':
+            await delay(SETTLE_MS);
+            rssBaseline = rssBytes(pid);
+            load.stdin.write('go\n');
+            break;
+          case 'held':
+            await delay(SETTLE_MS);
+            round.rssPerConn = message.conns > 0 ? (rssBytes(pid) - rssBaseline) / message.conns : null;
+            load.stdin.write('go\n');
+            break;
+          case 'result':
+            if (message.error) return reject(new Error(message.error));
+            round.units = message.units;
+            round.seconds = message.seconds;
+            round.errors = message.errors;
+            round.histogram = message.histogram;
+            resolve();
+            break;
+        }
+      });
+      load.on('exit', (code) => code !== 0 && reject(new Error(`load generator exited with ${code}`)));
+    });
+  } finally {
+    await stopServer(server);
+    if (load.exitCode === null) load.kill('SIGKILL');
+  }
+  return round;
+}
+
+async function main() {
+  const options = parse();
+  if (options.help) return void process.stdout.write(USAGE + '\n');
+  const all = scenarios(options.quick);
+  if (options.list) return void process.stdout.write(all.map((s) => s.name).join('\n') + '\n');
+  let servers = options.servers;
+  if (servers.includes('c')) {
+    const problem = buildCServer();
+    if (problem) {
+      process.stderr.write(`skipping the C server: ${problem}\n`);
+      servers = servers.filter((s) => s !== 'c');
+    }
+  }
+  const chosen = all.filter((s) => options.scenarios.includes(s.name));
+  const perRound = options.duration / options.rounds;
+  const progress = new Progress(chosen.length * options.rounds * servers.length);
+  const results = {
+    startedAt: new Date().toISOString(),
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+    options,
+    scenarios: [],
+  };
+  for (const scenario of chosen) {
+    const rounds = Object.fromEntries(servers.map((s) => [s, []]));
+    for (let r = 0; r < options.rounds; r++) {
+      const order = r % 2 === 0 ? servers : [...servers].reverse();
+      for (const name of order) {
+        progress.step(`${scenario.name} · ${SERVER_LABELS[name]} · round ${r + 1}/${options.rounds}`);
+        try {
+          rounds[name].push(await runRound(scenario, name, options, perRound));
+        } catch (error) {
+          process.stderr.write(`\n${scenario.name} ${name}: ${error.message}\n`);
+          rounds[name].push({ units: 0, seconds: 0, cpuNanos: 0, errors: 1 });
+        }
+      }
+    }
+    const summaries = Object.fromEntries(servers.map((s) => [s, summarize(rounds[s])]));
+    results.scenarios.push({ ...scenario, servers: withRatios(summaries) });
+  }
+  progress.finish();
+  const html = writeResults(results, options.results);
+  if (options.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
+  else process.stdout.write(`${table(results)}\n\nchart: ${html}\n`);
+  const errors = results.scenarios.flatMap((s) => Object.values(s.servers)).reduce((n, s) => n + s.errors, 0);
+  process.exitCode = errors > 0 ? 1 : 0;
+}
+
+await main();
