@@ -1,9 +1,9 @@
-// The only file that speaks Node-API. A NativeReactor wraps one Loop and
+// The only file that speaks Node-API. createReactor() wraps one Loop and
 // nests it in Node's libuv loop: a uv_poll on the backend's fd, a uv_timer
 // armed to the earliest native deadline and a uv_prepare that applies interest
 // changes before libuv blocks. Records reach JavaScript in one MakeCallback
-// per batch. All state hangs off the JavaScript object or the environment's
-// cleanup hook; nothing is static.
+// per batch. All state hangs off the returned object's functions or the
+// environment's cleanup hook; nothing is static.
 #include <napi.h>
 #include <uv.h>
 
@@ -20,14 +20,15 @@ namespace {
 constexpr size_t kRecordCapacity = 1024;
 constexpr size_t kSlabSize = 1024 * 1024;
 
-// Owns the loop and the libuv handles. Freed when the JavaScript wrapper is
-// gone and every libuv handle has finished closing, whichever comes last.
+// Owns the loop and the libuv handles. Freed when its JavaScript functions
+// are collected and every libuv handle has finished closing, whichever is last.
 class Core final : public Sink {
  public:
   Core(Napi::Env env, std::unique_ptr<Poller> poller, Napi::Function dispatch,
-       Napi::Object resource)
+       Napi::Function allocate_slab, Napi::Object resource)
       : env_(env), async_context_(std::make_unique<Napi::AsyncContext>(env, "NativeReactor", resource)) {
     dispatch_ = Napi::Persistent(dispatch);
+    allocate_slab_ = Napi::Persistent(allocate_slab);
     resource_ = Napi::Persistent(resource);
     Napi::ArrayBuffer records = Napi::ArrayBuffer::New(env, kRecordCapacity * sizeof(Record));
     records_ = Napi::Persistent(records);
@@ -93,10 +94,14 @@ class Core final : public Sink {
     resource_.Reset();
     records_.Reset();
     slab_.Reset();
+    allocate_slab_.Reset();
   }
 
-  void wrapper_gone() {
-    wrapper_alive_ = false;
+  // JavaScript functions that can reach this Core; the last one to be
+  // collected shuts it down.
+  void retain() { js_refs_++; }
+  void release() {
+    if (--js_refs_ > 0) return;
     shutdown();
     free_if_done();
   }
@@ -125,11 +130,23 @@ class Core final : public Sink {
     if (type != napi_undefined && type != napi_null) napi_fatal_exception(env_, error);
   }
 
+  // Slabs come from JavaScript (Buffer.allocUnsafeSlow): Node-API can only
+  // make zero-filled ArrayBuffers, and clearing 1 MiB per slab is a measurable
+  // share of the cost of large messages.
   Slab fresh_slab() override {
-    Napi::ArrayBuffer slab = Napi::ArrayBuffer::New(env_, kSlabSize);
-    slab_ = Napi::Persistent(slab);
+    napi_value size = Napi::Number::New(env_, static_cast<double>(kSlabSize));
+    napi_value buffer;
+    void* data = nullptr;
+    size_t length = 0;
+    if (napi_call_function(env_, env_.Undefined(), allocate_slab_.Value(), 1, &size, &buffer) != napi_ok ||
+        napi_get_buffer_info(env_, buffer, &data, &length) != napi_ok) {
+      napi_value ignored;
+      napi_get_and_clear_last_exception(env_, &ignored);
+      return {};  // out of memory: reading waits for the next wake-up
+    }
+    slab_ = Napi::Persistent(Napi::Object(env_, buffer));
     slab_changed_ = true;
-    return {static_cast<uint8_t*>(slab.Data()), slab.ByteLength()};
+    return {static_cast<uint8_t*>(data), length};
   }
 
  private:
@@ -183,7 +200,7 @@ class Core final : public Sink {
   }
 
   void free_if_done() {
-    if (!wrapper_alive_ && open_handles_ == 0) delete this;
+    if (js_refs_ == 0 && open_handles_ == 0) delete this;
   }
 
   Napi::Env env_;
@@ -191,7 +208,8 @@ class Core final : public Sink {
   Napi::FunctionReference dispatch_;
   Napi::ObjectReference resource_;
   Napi::Reference<Napi::ArrayBuffer> records_;
-  Napi::Reference<Napi::ArrayBuffer> slab_;
+  Napi::FunctionReference allocate_slab_;
+  Napi::ObjectReference slab_;  // the current slab, a Buffer
   bool slab_changed_ = false;
   std::unique_ptr<Loop> loop_;
   uv_poll_t poll_{};
@@ -201,17 +219,76 @@ class Core final : public Sink {
   bool poll_ref_ = false;
   int running_ = 0;  // depth of loop calls on the stack
   bool closed_ = false;
-  bool wrapper_alive_ = true;
+  int js_refs_ = 0;
   int open_handles_ = 3;
 };
 
-uint64_t to_id(const Napi::Value& value) {
-  return static_cast<uint64_t>(value.As<Napi::Number>().Int64Value());
+// ---- the JavaScript-facing functions ----------------------------------------
+//
+// Each reactor object carries its own functions whose Node-API `data` is the
+// Core, so a call costs no unwrap. Arguments are validated in src/ before
+// they get here; results are numbers (negative errno on failure) so errors
+// are built in one place on the JavaScript side.
+
+struct Call {
+  napi_env env;
+  Core* core;
+  size_t argc = 6;
+  napi_value argv[6];
+
+  Call(napi_env e, napi_callback_info info) : env(e) {
+    void* data = nullptr;
+    napi_get_cb_info(env, info, &argc, argv, nullptr, &data);
+    core = static_cast<Core*>(data);
+  }
+  double number(size_t i) const {
+    double v = 0;
+    napi_get_value_double(env, argv[i], &v);
+    return v;
+  }
+  uint64_t id(size_t i) const { return static_cast<uint64_t>(number(i)); }
+  int integer(size_t i) const { return static_cast<int>(number(i)); }
+  bool boolean(size_t i) const {
+    bool v = false;
+    napi_get_value_bool(env, argv[i], &v);
+    return v;
+  }
+  std::string string(size_t i) const {
+    size_t length = 0;
+    napi_get_value_string_utf8(env, argv[i], nullptr, 0, &length);
+    std::string v(length, '\0');
+    napi_get_value_string_utf8(env, argv[i], v.data(), length + 1, &length);
+    return v;
+  }
+  iovec bytes(napi_value value) const {
+    void* data = nullptr;
+    size_t length = 0;
+    napi_get_buffer_info(env, value, &data, &length);
+    return {data, length};
+  }
+  napi_value result(double v) const {
+    napi_value out;
+    napi_create_double(env, v, &out);
+    return out;
+  }
+};
+
+// Runs op on the live loop, then brings libuv in step; -EBADF once closed.
+template <typename Op>
+napi_value with_loop(const Call& call, Op op) {
+  Loop* loop = call.core->loop();
+  if (!loop) return call.result(-EBADF);
+  double value = static_cast<double>(op(*loop));
+  call.core->sync();
+  return call.result(value);
 }
 
-iovec to_iovec(const Napi::Value& value) {
-  Napi::Uint8Array bytes = value.As<Napi::Uint8Array>();
-  return {bytes.Data(), bytes.ByteLength()};
+ListenOptions listen_options(const Call& call, size_t at) {
+  ListenOptions options;
+  options.backlog = call.integer(at);
+  if (call.argc > at + 1) options.reuse_port = call.boolean(at + 1);
+  if (call.argc > at + 2) options.ipv6_only = call.boolean(at + 2);
+  return options;
 }
 
 const char* family_name(SocketAddress::Family family) {
@@ -223,203 +300,188 @@ const char* family_name(SocketAddress::Family family) {
   }
 }
 
-// The JavaScript class. Arguments are validated in src/ before they get here;
-// results are numbers (negative errno on failure) so errors are built in one
-// place on the JavaScript side.
-class NativeReactor : public Napi::ObjectWrap<NativeReactor> {
- public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(
-        env, "NativeReactor",
-        {
-            InstanceMethod<&NativeReactor::ListenTcp>("listenTcp"),
-            InstanceMethod<&NativeReactor::ListenUnix>("listenUnix"),
-            InstanceMethod<&NativeReactor::ConnectTcp>("connectTcp"),
-            InstanceMethod<&NativeReactor::ConnectUnix>("connectUnix"),
-            InstanceMethod<&NativeReactor::Write>("write"),
-            InstanceMethod<&NativeReactor::Writev>("writev"),
-            InstanceMethod<&NativeReactor::End>("end"),
-            InstanceMethod<&NativeReactor::Close>("close"),
-            InstanceMethod<&NativeReactor::Abort>("abort"),
-            InstanceMethod<&NativeReactor::SetNoDelay>("setNoDelay"),
-            InstanceMethod<&NativeReactor::SetKeepAlive>("setKeepAlive"),
-            InstanceMethod<&NativeReactor::Address>("address"),
-            InstanceMethod<&NativeReactor::QueuedBytes>("queuedBytes"),
-            InstanceMethod<&NativeReactor::TimerStart>("timerStart"),
-            InstanceMethod<&NativeReactor::TimerCancel>("timerCancel"),
-            InstanceMethod<&NativeReactor::TimerReset>("timerReset"),
-            InstanceMethod<&NativeReactor::Shutdown>("shutdown"),
-        });
-  }
+// listenTcp(host, port, backlog, reusePort, ipv6Only)
+napi_value listen_tcp(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  std::string host = call.string(0);
+  int port = call.integer(1);
+  ListenOptions options = listen_options(call, 2);
+  return with_loop(call, [&](Loop& l) { return l.listen_tcp(host, port, options); });
+}
 
-  // new NativeReactor(dispatch, backend)
-  explicit NativeReactor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeReactor>(info) {
-    Napi::Env env = info.Env();
-    std::string error;
-    std::unique_ptr<Poller> poller = make_poller(info[1].As<Napi::String>().Utf8Value(), &error);
-    if (!poller) {
-      Napi::Error e = Napi::Error::New(env, "backend unavailable: " + info[1].ToString().Utf8Value());
-      e.Set("code", Napi::String::New(env, error));
-      throw e;
+// listenUnix(path, backlog)
+napi_value listen_unix(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  std::string path = call.string(0);
+  ListenOptions options = listen_options(call, 1);
+  return with_loop(call, [&](Loop& l) { return l.listen_unix(path, options); });
+}
+
+napi_value connect_tcp(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  std::string host = call.string(0);
+  int port = call.integer(1);
+  return with_loop(call, [&](Loop& l) { return l.connect_tcp(host, port); });
+}
+
+napi_value connect_unix(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  std::string path = call.string(0);
+  return with_loop(call, [&](Loop& l) { return l.connect_unix(path); });
+}
+
+// write(id, bytes): the hot path.
+napi_value write(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  iovec chunk = call.bytes(call.argv[1]);
+  return with_loop(call, [&](Loop& l) { return l.write(call.id(0), &chunk, 1); });
+}
+
+// writev(id, [bytes, ...]); more chunks than one sendmsg takes go in order.
+napi_value writev(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  uint32_t count = 0;
+  napi_get_array_length(env, call.argv[1], &count);
+  std::vector<iovec> chunks(count);
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value element;
+    napi_get_element(env, call.argv[1], i, &element);
+    chunks[i] = call.bytes(element);
+  }
+  return with_loop(call, [&](Loop& l) {
+    int64_t result = 0;
+    for (size_t at = 0; at < chunks.size() && result >= 0; at += IOV_MAX) {
+      int n = static_cast<int>(std::min<size_t>(IOV_MAX, chunks.size() - at));
+      result = l.write(call.id(0), &chunks[at], n);
     }
-    std::string backend = poller->name();
-    core_ = new Core(env, std::move(poller), info[0].As<Napi::Function>(), info.This().As<Napi::Object>());
-    Napi::Object self = info.This().As<Napi::Object>();
-    Napi::ArrayBuffer records = core_->records();
-    self.Set("records", Napi::Int32Array::New(env, records.ByteLength() / sizeof(int32_t), records, 0));
-    self.Set("backend", Napi::String::New(env, backend));
-  }
-
-  ~NativeReactor() override { core_->wrapper_gone(); }
-
- private:
-  // Runs op on the live loop, then brings libuv in step; -EBADF once closed.
-  template <typename Op>
-  Napi::Value with_loop(const Napi::CallbackInfo& info, Op op) {
-    Loop* loop = core_->loop();
-    if (!loop) return Napi::Number::New(info.Env(), -EBADF);
-    double result = static_cast<double>(op(*loop));
-    core_->sync();
-    return Napi::Number::New(info.Env(), result);
-  }
-
-  static ListenOptions listen_options(const Napi::CallbackInfo& info, size_t at) {
-    ListenOptions options;
-    options.backlog = info[at].As<Napi::Number>().Int32Value();
-    if (info.Length() > at + 1) options.reuse_port = info[at + 1].ToBoolean();
-    if (info.Length() > at + 2) options.ipv6_only = info[at + 2].ToBoolean();
-    return options;
-  }
-
-  // listenTcp(host, port, backlog, reusePort, ipv6Only)
-  Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
-    std::string host = info[0].As<Napi::String>();
-    int port = info[1].As<Napi::Number>().Int32Value();
-    ListenOptions options = listen_options(info, 2);
-    return with_loop(info, [&](Loop& l) { return l.listen_tcp(host, port, options); });
-  }
-
-  // listenUnix(path, backlog)
-  Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
-    std::string path = info[0].As<Napi::String>();
-    ListenOptions options = listen_options(info, 1);
-    return with_loop(info, [&](Loop& l) { return l.listen_unix(path, options); });
-  }
-
-  Napi::Value ConnectTcp(const Napi::CallbackInfo& info) {
-    std::string host = info[0].As<Napi::String>();
-    int port = info[1].As<Napi::Number>().Int32Value();
-    return with_loop(info, [&](Loop& l) { return l.connect_tcp(host, port); });
-  }
-
-  Napi::Value ConnectUnix(const Napi::CallbackInfo& info) {
-    std::string path = info[0].As<Napi::String>();
-    return with_loop(info, [&](Loop& l) { return l.connect_unix(path); });
-  }
-
-  // write(id, bytes)
-  Napi::Value Write(const Napi::CallbackInfo& info) {
-    iovec chunk = to_iovec(info[1]);
-    return with_loop(info, [&](Loop& l) { return l.write(to_id(info[0]), &chunk, 1); });
-  }
-
-  // writev(id, [bytes, ...])
-  Napi::Value Writev(const Napi::CallbackInfo& info) {
-    Napi::Array list = info[1].As<Napi::Array>();
-    std::vector<iovec> chunks(list.Length());
-    for (uint32_t i = 0; i < list.Length(); i++) chunks[i] = to_iovec(list.Get(i));
-    int count = static_cast<int>(std::min<size_t>(chunks.size(), IOV_MAX));
-    if (static_cast<size_t>(count) < chunks.size()) {
-      // More chunks than one sendmsg takes: queue them in order instead.
-      return with_loop(info, [&](Loop& l) {
-        int64_t result = 0;
-        for (size_t at = 0; at < chunks.size() && result >= 0; at += IOV_MAX) {
-          int n = static_cast<int>(std::min<size_t>(IOV_MAX, chunks.size() - at));
-          result = l.write(to_id(info[0]), &chunks[at], n);
-        }
-        return result;
-      });
-    }
-    return with_loop(info, [&](Loop& l) { return l.write(to_id(info[0]), chunks.data(), count); });
-  }
-
-  Napi::Value End(const Napi::CallbackInfo& info) {
-    return with_loop(info, [&](Loop& l) { return l.end(to_id(info[0])); });
-  }
-
-  Napi::Value Close(const Napi::CallbackInfo& info) {
-    return with_loop(info, [&](Loop& l) { return l.close(to_id(info[0])); });
-  }
-
-  Napi::Value Abort(const Napi::CallbackInfo& info) {
-    return with_loop(info, [&](Loop& l) { return l.abort(to_id(info[0])); });
-  }
-
-  Napi::Value SetNoDelay(const Napi::CallbackInfo& info) {
-    bool enable = info[1].ToBoolean();
-    return with_loop(info, [&](Loop& l) { return l.set_no_delay(to_id(info[0]), enable); });
-  }
-
-  // setKeepAlive(id, enable, idleSeconds, intervalSeconds, count)
-  Napi::Value SetKeepAlive(const Napi::CallbackInfo& info) {
-    bool enable = info[1].ToBoolean();
-    int idle = info[2].As<Napi::Number>().Int32Value();
-    int interval = info[3].As<Napi::Number>().Int32Value();
-    int count = info[4].As<Napi::Number>().Int32Value();
-    return with_loop(info, [&](Loop& l) {
-      return l.set_keep_alive(to_id(info[0]), enable, idle, interval, count);
-    });
-  }
-
-  // address(id, peer) -> { address, port, family } or -errno
-  Napi::Value Address(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    Loop* loop = core_->loop();
-    if (!loop) return Napi::Number::New(env, -EBADF);
-    SocketAddress address;
-    int rc = loop->address(to_id(info[0]), info[1].ToBoolean(), &address);
-    if (rc < 0) return Napi::Number::New(env, rc);
-    Napi::Object result = Napi::Object::New(env);
-    result.Set("address", address.address);
-    result.Set("port", address.port);
-    result.Set("family", family_name(address.family));
     return result;
-  }
+  });
+}
 
-  Napi::Value QueuedBytes(const Napi::CallbackInfo& info) {
-    return with_loop(info, [&](Loop& l) { return l.queued_bytes(to_id(info[0])); });
-  }
+napi_value end(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  return with_loop(call, [&](Loop& l) { return l.end(call.id(0)); });
+}
 
-  Napi::Value TimerStart(const Napi::CallbackInfo& info) {
-    uint64_t ms = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
-    return with_loop(info, [&](Loop& l) { return l.timer_start(ms); });
-  }
+napi_value close(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  return with_loop(call, [&](Loop& l) { return l.close(call.id(0)); });
+}
 
-  Napi::Value TimerCancel(const Napi::CallbackInfo& info) {
-    return with_loop(info, [&](Loop& l) { return l.timer_cancel(to_id(info[0])) ? 1 : 0; });
-  }
+napi_value abort(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  return with_loop(call, [&](Loop& l) { return l.abort(call.id(0)); });
+}
 
-  Napi::Value TimerReset(const Napi::CallbackInfo& info) {
-    uint64_t ms = static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value());
-    return with_loop(info, [&](Loop& l) { return l.timer_reset(to_id(info[0]), ms) ? 1 : 0; });
-  }
+napi_value set_no_delay(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  return with_loop(call, [&](Loop& l) { return l.set_no_delay(call.id(0), call.boolean(1)); });
+}
 
-  Napi::Value Shutdown(const Napi::CallbackInfo& info) {
-    core_->shutdown();
-    return info.Env().Undefined();
-  }
+// setKeepAlive(id, enable, idleSeconds, intervalSeconds, count)
+napi_value set_keep_alive(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  return with_loop(call, [&](Loop& l) {
+    return l.set_keep_alive(call.id(0), call.boolean(1), call.integer(2), call.integer(3),
+                            call.integer(4));
+  });
+}
 
-  Core* core_;
-};
+// address(id, peer) -> { address, port, family } or -errno
+napi_value address(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  Loop* loop = call.core->loop();
+  if (!loop) return call.result(-EBADF);
+  SocketAddress address;
+  int rc = loop->address(call.id(0), call.boolean(1), &address);
+  if (rc < 0) return call.result(rc);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("address", address.address);
+  result.Set("port", address.port);
+  result.Set("family", family_name(address.family));
+  return result;
+}
+
+napi_value queued_bytes(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  return with_loop(call, [&](Loop& l) { return l.queued_bytes(call.id(0)); });
+}
+
+napi_value timer_start(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  auto ms = static_cast<uint64_t>(call.number(0));
+  return with_loop(call, [&](Loop& l) { return l.timer_start(ms); });
+}
+
+napi_value timer_cancel(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  return with_loop(call, [&](Loop& l) { return l.timer_cancel(call.id(0)) ? 1 : 0; });
+}
+
+napi_value timer_reset(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  auto ms = static_cast<uint64_t>(call.number(1));
+  return with_loop(call, [&](Loop& l) { return l.timer_reset(call.id(0), ms) ? 1 : 0; });
+}
+
+napi_value shutdown(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  call.core->shutdown();
+  return nullptr;
+}
+
+// createReactor(dispatch, backend, allocateSlab) -> the object described in src/native.ts
+Napi::Value create_reactor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  std::string error;
+  std::unique_ptr<Poller> poller = make_poller(name, &error);
+  if (!poller) {
+    Napi::Error e = Napi::Error::New(env, "backend unavailable: " + name);
+    e.Set("code", Napi::String::New(env, error));
+    throw e;
+  }
+  Napi::Object self = Napi::Object::New(env);
+  self.Set("backend", Napi::String::New(env, poller->name()));
+  Core* core = new Core(env, std::move(poller), info[0].As<Napi::Function>(),
+                        info[2].As<Napi::Function>(), self);
+  Napi::ArrayBuffer records = core->records();
+  self.Set("records", Napi::Int32Array::New(env, records.ByteLength() / sizeof(int32_t), records, 0));
+  const std::pair<const char*, napi_callback> methods[] = {
+      {"listenTcp", listen_tcp},     {"listenUnix", listen_unix},
+      {"connectTcp", connect_tcp},   {"connectUnix", connect_unix},
+      {"write", write},              {"writev", writev},
+      {"end", end},                  {"close", close},
+      {"abort", abort},              {"setNoDelay", set_no_delay},
+      {"setKeepAlive", set_keep_alive}, {"address", address},
+      {"queuedBytes", queued_bytes}, {"timerStart", timer_start},
+      {"timerCancel", timer_cancel}, {"timerReset", timer_reset},
+      {"shutdown", shutdown},
+  };
+  for (const auto& [method, callback] : methods) {
+    napi_value fn;
+    NAPI_THROW_IF_FAILED(env, napi_create_function(env, method, NAPI_AUTO_LENGTH, callback, core, &fn),
+                         Napi::Value());
+    // The Core outlives every function that can reach it.
+    core->retain();
+    napi_add_finalizer(env, fn, core, [](napi_env, void* data, void*) { static_cast<Core*>(data)->release(); },
+                       nullptr, nullptr);
+    self.Set(method, fn);
+  }
+  return self;
+}
 
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports) {
     Napi::Array backends = Napi::Array::New(env);
     for (const std::string& name : available_backends()) backends[backends.Length()] = name;
-    DefineAddon(exports, {InstanceValue("NativeReactor", NativeReactor::Define(env)),
+    DefineAddon(exports, {InstanceMethod<&Addon::CreateReactor>("createReactor"),
                           InstanceValue("backends", backends)});
   }
+
+ private:
+  Napi::Value CreateReactor(const Napi::CallbackInfo& info) { return create_reactor(info); }
 };
 
 }  // namespace

@@ -381,6 +381,7 @@ bool Loop::read_once(Id id, Conn* c) {
     slab_used_ = 0;
     c = table_.get(id);
     if (!c) return false;
+    if (slab_.size < limits_.max_read) return true;  // no memory now; still readable next wake-up
   }
   size_t room = std::min(limits_.max_read, slab_.size - slab_used_);
   ssize_t n;

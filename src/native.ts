@@ -29,10 +29,11 @@ export interface NativeReactor {
 }
 
 /** Called once per batch with the record count and, when it changed, the read slab. */
-export type Dispatch = (count: number, slab: ArrayBuffer | undefined) => void;
+export type Dispatch = (count: number, slab: Buffer | undefined) => void;
 
 interface Binding {
-  NativeReactor: new (dispatch: Dispatch, backend: string) => NativeReactor;
+  /** Throws an Error with code ERR_REACTOR_BACKEND_UNAVAILABLE for a backend this machine lacks. */
+  createReactor(dispatch: Dispatch, backend: string, allocateSlab: (size: number) => Buffer): NativeReactor;
   backends: string[];
 }
 
@@ -40,7 +41,7 @@ const require = createRequire(import.meta.url);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const binding = (require('node-gyp-build') as (dir: string) => Binding)(root);
 
-export const NativeReactor = binding.NativeReactor;
+export const createNativeReactor = binding.createReactor;
 export const nativeBackends: readonly string[] = Object.freeze([...binding.backends]);
 
 // Record layout (native/loop.h): kind, slot, generation, a, b.

@@ -4,7 +4,7 @@ import { constants } from 'node:os';
 import { type Address, listenHost, toAddress } from './address.js';
 import { ReactorError, reactorClosed, systemError, type ErrorTarget } from './errors.js';
 import { Listener, type ListenerHost } from './listener.js';
-import { NativeReactor, nativeBackends, packId, RECORD_WORDS, RecordKind } from './native.js';
+import { createNativeReactor, type NativeReactor, nativeBackends, packId, RECORD_WORDS, RecordKind } from './native.js';
 import type { Protocol, ProtocolFactory } from './protocol.js';
 import { DelayedCall, type TimerHost } from './timers.js';
 import { Transport, type TransportHost } from './transport.js';
@@ -97,7 +97,11 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
     if (options.onError !== undefined) validateFunction(options.onError, 'onError');
     this.#onError = options.onError;
     try {
-      this.native = new NativeReactor((count, slab) => this.#dispatch(count, slab), backend);
+      this.native = createNativeReactor(
+        (count, slab) => this.#dispatch(count, slab),
+        backend,
+        Buffer.allocUnsafeSlow, // read slabs need no zero-fill: the core writes before JavaScript reads
+      );
     } catch (error) {
       const code = (error as { code?: string }).code ?? 'ERR_REACTOR_BACKEND_UNAVAILABLE';
       throw new ReactorError(code, `backend "${backend}" is not available here (have: ${nativeBackends.join(', ')})`);
@@ -287,8 +291,8 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
   }
 
   /** Walks one batch of records; see RecordKind. A throw is confined to its record. */
-  #dispatch(count: number, slab: ArrayBuffer | undefined): void {
-    if (slab !== undefined) this.#slab = Buffer.from(slab);
+  #dispatch(count: number, slab: Buffer | undefined): void {
+    if (slab !== undefined) this.#slab = slab;
     const records = this.#records;
     for (let at = 0, end = count * RECORD_WORDS; at < end && !this.#closed; at += RECORD_WORDS) {
       const kind = records[at]!;
