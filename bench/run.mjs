@@ -140,8 +140,8 @@ async function main() {
     }
   }
   const chosen = all.filter((s) => options.scenarios.includes(s.name));
-  const perRound = options.duration / options.rounds;
-  const progress = new Progress(chosen.length * options.rounds * servers.length);
+  const roundsOf = (scenario) => scenario.rounds ?? options.rounds;
+  const progress = new Progress(chosen.reduce((n, s) => n + roundsOf(s), 0) * servers.length);
   const results = {
     startedAt: new Date().toISOString(),
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
@@ -151,12 +151,13 @@ async function main() {
   };
   for (const scenario of chosen) {
     const rounds = Object.fromEntries(servers.map((s) => [s, []]));
-    for (let r = 0; r < options.rounds; r++) {
+    const count = roundsOf(scenario);
+    for (let r = 0; r < count; r++) {
       const order = r % 2 === 0 ? servers : [...servers].reverse();
       for (const name of order) {
-        progress.step(`${scenario.name} · ${SERVER_LABELS[name]} · round ${r + 1}/${options.rounds}`);
+        progress.step(`${scenario.name} · ${SERVER_LABELS[name]} · round ${r + 1}/${count}`);
         try {
-          rounds[name].push(await runRound(scenario, name, options, perRound));
+          rounds[name].push(await runRound(scenario, name, options, options.duration / count));
         } catch (error) {
           process.stderr.write(`\n${scenario.name} ${name}: ${error.message}\n`);
           rounds[name].push({ units: 0, seconds: 0, cpuNanos: 0, errors: 1 });

@@ -106,17 +106,19 @@ class Core final : public Sink {
     free_if_done();
   }
 
-  void deliver(const Record*, size_t count) override {
-    if (closed_) return;
+  bool deliver(const Record*, size_t count) override {
+    if (closed_) return false;
     napi_value slab = slab_changed_ ? slab_.Value() : env_.Undefined();
     slab_changed_ = false;
     napi_value args[] = {Napi::Number::New(env_, static_cast<double>(count)), slab};
     napi_value result;
     // Plain Node-API here: while a worker terminates, JavaScript cannot run
     // and node-addon-api's error path would abort the process.
-    if (napi_make_callback(env_, static_cast<napi_async_context>(*async_context_), resource_.Value(), dispatch_.Value(), 2,
-                           args, &result) == napi_ok) {
-      return;
+    if (napi_make_callback(env_, static_cast<napi_async_context>(*async_context_), resource_.Value(),
+                           dispatch_.Value(), 2, args, &result) == napi_ok) {
+      bool released = false;
+      napi_get_value_bool(env_, result, &released);  // false unless the dispatcher said true
+      return released;
     }
     napi_value error = nullptr;
     bool pending = false;
@@ -128,6 +130,7 @@ class Core final : public Sink {
     // escapes becomes an uncaught exception, as in node:net. A termination
     // carries no value and needs no report.
     if (type != napi_undefined && type != napi_null) napi_fatal_exception(env_, error);
+    return false;
   }
 
   // Slabs come from JavaScript (Buffer.allocUnsafeSlow): Node-API can only

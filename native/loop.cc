@@ -379,6 +379,7 @@ bool Loop::read_once(Id id, Conn* c) {
     deliver();  // records still point into the old slab
     slab_ = sink_->fresh_slab();
     slab_used_ = 0;
+    undelivered_from_ = 0;
     c = table_.get(id);
     if (!c) return false;
     if (slab_.size < limits_.max_read) return true;  // no memory now; still readable next wake-up
@@ -452,7 +453,11 @@ void Loop::deliver() {
   if (record_count_ == 0) return;
   size_t count = record_count_;
   record_count_ = 0;
-  sink_->deliver(records_, count);
+  uint8_t* slab = slab_.data;
+  size_t from = undelivered_from_;
+  bool released = sink_->deliver(records_, count);
+  if (released && slab == slab_.data) slab_used_ = from;  // nobody kept those bytes
+  undelivered_from_ = slab_used_;
 }
 
 }  // namespace reactor

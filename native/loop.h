@@ -42,7 +42,9 @@ enum RecordKind : int32_t {
 
 // Read memory: bytes are read into the current slab at increasing offsets and
 // never overwritten, so JavaScript may keep views of them; when a slab runs
-// short the loop delivers what it has and asks for a fresh one.
+// short the loop delivers what it has and asks for a fresh one. A sink that
+// knows nobody kept the bytes of a delivery says so, and that part of the
+// slab is read into again.
 struct Slab {
   uint8_t* data = nullptr;
   size_t size = 0;
@@ -51,7 +53,8 @@ struct Slab {
 class Sink {
  public:
   virtual ~Sink() = default;
-  virtual void deliver(const Record* records, size_t count) = 0;
+  // Returns true when no view of the bytes these records name was kept.
+  virtual bool deliver(const Record* records, size_t count) = 0;
   virtual Slab fresh_slab() = 0;
 };
 
@@ -169,6 +172,7 @@ class Loop {
   LoopLimits limits_;
   Slab slab_;
   size_t slab_used_ = 0;
+  size_t undelivered_from_ = 0;  // slab bytes read since the last delivery start here
 
   SlotTable<Conn> table_;
   TimerHeap timers_;

@@ -28,8 +28,11 @@ export interface NativeReactor {
   shutdown(): void;
 }
 
-/** Called once per batch with the record count and, when it changed, the read slab. */
-export type Dispatch = (count: number, slab: Buffer | undefined) => void;
+/**
+ * Called once per batch with the record count and, when it changed, the read
+ * slab. Returns true if no view of the batch's bytes was kept.
+ */
+export type Dispatch = (count: number, slab: Buffer | undefined) => boolean;
 
 interface Binding {
   /** Throws an Error with code ERR_REACTOR_BACKEND_UNAVAILABLE for a backend this machine lacks. */

@@ -15,6 +15,14 @@ export interface Protocol {
    */
   dataReceived(data: Buffer, transport: Transport): void;
   /**
+   * Set to false to promise that `dataReceived` never keeps `data` (or a view
+   * of it) after it returns — writing it is fine, since unsent bytes are
+   * copied. The reactor then reads into the same memory again instead of a
+   * fresh slab, like node:net's `onread` buffer. Default: kept, and valid
+   * for as long as it is kept.
+   */
+  readonly keepsData?: boolean;
+  /**
    * The peer shut down its write side. If this method exists the connection
    * stays open for writing (end() or close() it when done); otherwise the
    * transport closes itself once its queued bytes are flushed.

@@ -78,6 +78,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
   readonly native: NativeReactor;
   readonly #records: Int32Array;
   #slab: Buffer = Buffer.alloc(0);
+  #dataKept = false; // in the batch being dispatched
   #closed = false;
   readonly #onError: ((error: unknown) => void) | undefined;
   // Indexed by native slot; an entry is checked against the record's identity.
@@ -290,9 +291,14 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
     return new Promise((resolve, reject) => this.#connecting.set(transport, { resolve, reject, target }));
   }
 
-  /** Walks one batch of records; see RecordKind. A throw is confined to its record. */
-  #dispatch(count: number, slab: Buffer | undefined): void {
+  /**
+   * Walks one batch of records; see RecordKind. A throw is confined to its
+   * record. Returns true when no protocol that got data may have kept it, so
+   * the native side can read into those bytes again.
+   */
+  #dispatch(count: number, slab: Buffer | undefined): boolean {
     if (slab !== undefined) this.#slab = slab;
+    this.#dataKept = false;
     const records = this.#records;
     for (let at = 0, end = count * RECORD_WORDS; at < end && !this.#closed; at += RECORD_WORDS) {
       const kind = records[at]!;
@@ -305,6 +311,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
         this.#failed(transport?.id === id ? transport : undefined, error);
       }
     }
+    return !this.#dataKept;
   }
 
   #handle(kind: number, slot: number, id: number, a: number, b: number): void {
@@ -322,9 +329,12 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
     const transport = this.#transports[slot];
     if (transport === undefined || transport.id !== id) return;
     switch (kind) {
-      case RecordKind.Data:
-        transport.protocol!.dataReceived(this.#slab.subarray(a, a + b), transport);
+      case RecordKind.Data: {
+        const protocol = transport.protocol!;
+        if (protocol.keepsData !== false) this.#dataKept = true;
+        protocol.dataReceived(this.#slab.subarray(a, a + b), transport);
         break;
+      }
       case RecordKind.Connected:
         this.#connected(transport);
         break;

@@ -11,6 +11,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --duration SECONDS   measured seconds per server per scenario, split over the rounds
   --warmup SECONDS     unmeasured load before each measured round
   --rounds N           rounds per scenario; servers alternate order each round
+                       (idle holds run once: memory needs no repeat)
   --backend NAME       native-reactor backend for the server under test (default: auto)
   --results DIR        where the HTML chart and JSON go (default: bench/results)
   --help`;
@@ -71,8 +72,8 @@ export function parseBenchArgs(argv, scenarioNames) {
     servers: values.servers === undefined ? [...SERVER_NAMES] : list(values.servers, SERVER_NAMES, 'servers'),
     scenarios: values.scenarios === undefined ? [...scenarioNames] : list(values.scenarios, scenarioNames, 'scenarios'),
     duration: values.duration === undefined ? (quick ? 0.6 : 4) : positiveNumber(values.duration, 'duration'),
-    warmup: values.warmup === undefined ? (quick ? 0.2 : 0.5) : positiveNumber(values.warmup, 'warmup'),
-    rounds: values.rounds === undefined ? (quick ? 1 : 2) : positiveNumber(values.rounds, 'rounds', { integer: true }),
+    warmup: values.warmup === undefined ? (quick ? 0.2 : 0.3) : positiveNumber(values.warmup, 'warmup'),
+    rounds: values.rounds === undefined ? (quick ? 1 : 3) : positiveNumber(values.rounds, 'rounds', { integer: true }),
     backend: values.backend ?? 'auto',
     results: values.results ?? 'bench/results',
   };

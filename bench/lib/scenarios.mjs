@@ -8,7 +8,7 @@ export function scenarios(quick) {
     { name: `echo-${many / 1000}kx64`, kind: 'echo', conns: many, size: 64, pipeline: 1 },
     { name: 'echo-50x16k', kind: 'echo', conns: 50, size: 16384, pipeline: 1 },
     { name: 'echo-100x64-p8', kind: 'echo', conns: 100, size: 64, pipeline: 8 },
-    { name: `idle-${many / 1000}k`, kind: 'idle', conns: many },
+    { name: `idle-${many / 1000}k`, kind: 'idle', conns: many, rounds: 1 },
     { name: 'churn-50', kind: 'churn', conns: 50, size: 64 },
   ];
 }

@@ -68,6 +68,7 @@ export function withRatios(byServer) {
   const c = byServer.c;
   const net = byServer.net;
   const figures = ['throughput', 'cpuPerUnit', 'rssPerConn'];
+  /** @type {Record<string, any>} */
   const out = {};
   for (const [name, summary] of Object.entries(byServer)) {
     const vsC = {};
