@@ -78,20 +78,21 @@ function barChart(results) {
   const max = Math.max(1.2, ...groups.flatMap((g) => g.bars.map((b) => b.value ?? 0)));
   const rowHeight = 18;
   const left = 220;
-  const width = 760;
+  const width = 820;
+  const labelRoom = 170;
   let y = 30;
   const parts = [];
   for (const group of groups) {
     parts.push(`<text x="4" y="${y + 12}" font-size="12">${group.label}</text>`);
     for (const bar of group.bars) {
-      const w = bar.value == null ? 0 : ((width - left - 60) * bar.value) / max;
+      const w = bar.value == null ? 0 : ((width - left - labelRoom) * bar.value) / max;
       parts.push(`<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${rowHeight - 4}" fill="${COLORS[bar.server]}"/>`);
       parts.push(`<text x="${left + w + 4}" y="${y + 11}" font-size="11">${SERVER_LABELS[bar.server]} ${times(bar.value)}</text>`);
       y += rowHeight;
     }
     y += 8;
   }
-  const one = left + (width - left - 60) / max;
+  const one = left + (width - left - labelRoom) / max;
   parts.push(`<line x1="${one}" y1="20" x2="${one}" y2="${y}" stroke="#c00" stroke-dasharray="4 3"/>`);
   parts.push(`<text x="${one + 3}" y="16" font-size="11" fill="#c00">1.0×</text>`);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 10}">${parts.join('')}</svg>`;
@@ -101,19 +102,27 @@ function latencyChart(scenario) {
   const points = ['p50', 'p99', 'p999'];
   const servers = Object.entries(scenario.servers).filter(([, s]) => s.latency.p50 != null);
   if (servers.length === 0) return '';
-  const max = Math.max(...servers.flatMap(([, s]) => points.map((p) => s.latency[p] ?? 0)));
-  const width = 360;
-  const height = 160;
-  const x = (i) => 50 + i * ((width - 80) / (points.length - 1));
-  const y = (v) => height - 25 - ((height - 45) * Math.log10(v)) / Math.log10(Math.max(10, max));
-  const parts = points.map((p, i) => `<text x="${x(i) - 10}" y="${height - 8}" font-size="11">${p}</text>`);
-  for (const [server, s] of servers) {
-    const path = points.map((p, i) => `${i ? 'L' : 'M'}${x(i).toFixed(1)},${y(Math.max(1, s.latency[p])).toFixed(1)}`).join(' ');
-    parts.push(`<path d="${path}" fill="none" stroke="${COLORS[server]}" stroke-width="2"/>`);
-    parts.push(`<text x="${x(2) + 4}" y="${y(Math.max(1, s.latency.p999)) + 4}" font-size="10" fill="${COLORS[server]}">${s.latency.p999} µs</text>`);
+  const values = servers.flatMap(([, s]) => points.map((p) => Math.max(1, s.latency[p])));
+  const low = Math.log10(Math.min(...values) / 1.5);
+  const high = Math.log10(Math.max(...values) * 1.5);
+  const width = 560;
+  const height = 190;
+  const x = (i) => 60 + i * ((width - 290) / (points.length - 1));
+  const y = (v) => height - 25 - ((height - 60) * (Math.log10(Math.max(1, v)) - low)) / (high - low);
+  const parts = [`<text x="4" y="14" font-size="12">${scenario.name}: latency, µs (log scale)</text>`];
+  points.forEach((p, i) => parts.push(`<text x="${x(i) - 12}" y="${height - 6}" font-size="11">${p}</text>`));
+  for (const v of [low, high].map((e) => 10 ** e)) {
+    parts.push(`<text x="2" y="${y(v) + 4}" font-size="10">${Math.round(v)}</text>`);
   }
-  parts.push(`<text x="4" y="14" font-size="12">${scenario.name} latency (µs, log scale)</text>`);
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width + 40}" height="${height}">${parts.join('')}</svg>`;
+  servers.forEach(([server, s], k) => {
+    const path = points.map((p, i) => `${i ? 'L' : 'M'}${x(i).toFixed(1)},${y(s.latency[p]).toFixed(1)}`).join(' ');
+    parts.push(`<path d="${path}" fill="none" stroke="${COLORS[server]}" stroke-width="2"/>`);
+    const label = points.map((p) => s.latency[p]).join(' / ') + ' µs';
+    parts.push(`<rect x="${width - 210}" y="${28 + k * 30}" width="10" height="10" fill="${COLORS[server]}"/>`);
+    parts.push(`<text x="${width - 196}" y="${37 + k * 30}" font-size="11">${SERVER_LABELS[server]}</text>`);
+    parts.push(`<text x="${width - 196}" y="${50 + k * 30}" font-size="10" fill="#444">${label}</text>`);
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width + 20}" height="${height}">${parts.join('')}</svg>`;
 }
 
 /** Writes results as JSON and an HTML page of charts; returns the HTML path. */
