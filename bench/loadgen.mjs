@@ -38,12 +38,33 @@ async function openConnections(count, makeProtocol) {
 
 const after = (seconds) => new Promise((resolve) => reactor.callLater(seconds * 1000, resolve));
 
+// The measured window shared by the timed scenarios: warm up, measure, stop.
+const phase = { measuring: false, stopping: false, completed: 0 };
+
+/** Counts one unit of work that started at `startedAt` (ms) if it ended inside the window. */
+function complete(startedAt) {
+  if (!phase.measuring) return;
+  phase.completed++;
+  histogram.recordValue(Math.max(1, Math.round((now() - startedAt) * 1000)));
+}
+
+/** Runs the warm-up and the measured window; resolves with its length in seconds. */
+async function measure() {
+  await after(config.warmup);
+  phase.measuring = true;
+  const started = now();
+  say('measure-start');
+  await after(config.duration);
+  phase.measuring = false;
+  const seconds = (now() - started) / 1000;
+  say('measure-end');
+  phase.stopping = true;
+  return seconds;
+}
+
 /** N connections × S bytes × P in flight; latency per message. */
 async function echo() {
   const message = Buffer.alloc(config.size, 0x61);
-  let measuring = false;
-  let stopping = false;
-  let completed = 0;
   const protocol = () => {
     const sentAt = [];
     let received = 0;
@@ -58,33 +79,21 @@ async function echo() {
         received += data.length;
         while (received >= config.size) {
           received -= config.size;
-          const started = sentAt.shift();
-          if (measuring) {
-            completed++;
-            histogram.recordValue(Math.max(1, Math.round((now() - started) * 1000)));
-          }
-          if (!stopping) this.send();
+          complete(sentAt.shift());
+          if (!phase.stopping) this.send();
         }
       },
       connectionLost() {
-        if (!stopping) errors++;
+        if (!phase.stopping) errors++;
       },
     };
   };
   const protocols = [];
   const transports = await openConnections(config.conns, (i) => (protocols[i] = protocol()));
   for (const p of protocols) for (let k = 0; k < config.pipeline; k++) p?.send?.();
-  await after(config.warmup);
-  measuring = true;
-  const started = now();
-  say('measure-start');
-  await after(config.duration);
-  measuring = false;
-  const seconds = (now() - started) / 1000;
-  say('measure-end');
-  stopping = true;
+  const seconds = await measure();
   for (const t of transports) if (t.state === 'open') t.abort();
-  return { units: completed, seconds };
+  return { units: phase.completed, seconds };
 }
 
 /** Holds N connections open, each after one round trip; the harness reads RSS. */
@@ -120,11 +129,8 @@ async function idle() {
 /** K loops of: connect, one round trip, close. */
 async function churn() {
   const message = Buffer.alloc(config.size, 0x62);
-  let measuring = false;
-  let stopping = false;
-  let completed = 0;
   const loop = async () => {
-    while (!stopping) {
+    while (!phase.stopping) {
       const started = now();
       let lost;
       const closed = new Promise((resolve) => (lost = resolve));
@@ -148,24 +154,13 @@ async function churn() {
         continue;
       }
       await closed;
-      if (measuring) {
-        completed++;
-        histogram.recordValue(Math.max(1, Math.round((now() - started) * 1000)));
-      }
+      complete(started);
     }
   };
   const loops = Array.from({ length: config.conns }, loop);
-  await after(config.warmup);
-  measuring = true;
-  const started = now();
-  say('measure-start');
-  await after(config.duration);
-  measuring = false;
-  const seconds = (now() - started) / 1000;
-  say('measure-end');
-  stopping = true;
+  const seconds = await measure();
   await Promise.all(loops);
-  return { units: completed, seconds };
+  return { units: phase.completed, seconds };
 }
 
 const scenarios = { echo, idle, churn };
