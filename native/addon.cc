@@ -361,19 +361,11 @@ napi_value writev(napi_env env, napi_callback_info info) {
   });
 }
 
-napi_value end(napi_env env, napi_callback_info info) {
+// end(id), close(id), abort(id), queuedBytes(id): the calls that take only an id.
+template <auto method>
+napi_value on_id(napi_env env, napi_callback_info info) {
   Call call(env, info);
-  return with_loop(call, [&](Loop& l) { return l.end(call.id(0)); });
-}
-
-napi_value close(napi_env env, napi_callback_info info) {
-  Call call(env, info);
-  return with_loop(call, [&](Loop& l) { return l.close(call.id(0)); });
-}
-
-napi_value abort(napi_env env, napi_callback_info info) {
-  Call call(env, info);
-  return with_loop(call, [&](Loop& l) { return l.abort(call.id(0)); });
+  return with_loop(call, [&](Loop& l) { return (l.*method)(call.id(0)); });
 }
 
 napi_value set_no_delay(napi_env env, napi_callback_info info) {
@@ -403,11 +395,6 @@ napi_value address(napi_env env, napi_callback_info info) {
   result.Set("port", address.port);
   result.Set("family", family_name(address.family));
   return result;
-}
-
-napi_value queued_bytes(napi_env env, napi_callback_info info) {
-  Call call(env, info);
-  return with_loop(call, [&](Loop& l) { return l.queued_bytes(call.id(0)); });
 }
 
 napi_value timer_start(napi_env env, napi_callback_info info) {
@@ -454,10 +441,10 @@ Napi::Value create_reactor(const Napi::CallbackInfo& info) {
       {"listenTcp", listen_tcp},     {"listenUnix", listen_unix},
       {"connectTcp", connect_tcp},   {"connectUnix", connect_unix},
       {"write", write},              {"writev", writev},
-      {"end", end},                  {"close", close},
-      {"abort", abort},              {"setNoDelay", set_no_delay},
+      {"end", on_id<&Loop::end>},    {"close", on_id<&Loop::close>},
+      {"abort", on_id<&Loop::abort>}, {"setNoDelay", set_no_delay},
       {"setKeepAlive", set_keep_alive}, {"address", address},
-      {"queuedBytes", queued_bytes}, {"timerStart", timer_start},
+      {"queuedBytes", on_id<&Loop::queued_bytes>}, {"timerStart", timer_start},
       {"timerCancel", timer_cancel}, {"timerReset", timer_reset},
       {"shutdown", shutdown},
   };
