@@ -26,14 +26,15 @@ class Core final : public Sink {
  public:
   Core(Napi::Env env, std::unique_ptr<Poller> poller, Napi::Function dispatch,
        Napi::Function allocate_slab, Napi::Object resource)
-      : env_(env), async_context_(std::make_unique<Napi::AsyncContext>(env, "NativeReactor", resource)) {
+      : env_(env),
+        async_context_(std::make_unique<Napi::AsyncContext>(env, "NativeReactor", resource)) {
     dispatch_ = Napi::Persistent(dispatch);
     allocate_slab_ = Napi::Persistent(allocate_slab);
     resource_ = Napi::Persistent(resource);
     Napi::ArrayBuffer records = Napi::ArrayBuffer::New(env, kRecordCapacity * sizeof(Record));
     records_ = Napi::Persistent(records);
-    loop_ = std::make_unique<Loop>(std::move(poller), this,
-                                   static_cast<Record*>(records.Data()), kRecordCapacity);
+    loop_ = std::make_unique<Loop>(std::move(poller), this, static_cast<Record*>(records.Data()),
+                                   kRecordCapacity);
 
     uv_loop_t* uv = nullptr;
     napi_get_uv_event_loop(env, &uv);
@@ -114,8 +115,8 @@ class Core final : public Sink {
     napi_value result;
     // Plain Node-API here: while a worker terminates, JavaScript cannot run
     // and node-addon-api's error path would abort the process.
-    if (napi_make_callback(env_, static_cast<napi_async_context>(*async_context_), resource_.Value(),
-                           dispatch_.Value(), 2, args, &result) == napi_ok) {
+    if (napi_make_callback(env_, static_cast<napi_async_context>(*async_context_),
+                           resource_.Value(), dispatch_.Value(), 2, args, &result) == napi_ok) {
       bool released = false;
       napi_get_value_bool(env_, result, &released);  // false unless the dispatcher said true
       return released;
@@ -141,7 +142,8 @@ class Core final : public Sink {
     napi_value buffer;
     void* data = nullptr;
     size_t length = 0;
-    if (napi_call_function(env_, env_.Undefined(), allocate_slab_.Value(), 1, &size, &buffer) != napi_ok ||
+    if (napi_call_function(env_, env_.Undefined(), allocate_slab_.Value(), 1, &size, &buffer) !=
+            napi_ok ||
         napi_get_buffer_info(env_, buffer, &data, &length) != napi_ok) {
       napi_value ignored;
       napi_get_and_clear_last_exception(env_, &ignored);
@@ -154,7 +156,9 @@ class Core final : public Sink {
 
  private:
   static uv_handle_t* handle(void* h) { return static_cast<uv_handle_t*>(h); }
-  std::vector<uv_handle_t*> handles() { return {handle(&poll_), handle(&timer_), handle(&prepare_)}; }
+  std::vector<uv_handle_t*> handles() {
+    return {handle(&poll_), handle(&timer_), handle(&prepare_)};
+  }
   static Core* from(void* h) { return static_cast<Core*>(static_cast<uv_handle_t*>(h)->data); }
 
   // Destroys the loop (its backend and reserve fds) unless it is on the stack,
@@ -296,10 +300,14 @@ ListenOptions listen_options(const Call& call, size_t at) {
 
 const char* family_name(SocketAddress::Family family) {
   switch (family) {
-    case SocketAddress::kIPv4: return "IPv4";
-    case SocketAddress::kIPv6: return "IPv6";
-    case SocketAddress::kUnix: return "unix";
-    default: return "unknown";
+    case SocketAddress::kIPv4:
+      return "IPv4";
+    case SocketAddress::kIPv6:
+      return "IPv6";
+    case SocketAddress::kUnix:
+      return "unix";
+    default:
+      return "unknown";
   }
 }
 
@@ -436,26 +444,37 @@ Napi::Value create_reactor(const Napi::CallbackInfo& info) {
   Core* core = new Core(env, std::move(poller), info[0].As<Napi::Function>(),
                         info[2].As<Napi::Function>(), self);
   Napi::ArrayBuffer records = core->records();
-  self.Set("records", Napi::Int32Array::New(env, records.ByteLength() / sizeof(int32_t), records, 0));
+  self.Set("records",
+           Napi::Int32Array::New(env, records.ByteLength() / sizeof(int32_t), records, 0));
   const std::pair<const char*, napi_callback> methods[] = {
-      {"listenTcp", listen_tcp},     {"listenUnix", listen_unix},
-      {"connectTcp", connect_tcp},   {"connectUnix", connect_unix},
-      {"write", write},              {"writev", writev},
-      {"end", on_id<&Loop::end>},    {"close", on_id<&Loop::close>},
-      {"abort", on_id<&Loop::abort>}, {"setNoDelay", set_no_delay},
-      {"setKeepAlive", set_keep_alive}, {"address", address},
-      {"queuedBytes", on_id<&Loop::queued_bytes>}, {"timerStart", timer_start},
-      {"timerCancel", timer_cancel}, {"timerReset", timer_reset},
+      {"listenTcp", listen_tcp},
+      {"listenUnix", listen_unix},
+      {"connectTcp", connect_tcp},
+      {"connectUnix", connect_unix},
+      {"write", write},
+      {"writev", writev},
+      {"end", on_id<&Loop::end>},
+      {"close", on_id<&Loop::close>},
+      {"abort", on_id<&Loop::abort>},
+      {"setNoDelay", set_no_delay},
+      {"setKeepAlive", set_keep_alive},
+      {"address", address},
+      {"queuedBytes", on_id<&Loop::queued_bytes>},
+      {"timerStart", timer_start},
+      {"timerCancel", timer_cancel},
+      {"timerReset", timer_reset},
       {"shutdown", shutdown},
   };
   for (const auto& [method, callback] : methods) {
     napi_value fn;
-    NAPI_THROW_IF_FAILED(env, napi_create_function(env, method, NAPI_AUTO_LENGTH, callback, core, &fn),
+    NAPI_THROW_IF_FAILED(env,
+                         napi_create_function(env, method, NAPI_AUTO_LENGTH, callback, core, &fn),
                          Napi::Value());
     // The Core outlives every function that can reach it.
     core->retain();
-    napi_add_finalizer(env, fn, core, [](napi_env, void* data, void*) { static_cast<Core*>(data)->release(); },
-                       nullptr, nullptr);
+    napi_add_finalizer(
+        env, fn, core, [](napi_env, void* data, void*) { static_cast<Core*>(data)->release(); },
+        nullptr, nullptr);
     self.Set(method, fn);
   }
   return self;

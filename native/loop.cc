@@ -266,7 +266,6 @@ bool Loop::timer_reset(uint64_t id, uint64_t delay_ms) {
   return timers_.reset(Id::unpack(id), now_ms() + delay_ms);
 }
 
-
 void Loop::run_timers() {
   uint64_t now = now_ms();
   Id id;
@@ -445,8 +444,8 @@ bool Loop::after_drain(Id id, Conn* c) {
 
 void Loop::emit(RecordKind kind, Id id, int32_t a, int32_t b) {
   if (record_count_ == record_capacity_) deliver();
-  records_[record_count_++] = {kind, static_cast<int32_t>(id.slot), static_cast<int32_t>(id.gen),
-                               a, b};
+  records_[record_count_++] = {kind, static_cast<int32_t>(id.slot), static_cast<int32_t>(id.gen), a,
+                               b};
 }
 
 void Loop::deliver() {

@@ -198,7 +198,8 @@ int socket_address(int fd, bool peer, SocketAddress* out) {
     }
     case AF_UNIX: {
       auto* un = reinterpret_cast<sockaddr_un*>(&storage);
-      size_t max = length > offsetof(sockaddr_un, sun_path) ? length - offsetof(sockaddr_un, sun_path) : 0;
+      size_t max =
+          length > offsetof(sockaddr_un, sun_path) ? length - offsetof(sockaddr_un, sun_path) : 0;
       *out = {SocketAddress::kUnix, std::string(un->sun_path, strnlen(un->sun_path, max)), 0};
       return 0;
     }

@@ -150,8 +150,7 @@ struct Harness {
     std::string error;
     std::unique_ptr<Poller> poller = make_poller("epoll", &error);
     if (poller) {
-      loop = std::make_unique<Loop>(std::move(poller), &sink, buffer.data(), buffer.size(),
-                                    limits);
+      loop = std::make_unique<Loop>(std::move(poller), &sink, buffer.data(), buffer.size(), limits);
     }
   }
 
@@ -441,7 +440,7 @@ TEST(loop_end_half_close) {
   REQUIRE(p.ok);
   CHECK_EQ(h.write(p.client, "last words"), 0);
   CHECK_EQ(h.loop->end(p.client), 0);
-  CHECK_EQ(h.loop->end(p.client), 0);  // idempotent
+  CHECK_EQ(h.loop->end(p.client), 0);           // idempotent
   CHECK_EQ(h.write(p.client, "more"), -EPIPE);  // write after end
   CHECK(h.pump_until([&] { return h.has(kEof, p.server); }));
   CHECK_EQ(h.received(p.server), std::string("last words"));

@@ -77,7 +77,8 @@ int run_all(const std::string& filter) {
 namespace {
 
 void on_watchdog(int) {
-  static const char message[] = "native_tests: watchdog expired (a test hung)\n0 passed, 1 failed\n";
+  static const char message[] =
+      "native_tests: watchdog expired (a test hung)\n0 passed, 1 failed\n";
   ssize_t ignored = ::write(STDOUT_FILENO, message, sizeof message - 1);
   (void)ignored;
   _exit(2);
@@ -233,7 +234,9 @@ TEST(slot_table_generation_wraps_within_mask) {
 TEST(slot_id_pack_unpack_round_trip) {
   const uint32_t max_slot = kMaxSlots - 1;
   const uint32_t max_gen = kGenerationMask;
-  const Id cases[] = {{0, 0}, {1, 0}, {0, 1}, {max_slot, 0}, {0, max_gen}, {max_slot, max_gen},
+  const Id cases[] = {{0, 0},          {1, 0},
+                      {0, 1},          {max_slot, 0},
+                      {0, max_gen},    {max_slot, max_gen},
                       {123456, 98765}, {max_slot - 1, max_gen - 1}};
   for (const Id& id : cases) {
     uint64_t packed = id.packed();
@@ -420,14 +423,15 @@ TEST(timer_heap_randomised_against_model) {
   TimerHeap heap;
   std::map<std::pair<uint64_t, uint64_t>, uint64_t> model;
   std::map<uint64_t, std::pair<uint64_t, uint64_t>> key_of;  // packed -> model key
-  std::vector<uint64_t> retired;                              // popped/cancelled ids
+  std::vector<uint64_t> retired;                             // popped/cancelled ids
   uint64_t seq = 0;
   uint64_t now = 0;
   int mismatches = 0;
   auto mismatch = [&](const char* what, int step) {
     if (mismatches++ < 5) {
-      testing::report_failure(__FILE__, __LINE__,
-                              std::string("model mismatch on ") + what + " at step " + std::to_string(step));
+      testing::report_failure(
+          __FILE__, __LINE__,
+          std::string("model mismatch on ") + what + " at step " + std::to_string(step));
     }
   };
   auto random_live = [&]() -> uint64_t {
@@ -518,9 +522,7 @@ std::string queue_contents(const WriteQueue& q) {
   return std::string(reinterpret_cast<const char*>(q.data()), q.size());
 }
 
-iovec chunk_of(const std::string& s) {
-  return iovec{const_cast<char*>(s.data()), s.size()};
-}
+iovec chunk_of(const std::string& s) { return iovec{const_cast<char*>(s.data()), s.size()}; }
 
 }  // namespace
 
@@ -541,7 +543,7 @@ TEST(write_queue_append_with_skip_across_chunks) {
   q.append(chunks, 0, 0);
   CHECK(q.empty());
   // Appending onto existing content keeps order.
-  q.append(chunks, 1, 3);  // "lo"
+  q.append(chunks, 1, 3);      // "lo"
   q.append(chunks + 2, 2, 4);  // "d!!"
   CHECK_EQ(queue_contents(q), std::string("lod!!"));
 }

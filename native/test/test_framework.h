@@ -38,7 +38,8 @@ struct Registrar {
 template <typename T, typename = void>
 struct Printable : std::false_type {};
 template <typename T>
-struct Printable<T, std::void_t<decltype(std::declval<std::ostream&>() << std::declval<const T&>())>>
+struct Printable<T,
+                 std::void_t<decltype(std::declval<std::ostream&>() << std::declval<const T&>())>>
     : std::true_type {};
 
 template <typename T>
@@ -103,10 +104,10 @@ bool equal(const A& a, const B& b) {
 #define TEST_CONCAT_(a, b) a##b
 #define TEST_CONCAT(a, b) TEST_CONCAT_(a, b)
 
-#define TEST(name)                                                                       \
-  static void test_fn_##name();                                                          \
-  static ::testing::Registrar TEST_CONCAT(test_reg_, name)(#name, &test_fn_##name,     \
-                                                           __FILE__, __LINE__);          \
+#define TEST(name)                                                                           \
+  static void test_fn_##name();                                                              \
+  static ::testing::Registrar TEST_CONCAT(test_reg_, name)(#name, &test_fn_##name, __FILE__, \
+                                                           __LINE__);                        \
   static void test_fn_##name()
 
 #define CHECK(cond)                                                                 \
@@ -114,30 +115,30 @@ bool equal(const A& a, const B& b) {
     if (!(cond)) ::testing::report_failure(__FILE__, __LINE__, "CHECK(" #cond ")"); \
   } while (0)
 
-#define CHECK_MSG(cond, msg)                                                        \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::ostringstream test_msg_;                                                 \
-      test_msg_ << "CHECK(" #cond "): " << msg;                                     \
-      ::testing::report_failure(__FILE__, __LINE__, test_msg_.str());               \
-    }                                                                               \
+#define CHECK_MSG(cond, msg)                                          \
+  do {                                                                \
+    if (!(cond)) {                                                    \
+      std::ostringstream test_msg_;                                   \
+      test_msg_ << "CHECK(" #cond "): " << msg;                       \
+      ::testing::report_failure(__FILE__, __LINE__, test_msg_.str()); \
+    }                                                                 \
   } while (0)
 
-#define CHECK_EQ(a, b)                                                                        \
-  do {                                                                                        \
-    const auto& test_a_ = (a);                                                                \
-    const auto& test_b_ = (b);                                                                \
-    if (!::testing::equal(test_a_, test_b_)) {                                                \
-      ::testing::report_failure(__FILE__, __LINE__,                                           \
-                                "CHECK_EQ(" #a ", " #b "): " + ::testing::show(test_a_) +     \
-                                    " != " + ::testing::show(test_b_));                       \
-    }                                                                                         \
+#define CHECK_EQ(a, b)                                                                    \
+  do {                                                                                    \
+    const auto& test_a_ = (a);                                                            \
+    const auto& test_b_ = (b);                                                            \
+    if (!::testing::equal(test_a_, test_b_)) {                                            \
+      ::testing::report_failure(__FILE__, __LINE__,                                       \
+                                "CHECK_EQ(" #a ", " #b "): " + ::testing::show(test_a_) + \
+                                    " != " + ::testing::show(test_b_));                   \
+    }                                                                                     \
   } while (0)
 
-#define REQUIRE(cond)                                                                 \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
+#define REQUIRE(cond)                                                                     \
+  do {                                                                                    \
+    if (!(cond)) {                                                                        \
       ::testing::report_failure(__FILE__, __LINE__, "REQUIRE(" #cond ") - test stopped"); \
-      return;                                                                         \
-    }                                                                                 \
+      return;                                                                             \
+    }                                                                                     \
   } while (0)
