@@ -62,3 +62,7 @@ export const enum RecordKind {
 export function packId(slot: number, gen: number): number {
   return gen * 0x1000000 + slot;
 }
+
+export function slotOf(id: number): number {
+  return id % 0x1000000;
+}

@@ -4,7 +4,7 @@ import { constants } from 'node:os';
 import { type Address, listenHost, toAddress } from './address.js';
 import { ReactorError, reactorClosed, systemError, type ErrorTarget } from './errors.js';
 import { Listener, type ListenerHost } from './listener.js';
-import { createNativeReactor, type NativeReactor, nativeBackends, packId, RECORD_WORDS, RecordKind } from './native.js';
+import { createNativeReactor, type NativeReactor, nativeBackends, packId, RECORD_WORDS, RecordKind, slotOf } from './native.js';
 import type { Protocol, ProtocolFactory } from './protocol.js';
 import { DelayedCall, type TimerHost } from './timers.js';
 import { Transport, type TransportHost } from './transport.js';
@@ -224,7 +224,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
 
   /** @internal */
   released(transport: Transport, reason: ReactorError | undefined, now: boolean): void {
-    const slot = transport.id % 0x1000000;
+    const slot = slotOf(transport.id);
     if (this.#transports[slot] === transport) this.#transports[slot] = undefined;
     const pending = this.#connecting.get(transport);
     if (pending) {
@@ -287,7 +287,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
     if (id < 0) return Promise.reject(systemError(-id, 'connect', target));
     const transport = new Transport(this, id, 'connecting');
     transport.protocol = protocol;
-    this.#transports[id % 0x1000000] = transport;
+    this.#transports[slotOf(id)] = transport;
     return new Promise((resolve, reject) => this.#connecting.set(transport, { resolve, reject, target }));
   }
 
