@@ -53,7 +53,7 @@ class Core final : public Sink {
   Napi::ArrayBuffer records() { return records_.Value(); }
 
   // Keeps libuv in step with the loop: the poll handle holds the process open
-  // while listeners or connections exist, the timer while timers are pending,
+  // while listeners or connections exist, the timer while ref'd timers are pending,
   // and interest changes get applied before libuv next blocks.
   void sync() {
     if (closed_) return;
@@ -67,12 +67,15 @@ class Core final : public Sink {
       armed_deadline_ = deadline;
       if (deadline == TimerHeap::kNever) {
         uv_timer_stop(&timer_);
-        uv_unref(handle(&timer_));
       } else {
         uint64_t now = Loop::now_ms();
         uv_timer_start(&timer_, on_timer, deadline > now ? deadline - now : 0, 0);
-        uv_ref(handle(&timer_));
       }
+    }
+    bool timers_live = loop_->timers_keeping_alive() > 0;
+    if (timers_live != timer_ref_) {
+      timers_live ? uv_ref(handle(&timer_)) : uv_unref(handle(&timer_));
+      timer_ref_ = timers_live;
     }
     if (loop_->has_pending_changes() && !uv_is_active(handle(&prepare_))) {
       uv_prepare_start(&prepare_, on_prepare);
@@ -224,6 +227,7 @@ class Core final : public Sink {
   uv_prepare_t prepare_{};
   uint64_t armed_deadline_ = TimerHeap::kNever;
   bool poll_ref_ = false;
+  bool timer_ref_ = false;
   int running_ = 0;  // depth of loop calls on the stack
   bool closed_ = false;
   int js_refs_ = 0;
@@ -422,6 +426,13 @@ napi_value timer_reset(napi_env env, napi_callback_info info) {
   return with_loop(call, [&](Loop& l) { return l.timer_reset(call.id(0), ms) ? 1 : 0; });
 }
 
+// timerKeepAlive(id, keepAlive) -> 1, or 0 once the timer is gone
+napi_value timer_keep_alive(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  return with_loop(
+      call, [&](Loop& l) { return l.timer_keep_alive(call.id(0), call.boolean(1)) ? 1 : 0; });
+}
+
 napi_value shutdown(napi_env env, napi_callback_info info) {
   Call call(env, info);
   call.core->shutdown();
@@ -463,6 +474,7 @@ Napi::Value create_reactor(const Napi::CallbackInfo& info) {
       {"timerStart", timer_start},
       {"timerCancel", timer_cancel},
       {"timerReset", timer_reset},
+      {"timerKeepAlive", timer_keep_alive},
       {"shutdown", shutdown},
   };
   for (const auto& [method, callback] : methods) {

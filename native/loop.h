@@ -104,6 +104,10 @@ class Loop {
   int64_t timer_start(uint64_t delay_ms);
   bool timer_cancel(uint64_t id);
   bool timer_reset(uint64_t id, uint64_t delay_ms);
+  bool timer_keep_alive(uint64_t id, bool keep_alive) {
+    return timers_.set_keeps_alive(Id::unpack(id), keep_alive);
+  }
+  size_t timers_keeping_alive() const { return timers_.keeping_alive(); }
   // The earliest timer deadline on the now_ms() clock, or TimerHeap::kNever.
   uint64_t next_timer_deadline() const { return timers_.next_deadline(); }
   size_t pending_timers() const { return timers_.size(); }

@@ -4,7 +4,8 @@ namespace reactor {
 
 bool TimerHeap::start(uint64_t deadline, Id* id) {
   if (!positions_.allocate(id)) return false;
-  heap_.push_back({deadline, next_seq_++, *id});
+  heap_.push_back({deadline, next_seq_++, *id, true});
+  keeping_alive_++;
   *positions_.get(*id) = heap_.size() - 1;
   sift_up(heap_.size() - 1);
   return true;
@@ -14,7 +15,17 @@ bool TimerHeap::cancel(Id id) {
   size_t* pos = positions_.get(id);
   if (!pos) return false;
   remove_at(*pos);
-  positions_.release(id);
+  return true;
+}
+
+bool TimerHeap::set_keeps_alive(Id id, bool keeps_alive) {
+  size_t* pos = positions_.get(id);
+  if (!pos) return false;
+  Node& node = heap_[*pos];
+  if (node.keeps_alive != keeps_alive) {
+    node.keeps_alive = keeps_alive;
+    keeps_alive ? keeping_alive_++ : keeping_alive_--;
+  }
   return true;
 }
 
@@ -32,7 +43,6 @@ bool TimerHeap::pop_expired(uint64_t now, Id* id) {
   if (heap_.empty() || heap_[0].deadline > now) return false;
   *id = heap_[0].id;
   remove_at(0);
-  positions_.release(*id);
   return true;
 }
 
@@ -75,6 +85,8 @@ void TimerHeap::restore(size_t index) {
 }
 
 void TimerHeap::remove_at(size_t index) {
+  if (heap_[index].keeps_alive) keeping_alive_--;
+  positions_.release(heap_[index].id);
   Node last = heap_.back();
   heap_.pop_back();
   if (index == heap_.size()) return;

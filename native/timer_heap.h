@@ -21,6 +21,9 @@ class TimerHeap {
   bool reset(Id id, uint64_t deadline);
   bool active(Id id) { return positions_.get(id) != nullptr; }
   uint64_t next_deadline() const { return heap_.empty() ? kNever : heap_[0].deadline; }
+  // Whether a timer should keep the process alive (every timer does at start).
+  bool set_keeps_alive(Id id, bool keeps_alive);
+  size_t keeping_alive() const { return keeping_alive_; }
   // Removes and returns the earliest timer due at `now`, if any.
   bool pop_expired(uint64_t now, Id* id);
   size_t size() const { return heap_.size(); }
@@ -30,6 +33,7 @@ class TimerHeap {
     uint64_t deadline;
     uint64_t seq;
     Id id;
+    bool keeps_alive;
   };
   static bool before(const Node& a, const Node& b) {
     return a.deadline != b.deadline ? a.deadline < b.deadline : a.seq < b.seq;
@@ -37,12 +41,13 @@ class TimerHeap {
   void place(size_t index, const Node& node);
   void sift_up(size_t index);
   void sift_down(size_t index);
-  void restore(size_t index);  // re-establish order after heap_[index] changed
-  void remove_at(size_t index);
+  void restore(size_t index);    // re-establish order after heap_[index] changed
+  void remove_at(size_t index);  // also forgets the timer's identity
 
   std::vector<Node> heap_;
   SlotTable<size_t> positions_;  // timer id -> index in heap_
   uint64_t next_seq_ = 0;
+  size_t keeping_alive_ = 0;
 };
 
 }  // namespace reactor

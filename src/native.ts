@@ -25,6 +25,7 @@ export interface NativeReactor {
   timerStart(delayMs: number): number;
   timerCancel(id: number): number;
   timerReset(id: number, delayMs: number): number;
+  timerKeepAlive(id: number, keepAlive: boolean): number;
   shutdown(): void;
 }
 

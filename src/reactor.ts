@@ -270,6 +270,13 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
     this.#timers.delete(call.id);
     call.id = id;
     this.#timers.set(id, call);
+    if (!call.hasRef()) this.native.timerKeepAlive(id, false);
+  }
+
+  /** @internal */
+  timerKeepAlive(call: DelayedCall, keepAlive: boolean): void {
+    this.checkOpen();
+    this.native.timerKeepAlive(call.id, keepAlive);
   }
 
   // ---- internals ----

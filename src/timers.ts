@@ -5,11 +5,13 @@ import { validateDelay } from './validate.js';
 export interface TimerHost {
   timerCancel(call: DelayedCall): void;
   timerReset(call: DelayedCall, delayMs: number): void;
+  timerKeepAlive(call: DelayedCall, keepAlive: boolean): void;
 }
 
 /** A pending call made by `reactor.callLater()`. */
 export class DelayedCall {
   #active = true;
+  #ref = true;
 
   /** @internal */
   constructor(
@@ -37,6 +39,27 @@ export class DelayedCall {
     const delay = validateDelay(ms, 'ms');
     if (!this.#active) throw new ReactorError('ERR_TIMER_NOT_ACTIVE', 'the call has already run or been cancelled');
     this.host.timerReset(this, delay);
+  }
+
+  /** Lets the process exit while this call is still pending, like `setTimeout(...).unref()`. */
+  unref(): this {
+    this.#keepAlive(false);
+    return this;
+  }
+
+  /** Makes the pending call keep the process alive again (the default). */
+  ref(): this {
+    this.#keepAlive(true);
+    return this;
+  }
+
+  hasRef(): boolean {
+    return this.#ref;
+  }
+
+  #keepAlive(keepAlive: boolean): void {
+    this.#ref = keepAlive;
+    if (this.#active) this.host.timerKeepAlive(this, keepAlive);
   }
 
   /** @internal the reactor fires or drops the call. */

@@ -86,6 +86,16 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     expect(Number(match![1])).toBeGreaterThanOrEqual(119);
   });
 
+  it('an unref()ed call does not keep the process alive; ref() makes it keep it again', async () => {
+    const unrefd = await runChild('child-timer.mjs', [backend, 'unref'], 10_000);
+    expect(unrefd.code).toBe(0);
+    expect(unrefd.stdout).toBe("unref'd hasRef=false\n");
+    expect(unrefd.ms).toBeLessThan(10_000); // far less than the 60 s call
+    const rerefd = await runChild('child-timer.mjs', [backend, 'reref']);
+    expect(rerefd.code).toBe(0);
+    expect(rerefd.stdout).toBe('fired after ref\n');
+  });
+
   it('reactor.close() with a listener open lets the process exit', async () => {
     const result = await runChild('child-listener.mjs', [backend, 'close']);
     expect(result.code).toBe(0);

@@ -31,6 +31,21 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     expect(fired).toEqual([10, 20, 30]);
   });
 
+  it('an unref()ed call still runs, in order, while something else keeps the process alive', async () => {
+    const fired: string[] = [];
+    const done = deferred();
+    const quiet = reactor.callLater(10, () => fired.push('unref')).unref();
+    expect(quiet.hasRef()).toBe(false);
+    expect(quiet.active).toBe(true);
+    reactor.callLater(20, () => {
+      fired.push('ref');
+      done.resolve();
+    });
+    await done.promise;
+    expect(fired).toEqual(['unref', 'ref']);
+    expect(quiet.active).toBe(false);
+  });
+
   it('calls with equal delays fire in the order they were set', async () => {
     const fired: number[] = [];
     const done = deferred();

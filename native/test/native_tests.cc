@@ -384,6 +384,27 @@ TEST(timer_heap_reset_earlier_and_later) {
   CHECK(popped == expected);
 }
 
+TEST(timer_heap_counts_timers_keeping_alive) {
+  TimerHeap heap;
+  Id a, b, c, out;
+  REQUIRE(heap.start(10, &a));
+  REQUIRE(heap.start(20, &b));
+  REQUIRE(heap.start(30, &c));
+  CHECK_EQ(heap.keeping_alive(), 3u);
+  CHECK(heap.set_keeps_alive(b, false));
+  CHECK(heap.set_keeps_alive(b, false));  // idempotent
+  CHECK_EQ(heap.keeping_alive(), 2u);
+  CHECK(heap.cancel(c));  // a cancelled timer stops counting
+  CHECK_EQ(heap.keeping_alive(), 1u);
+  REQUIRE(heap.pop_expired(10, &out));  // so does a fired one
+  CHECK_EQ(heap.keeping_alive(), 0u);
+  REQUIRE(heap.pop_expired(20, &out));  // an unref'd one leaves the count alone
+  CHECK_EQ(out.packed(), b.packed());
+  CHECK_EQ(heap.keeping_alive(), 0u);
+  CHECK(!heap.set_keeps_alive(b, true));  // gone
+  CHECK_EQ(heap.keeping_alive(), 0u);
+}
+
 TEST(timer_heap_stale_ids_rejected) {
   TimerHeap heap;
   Id a, out;
