@@ -195,10 +195,8 @@ class Core final : public Sink {
   }
 
   static void on_prepare(uv_prepare_t* h) {
-    Core* core = from(h);
     uv_prepare_stop(h);
-    if (core->closed_) return;
-    core->loop_->prepare_wait();
+    from(h)->run([](Loop& loop) { loop.prepare_wait(); });
   }
 
   static void on_env_cleanup(void* data) { static_cast<Core*>(data)->shutdown(); }
@@ -244,8 +242,8 @@ class Core final : public Sink {
 struct Call {
   napi_env env;
   Core* core;
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 16;
+  napi_value argv[16];
 
   Call(napi_env e, napi_callback_info info) : env(e) {
     void* data = nullptr;
@@ -259,6 +257,8 @@ struct Call {
   }
   uint64_t id(size_t i) const { return static_cast<uint64_t>(number(i)); }
   int integer(size_t i) const { return static_cast<int>(number(i)); }
+  // JavaScript passes 2^32 - 1 for "no limit".
+  uint32_t u32(size_t i) const { return static_cast<uint32_t>(number(i)); }
   bool boolean(size_t i) const {
     bool v = false;
     napi_get_value_bool(env, argv[i], &v);
@@ -330,6 +330,107 @@ napi_value listen_unix(napi_env env, napi_callback_info info) {
   std::string path = call.string(0);
   ListenOptions options = listen_options(call, 1);
   return with_loop(call, [&](Loop& l) { return l.listen_unix(path, options); });
+}
+
+// configureListener(id, maxConnections, maxPerPeer, queueLimit, queueTimeoutMs,
+//   overflowReset, overflowBytes | undefined, idleMs, graceMs, idleResetsOnWrite,
+//   highWater, lowWater, maxWrite)
+napi_value configure_listener(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  AdmissionPolicy policy;
+  policy.max_connections = call.u32(1);
+  policy.max_per_peer = call.u32(2);
+  policy.queue_limit = call.u32(3);
+  policy.queue_timeout_ms = call.u32(4);
+  policy.overflow = call.boolean(5) ? Overflow::kReset : Overflow::kClose;
+  bool has_bytes = false;
+  napi_is_buffer(env, call.argv[6], &has_bytes);
+  if (has_bytes) {
+    iovec bytes = call.bytes(call.argv[6]);
+    policy.overflow_bytes.assign(static_cast<const char*>(bytes.iov_base), bytes.iov_len);
+  }
+  ConnDefaults defaults;
+  defaults.idle_ms = call.u32(7);
+  defaults.grace_ms = call.u32(8);
+  defaults.idle_resets_on_write = call.boolean(9);
+  defaults.high_water = call.u32(10);
+  defaults.low_water = call.u32(11);
+  defaults.max_write = call.u32(12);
+  return with_loop(call,
+                   [&](Loop& l) { return l.configure_listener(call.id(0), policy, defaults); });
+}
+
+// listenerCounts(id) -> [open, queued] or -errno
+napi_value listener_counts(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  Loop* loop = call.core->loop();
+  if (!loop) return call.result(-EBADF);
+  uint32_t open = 0, queued = 0;
+  int rc = loop->listener_counts(call.id(0), &open, &queued);
+  if (rc < 0) return call.result(rc);
+  napi_value result;
+  napi_create_array_with_length(env, 2, &result);
+  napi_set_element(env, result, 0, call.result(open));
+  napi_set_element(env, result, 1, call.result(queued));
+  return result;
+}
+
+// setReading(id, reading): pause (false) or resume (true)
+napi_value set_reading(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  return with_loop(call, [&](Loop& l) { return l.set_reading(call.id(0), call.boolean(1)); });
+}
+
+// setIdleTimeout(id, ms, resetsOnWrite, graceMs)
+napi_value set_idle_timeout(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  return with_loop(call, [&](Loop& l) {
+    return l.set_idle_timeout(call.id(0), call.u32(1), call.boolean(2), call.u32(3));
+  });
+}
+
+napi_value set_idle_notify(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  return with_loop(call, [&](Loop& l) { return l.set_idle_notify(call.id(0), call.boolean(1)); });
+}
+
+// setWriteLimits(id, high, low, max)
+napi_value set_write_limits(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  return with_loop(call, [&](Loop& l) {
+    return l.set_write_limits(call.id(0), call.u32(1), call.u32(2), call.u32(3));
+  });
+}
+
+// stats() -> the counters of src/native.ts's NativeStats, or -EBADF once closed
+napi_value stats(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  Loop* loop = call.core->loop();
+  if (!loop) return call.result(-EBADF);
+  const Stats& s = loop->stats();
+  const std::pair<const char*, double> fields[] = {
+      {"open", static_cast<double>(loop->open_connections())},
+      {"queued", static_cast<double>(loop->queued_connections())},
+      {"accepted", static_cast<double>(s.accepted)},
+      {"rejected", static_cast<double>(s.rejected)},
+      {"queueTimeouts", static_cast<double>(s.queue_timeouts)},
+      {"abandoned", static_cast<double>(s.abandoned)},
+      {"reaped", static_cast<double>(s.reaped)},
+      {"idleTimeouts", static_cast<double>(s.idle_timeouts)},
+      {"bytesIn", static_cast<double>(s.bytes_in)},
+      {"bytesOut", static_cast<double>(s.bytes_out)},
+      {"loopIterations", static_cast<double>(s.loop_iterations)},
+      {"batches", static_cast<double>(s.batches)},
+      {"records", static_cast<double>(s.records)},
+      {"maxBatch", static_cast<double>(s.max_batch)},
+      {"emfile", static_cast<double>(s.emfile)},
+  };
+  napi_value result;
+  napi_create_object(env, &result);
+  for (const auto& [name, value] : fields) {
+    napi_set_named_property(env, result, name, call.result(value));
+  }
+  return result;
 }
 
 napi_value connect_tcp(napi_env env, napi_callback_info info) {
@@ -460,6 +561,8 @@ Napi::Value create_reactor(const Napi::CallbackInfo& info) {
   const std::pair<const char*, napi_callback> methods[] = {
       {"listenTcp", listen_tcp},
       {"listenUnix", listen_unix},
+      {"configureListener", configure_listener},
+      {"listenerCounts", listener_counts},
       {"connectTcp", connect_tcp},
       {"connectUnix", connect_unix},
       {"write", write},
@@ -467,6 +570,11 @@ Napi::Value create_reactor(const Napi::CallbackInfo& info) {
       {"end", on_id<&Loop::end>},
       {"close", on_id<&Loop::close>},
       {"abort", on_id<&Loop::abort>},
+      {"setReading", set_reading},
+      {"setIdleTimeout", set_idle_timeout},
+      {"setIdleNotify", set_idle_notify},
+      {"setWriteLimits", set_write_limits},
+      {"stats", stats},
       {"setNoDelay", set_no_delay},
       {"setKeepAlive", set_keep_alive},
       {"address", address},

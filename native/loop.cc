@@ -32,6 +32,8 @@ size_t total_length(const iovec* chunks, int count) {
   return total;
 }
 
+constexpr size_t kDiscardSize = 16 * 1024;
+
 }  // namespace
 
 Loop::Loop(std::unique_ptr<Poller> poller, Sink* sink, Record* records, size_t record_capacity,
@@ -41,14 +43,10 @@ Loop::Loop(std::unique_ptr<Poller> poller, Sink* sink, Record* records, size_t r
       records_(records),
       record_capacity_(record_capacity),
       limits_(limits),
-      events_(static_cast<size_t>(limits.events_per_wake)) {
-  reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-}
+      events_(static_cast<size_t>(limits.events_per_wake)),
+      backoff_ms_(limits.backoff_first_ms) {}
 
-Loop::~Loop() {
-  close_all();
-  if (reserve_fd_ >= 0) ::close(reserve_fd_);
-}
+Loop::~Loop() { close_all(); }
 
 uint64_t Loop::now_ms() {
   timespec ts;
@@ -56,27 +54,56 @@ uint64_t Loop::now_ms() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
+// Activity is stamped rounded up, so a deadline counted from it never comes
+// before the full timeout has passed since the bytes moved.
+uint64_t Loop::activity_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 +
+         (static_cast<uint64_t>(ts.tv_nsec) + 999999) / 1000000;
+}
+
 // ---- table ---------------------------------------------------------------
 
-int64_t Loop::adopt(int fd, Kind kind, State state, bool tcp) {
-  Id id;
-  if (!table_.allocate(&id)) {
+Loop::Conn* Loop::adopt(int fd, Kind kind, State state, bool tcp, Id* id) {
+  if (!table_.allocate(id)) {
     ::close(fd);
-    return -EMFILE;
+    return nullptr;
   }
-  Conn* c = table_.get(id);
+  Conn* c = table_.get(*id);
   c->fd = fd;
   c->kind = kind;
   c->state = state;
   c->tcp = tcp;
-  c->reading = state == State::kOpen;
-  mark_dirty(id, c);
-  return static_cast<int64_t>(id.packed());
+  mark_dirty(*id, c);
+  return c;
+}
+
+void Loop::apply_defaults(Conn* c, const ConnDefaults& defaults) {
+  c->idle_ms = defaults.idle_ms;
+  c->grace_ms = defaults.grace_ms;
+  c->idle_resets_on_write = defaults.idle_resets_on_write;
+  c->high_water = defaults.high_water;
+  c->low_water = defaults.low_water;
+  c->max_write = defaults.max_write;
 }
 
 Loop::Conn* Loop::find(uint64_t packed, Id* out) {
   *out = Id::unpack(packed);
   return table_.get(*out);
+}
+
+// A connection JavaScript may act on (not a listener, parked or unknown one).
+Loop::Conn* Loop::find_stream(uint64_t packed, Id* out) {
+  Conn* c = find(packed, out);
+  return c && c->kind == Kind::kStream && c->visible ? c : nullptr;
+}
+
+Admission* Loop::admission_of(Id listener) {
+  Conn* l = table_.get(listener);
+  if (!l || l->kind != Kind::kListener) return nullptr;
+  auto it = admissions_.find(listener.slot);
+  return it == admissions_.end() ? nullptr : &it->second;
 }
 
 void Loop::mark_dirty(Id id, Conn* c) {
@@ -86,9 +113,12 @@ void Loop::mark_dirty(Id id, Conn* c) {
 }
 
 uint32_t Loop::desired_interest(const Conn& c) const {
-  if (c.kind == Kind::kListener) return kReadable;
+  if (c.kind == Kind::kListener) return c.backoff ? kNone : kReadable;
   if (c.state == State::kConnecting) return kWritable;
-  uint32_t interest = c.reading ? kReadable : kNone;
+  if (c.state == State::kParked) return c.hup_seen ? kNone : kPeerClosed;
+  // A paused connection whose peer hung up would be reported at every wait.
+  if (c.paused && c.hup_seen) return kDetached;
+  uint32_t interest = c.reading && !c.paused ? kReadable : kNone;
   // A socket with a pending error reports writable at once, which is how the
   // error gets reported from inside a batch.
   if (!c.queue.empty() || c.error) interest |= kWritable;
@@ -104,6 +134,10 @@ void Loop::apply_interest() {
     c->dirty = false;
     uint32_t want = desired_interest(*c);
     if (c->registered == want) continue;
+    if (want == kDetached) {
+      if (poller_->detach(c->fd) == 0) c->registered = kUnregistered;
+      continue;
+    }
     int rc = c->registered == kUnregistered ? poller_->add(c->fd, id.packed(), want)
                                             : poller_->modify(c->fd, id.packed(), want);
     if (rc == 0) c->registered = static_cast<uint8_t>(want);
@@ -111,65 +145,134 @@ void Loop::apply_interest() {
   dirty_.clear();
 }
 
-void Loop::release(Id id, Conn* c, bool report, int error) {
-  poller_->remove(c->fd);
-  ::close(c->fd);
+void Loop::release(Id id, Conn* c, int error) {
+  bool report = c->visible;
+  int32_t reason = c->reaped ? kReasonIdle : kReasonNone;
+  forget(id, c);
+  if (report) emit(kClosed, id, error, reason);
+}
+
+void Loop::forget(Id id, Conn* c) {
+  deadlines_.clear(id.slot);
   if (c->kind == Kind::kListener) {
-    auto path = unix_paths_.find(id.slot);
-    if (path != unix_paths_.end()) {
-      ::unlink(path->second.c_str());
-      unix_paths_.erase(path);
+    auto it = admissions_.find(id.slot);
+    if (it != admissions_.end()) {
+      if (!it->second.unix_path.empty()) ::unlink(it->second.unix_path.c_str());
+      admissions_.erase(it);
+    }
+  } else {
+    if (c->visible) open_--;
+    if (c->state == State::kParked) leave_queue(id, c);
+    if (Admission* admission = admission_of(c->listener)) {
+      if (c->visible) {
+        admission->open--;
+        // Served later, at a point where records may be emitted.
+        if (admission->queued > 0) to_serve_.push_back(c->listener);
+      }
+      if (admission->limits_peers()) admission->forget_peer(id.slot);
     }
   }
+  poller_->remove(c->fd);
+  ::close(c->fd);
   table_.release(id);
-  if (report) emit(kClosed, id, error);
+  // A descriptor is free again: listeners that ran out may accept now.
+  if (!backed_off_.empty()) end_backoffs();
 }
 
 void Loop::close_all() {
   for (uint32_t slot = 0; slot < table_.capacity(); slot++) {
     Id id;
-    if (table_.live_at(slot, &id)) release(id, table_.get(id), false, 0);
+    if (!table_.live_at(slot, &id)) continue;
+    Conn* c = table_.get(id);
+    c->visible = false;
+    forget(id, c);
   }
   dirty_.clear();
+  to_serve_.clear();
+  backed_off_.clear();
 }
 
 // ---- listeners and connections ---------------------------------------------
 
 int64_t Loop::listen_tcp(const std::string& host, int port, const ListenOptions& options) {
   int fd = reactor::listen_tcp(host, port, options);
-  return fd < 0 ? fd : adopt(fd, Kind::kListener, State::kOpen, true);
+  if (fd < 0) return fd;
+  Id id;
+  if (!adopt(fd, Kind::kListener, State::kOpen, true, &id)) return -EMFILE;
+  admissions_.try_emplace(id.slot);
+  return static_cast<int64_t>(id.packed());
 }
 
 int64_t Loop::listen_unix(const std::string& path, const ListenOptions& options) {
   int fd = reactor::listen_unix(path, options);
   if (fd < 0) return fd;
-  int64_t id = adopt(fd, Kind::kListener, State::kOpen, false);
-  if (id >= 0) unix_paths_[Id::unpack(static_cast<uint64_t>(id)).slot] = path;
-  return id;
+  Id id;
+  if (!adopt(fd, Kind::kListener, State::kOpen, false, &id)) {
+    ::unlink(path.c_str());
+    return -EMFILE;
+  }
+  admissions_[id.slot].unix_path = path;
+  return static_cast<int64_t>(id.packed());
+}
+
+int Loop::configure_listener(uint64_t packed, const AdmissionPolicy& policy,
+                             const ConnDefaults& defaults) {
+  Admission* admission = admission_of(Id::unpack(packed));
+  if (!admission) return -EBADF;
+  admission->policy = policy;
+  admission->defaults = defaults;
+  return 0;
+}
+
+int Loop::listener_counts(uint64_t packed, uint32_t* open, uint32_t* queued) {
+  Admission* admission = admission_of(Id::unpack(packed));
+  if (!admission) return -EBADF;
+  *open = admission->open;
+  *queued = admission->queued;
+  return 0;
 }
 
 int64_t Loop::connect_tcp(const std::string& host, int port) {
   int fd = reactor::connect_tcp(host, port);
-  return fd < 0 ? fd : adopt(fd, Kind::kStream, State::kConnecting, true);
+  if (fd < 0) return fd;
+  Id id;
+  Conn* c = adopt(fd, Kind::kStream, State::kConnecting, true, &id);
+  if (!c) return -EMFILE;
+  apply_defaults(c, client_defaults_);
+  c->visible = true;
+  open_++;
+  return static_cast<int64_t>(id.packed());
 }
 
 int64_t Loop::connect_unix(const std::string& path) {
   int fd = reactor::connect_unix(path);
-  return fd < 0 ? fd : adopt(fd, Kind::kStream, State::kConnecting, false);
+  if (fd < 0) return fd;
+  Id id;
+  Conn* c = adopt(fd, Kind::kStream, State::kConnecting, false, &id);
+  if (!c) return -EMFILE;
+  apply_defaults(c, client_defaults_);
+  c->visible = true;
+  open_++;
+  return static_cast<int64_t>(id.packed());
 }
 
 int64_t Loop::write(uint64_t packed, const iovec* chunks, int count) {
   Id id;
-  Conn* c = find(packed, &id);
-  if (!c || c->kind != Kind::kStream) return -EBADF;
-  if (c->state == State::kClosing || c->end_requested || c->close_requested) return -EPIPE;
+  Conn* c = find_stream(packed, &id);
+  if (!c) return -EBADF;
+  if (c->state == State::kClosing || c->state == State::kLingering || c->end_requested ||
+      c->close_requested) {
+    return -EPIPE;
+  }
   size_t total = total_length(chunks, count);
   if (c->error || total == 0) return static_cast<int64_t>(c->queue.size());
+  if (c->idle_resets_on_write) c->last_active = activity_ms();
   size_t sent = 0;
   if (c->state == State::kOpen && c->queue.empty()) {
     ssize_t n = send_chunks(c->fd, chunks, count);
     if (n >= 0) {
       sent = static_cast<size_t>(n);
+      stats_.bytes_out += sent;
     } else if (!would_block(static_cast<int>(-n))) {
       c->error = static_cast<int>(-n);
       mark_dirty(id, c);
@@ -177,15 +280,22 @@ int64_t Loop::write(uint64_t packed, const iovec* chunks, int count) {
     }
     if (sent == total) return 0;
   }
+  if (c->queue.size() + (total - sent) > c->max_write) {
+    // A reader this slow would make memory grow without bound.
+    set_reset_on_close(c->fd);
+    forget(id, c);
+    return -ENOBUFS;
+  }
   c->queue.append(chunks, count, sent);
+  if (c->queue.size() >= c->high_water) c->drain_wanted = true;
   mark_dirty(id, c);
   return static_cast<int64_t>(c->queue.size());
 }
 
 int Loop::end(uint64_t packed) {
   Id id;
-  Conn* c = find(packed, &id);
-  if (!c || c->kind != Kind::kStream) return -EBADF;
+  Conn* c = find_stream(packed, &id);
+  if (!c) return -EBADF;
   if (c->peer_ended) return close(packed);  // both directions done
   if (c->end_requested || c->state == State::kClosing) return 0;
   c->end_requested = true;
@@ -199,9 +309,23 @@ int Loop::end(uint64_t packed) {
 int Loop::close(uint64_t packed) {
   Id id;
   Conn* c = find(packed, &id);
-  if (!c) return -EBADF;
-  if (c->kind == Kind::kListener || c->queue.empty() || c->error) {
-    release(id, c, false, 0);
+  if (!c || (c->kind == Kind::kStream && !c->visible)) return -EBADF;
+  if (c->kind == Kind::kListener) {
+    // Nobody will serve the parked connections now.
+    Admission* admission = admission_of(id);
+    if (admission) {
+      while (!admission->parked.empty()) {
+        Id parked = admission->parked.front();
+        admission->parked.pop_front();
+        Conn* p = table_.get(parked);
+        if (p && p->state == State::kParked) reject(parked, p, admission->policy);
+      }
+    }
+    forget(id, c);
+    return 1;
+  }
+  if (c->queue.empty() || c->error) {
+    forget(id, c);
     return 1;
   }
   c->reading = false;
@@ -216,25 +340,65 @@ int Loop::close(uint64_t packed) {
 
 int Loop::abort(uint64_t packed) {
   Id id;
-  Conn* c = find(packed, &id);
+  Conn* c = find_stream(packed, &id);
   if (!c) return -EBADF;
-  if (c->kind == Kind::kStream) set_reset_on_close(c->fd);
-  release(id, c, false, 0);
+  set_reset_on_close(c->fd);
+  forget(id, c);
   return 1;
+}
+
+int Loop::set_reading(uint64_t packed, bool reading) {
+  Id id;
+  Conn* c = find_stream(packed, &id);
+  if (!c) return -EBADF;
+  c->paused = !reading;
+  if (reading) c->hup_seen = false;
+  mark_dirty(id, c);
+  return 0;
+}
+
+int Loop::set_idle_timeout(uint64_t packed, uint32_t ms, bool resets_on_write, uint32_t grace_ms) {
+  Id id;
+  Conn* c = find_stream(packed, &id);
+  if (!c) return -EBADF;
+  c->idle_ms = ms;
+  c->idle_resets_on_write = resets_on_write;
+  c->grace_ms = grace_ms;
+  if (c->state == State::kOpen || c->state == State::kClosing) start_idle_clock(id, c);
+  return 0;
+}
+
+int Loop::set_idle_notify(uint64_t packed, bool notify) {
+  Id id;
+  Conn* c = find_stream(packed, &id);
+  if (!c) return -EBADF;
+  c->idle_notify = notify;
+  return 0;
+}
+
+int Loop::set_write_limits(uint64_t packed, uint32_t high, uint32_t low, uint32_t max) {
+  Id id;
+  Conn* c = find_stream(packed, &id);
+  if (!c) return -EBADF;
+  c->high_water = high;
+  c->low_water = low;
+  c->max_write = max;
+  if (c->queue.size() >= high) c->drain_wanted = true;
+  return 0;
 }
 
 int Loop::set_no_delay(uint64_t packed, bool enable) {
   Id id;
-  Conn* c = find(packed, &id);
-  if (!c || c->kind != Kind::kStream) return -EBADF;
+  Conn* c = find_stream(packed, &id);
+  if (!c) return -EBADF;
   return c->tcp ? reactor::set_no_delay(c->fd, enable) : 0;
 }
 
 int Loop::set_keep_alive(uint64_t packed, bool enable, int idle_seconds, int interval_seconds,
                          int count) {
   Id id;
-  Conn* c = find(packed, &id);
-  if (!c || c->kind != Kind::kStream) return -EBADF;
+  Conn* c = find_stream(packed, &id);
+  if (!c) return -EBADF;
   if (!c->tcp) return 0;
   return reactor::set_keep_alive(c->fd, enable, idle_seconds, interval_seconds, count);
 }
@@ -248,7 +412,7 @@ int Loop::address(uint64_t packed, bool peer, SocketAddress* out) {
 
 int64_t Loop::queued_bytes(uint64_t packed) {
   Id id;
-  Conn* c = find(packed, &id);
+  Conn* c = find_stream(packed, &id);
   return c ? static_cast<int64_t>(c->queue.size()) : -EBADF;
 }
 
@@ -267,24 +431,48 @@ bool Loop::timer_reset(uint64_t id, uint64_t delay_ms) {
 }
 
 void Loop::run_timers() {
+  stats_.loop_iterations++;
   uint64_t now = now_ms();
   Id id;
   while (timers_.pop_expired(now, &id)) emit(kTimer, id);
+  while (deadlines_.next_deadline() <= now) {
+    uint32_t slot = deadlines_.next_slot();
+    if (!table_.live_at(slot, &id)) {
+      deadlines_.clear(slot);
+      continue;
+    }
+    on_deadline(id, table_.get(id), now);
+  }
   deliver();
+  settle();
 }
 
 // ---- the wake-up ----------------------------------------------------------
 
 int Loop::poll() {
+  stats_.loop_iterations++;
   apply_interest();
   int n = poller_->wait(events_.data(), limits_.events_per_wake, 0);
   for (int i = 0; i < n; i++) on_event(events_[i]);
   deliver();
+  settle();
   apply_interest();
   return n;
 }
 
-void Loop::prepare_wait() { apply_interest(); }
+void Loop::prepare_wait() {
+  settle();
+  apply_interest();
+}
+
+// Serves parked connections whose listener has room again. Only called where
+// records may be emitted: not while JavaScript walks a batch.
+void Loop::settle() {
+  while (!to_serve_.empty()) {
+    serve_waiting();
+    deliver();
+  }
+}
 
 void Loop::on_event(const PollEvent& event) {
   Id id = Id::unpack(event.token);
@@ -294,50 +482,285 @@ void Loop::on_event(const PollEvent& event) {
     on_listener_ready(id);
   } else if (c->state == State::kConnecting) {
     on_connect_ready(id, c);
+  } else if (c->state == State::kParked) {
+    on_parked_event(id, c, event);
   } else {
     on_stream_ready(id, c, event);
   }
 }
 
+// ---- admission --------------------------------------------------------------
+
 void Loop::on_listener_ready(Id listener) {
   for (int i = 0; i < limits_.accepts_per_wake; i++) {
     // Each emit may run JavaScript, which may close the listener.
     Conn* l = table_.get(listener);
-    if (!l) return;
+    Admission* admission = admission_of(listener);
+    if (!l || !admission || l->backoff) return;
     int fd = accept_connection(l->fd);
     if (fd < 0) {
       if (fd == -EINTR || fd == -ECONNABORTED) continue;
-      if (fd == -EMFILE || fd == -ENFILE) handle_accept_exhaustion(l->fd);
+      if (fd == -EMFILE || fd == -ENFILE) start_backoff(listener, l);
       return;  // EAGAIN, or an error the next wake-up will meet again
     }
-    bool tcp = l->tcp;
-    if (tcp) reactor::set_no_delay(fd, true);
-    int64_t packed = adopt(fd, Kind::kStream, State::kOpen, tcp);
-    if (packed < 0) continue;
-    emit(kAccepted, Id::unpack(static_cast<uint64_t>(packed)), static_cast<int32_t>(listener.slot),
-         static_cast<int32_t>(listener.gen));
+    stats_.accepted++;
+    backoff_ms_ = limits_.backoff_first_ms;
+    if (l->tcp) reactor::set_no_delay(fd, true);
+    admit(listener, admission, fd);
   }
 }
 
-// Out of descriptors: release the reserve, accept and drop what waits so
-// clients see a close instead of hanging, then take the reserve back. A
-// level-triggered listener would otherwise wake us forever.
-void Loop::handle_accept_exhaustion(int listen_fd) {
-  if (reserve_fd_ < 0) return;
-  ::close(reserve_fd_);
-  reserve_fd_ = -1;
-  for (int i = 0; i < limits_.accepts_per_wake; i++) {
-    int fd = accept_connection(listen_fd);
-    if (fd < 0) break;
-    ::close(fd);
+void Loop::admit(Id listener, Admission* admission, int fd) {
+  Conn* l = table_.get(listener);
+  Id id;
+  Conn* c = adopt(fd, Kind::kStream, State::kOpen, l->tcp, &id);
+  if (!c) return;
+  apply_defaults(c, admission->defaults);
+  c->listener = listener;
+  c->reading = false;
+  if (admission->limits_peers()) {
+    PeerKey key;
+    if (peer_ip(fd, key.bytes) == 0) {
+      if (admission->peer_full(key)) {
+        c->listener = Id{kMaxSlots, 0};  // never counted against the listener
+        reject(id, c, admission->policy);
+        return;
+      }
+      admission->track_peer(id.slot, key);
+    }
   }
-  reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (admission->has_room()) {
+    serve(id, c, listener, admission);
+  } else if (admission->can_park()) {
+    park(id, c, admission);
+  } else {
+    reject(id, c, admission->policy);
+  }
 }
+
+void Loop::serve(Id id, Conn* c, Id listener, Admission* admission) {
+  c->state = State::kOpen;
+  c->reading = true;
+  c->visible = true;
+  c->hup_seen = false;
+  open_++;
+  admission->open++;
+  start_idle_clock(id, c);
+  mark_dirty(id, c);
+  emit(kAccepted, id, static_cast<int32_t>(listener.slot), static_cast<int32_t>(listener.gen));
+}
+
+void Loop::park(Id id, Conn* c, Admission* admission) {
+  c->state = State::kParked;
+  admission->queued++;
+  queued_++;
+  admission->parked.push_back(id);
+  if (admission->policy.queue_timeout_ms > 0) {
+    deadlines_.set(id.slot, now_ms() + admission->policy.queue_timeout_ms);
+  }
+  mark_dirty(id, c);
+}
+
+// Takes a parked connection out of its listener's counts; its entry in the
+// FIFO is skipped when it reaches the front.
+void Loop::leave_queue(Id id, Conn* c) {
+  queued_--;
+  deadlines_.clear(id.slot);
+  Admission* admission = admission_of(c->listener);
+  if (!admission) return;
+  admission->queued--;
+  // Keep the FIFO from filling with stale entries when clients keep leaving
+  // a queue that does not move.
+  if (admission->parked.size() > 2 * static_cast<size_t>(admission->queued) + 64) {
+    std::deque<Id> live;
+    for (Id parked : admission->parked) {
+      Conn* p = table_.get(parked);
+      if (p && p->state == State::kParked && parked.slot != id.slot) live.push_back(parked);
+    }
+    admission->parked.swap(live);
+  }
+}
+
+// A rejected connection is told with a reset, or with the canned bytes and a
+// graceful close. Lingering until the peer closes keeps its unread request
+// from turning our close into a reset that would destroy the reply.
+void Loop::reject(Id id, Conn* c, const AdmissionPolicy& policy) {
+  stats_.rejected++;
+  if (c->state == State::kParked) {
+    leave_queue(id, c);
+    c->state = State::kOpen;
+  }
+  if (Admission* admission = admission_of(c->listener)) {
+    if (admission->limits_peers()) admission->forget_peer(id.slot);
+  }
+  c->listener = Id{kMaxSlots, 0};  // no longer counted against the listener
+  if (policy.overflow == Overflow::kReset) {
+    set_reset_on_close(c->fd);
+    forget(id, c);
+    return;
+  }
+  if (!policy.overflow_bytes.empty()) {
+    iovec reply{const_cast<char*>(policy.overflow_bytes.data()), policy.overflow_bytes.size()};
+    ssize_t n = send_chunks(c->fd, &reply, 1);
+    size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
+    stats_.bytes_out += sent;
+    c->queue.append(&reply, 1, sent);
+  }
+  linger(id, c, limits_.linger_ms);
+}
+
+void Loop::serve_waiting() {
+  std::vector<Id> listeners;
+  listeners.swap(to_serve_);
+  for (Id listener : listeners) {
+    for (;;) {
+      Admission* admission = admission_of(listener);
+      if (!admission || admission->queued == 0 ||
+          admission->open >= admission->policy.max_connections) {
+        break;
+      }
+      Id id = admission->parked.front();
+      admission->parked.pop_front();
+      Conn* c = table_.get(id);
+      if (!c || c->state != State::kParked) continue;  // left the queue earlier
+      leave_queue(id, c);
+      serve(id, c, listener, admission);
+    }
+  }
+}
+
+// A parked connection is watched only for its client going away.
+void Loop::on_parked_event(Id id, Conn* c, const PollEvent& event) {
+  // A client that half-closed after sending a request still waits for the
+  // reply: keep it, but stop listening for a condition that stays true.
+  if (!event.error && !event.hangup && readable_bytes(c->fd) > 0) {
+    c->hup_seen = true;
+    mark_dirty(id, c);
+    return;
+  }
+  stats_.abandoned++;
+  forget(id, c);
+}
+
+void Loop::start_backoff(Id listener, Conn* l) {
+  stats_.emfile++;
+  l->backoff = true;
+  mark_dirty(listener, l);
+  backed_off_.push_back(listener);
+  deadlines_.set(listener.slot, now_ms() + backoff_ms_);
+  backoff_ms_ = std::min(backoff_ms_ * 2, limits_.backoff_max_ms);
+}
+
+void Loop::end_backoffs() {
+  std::vector<Id> listeners;
+  listeners.swap(backed_off_);
+  for (Id listener : listeners) {
+    Conn* l = table_.get(listener);
+    if (!l || !l->backoff) continue;
+    l->backoff = false;
+    deadlines_.clear(listener.slot);
+    mark_dirty(listener, l);
+  }
+}
+
+// ---- deadlines --------------------------------------------------------------
+
+void Loop::start_idle_clock(Id id, Conn* c) {
+  if (c->idle_ms == 0) {
+    deadlines_.clear(id.slot);
+    return;
+  }
+  c->last_active = activity_ms();
+  deadlines_.set(id.slot, c->last_active + c->idle_ms);
+}
+
+// Every handler either clears the slot's deadline or moves it later.
+void Loop::on_deadline(Id id, Conn* c, uint64_t now) {
+  if (c->kind == Kind::kListener) {
+    // The accept backoff is over.
+    deadlines_.clear(id.slot);
+    c->backoff = false;
+    mark_dirty(id, c);
+    return;
+  }
+  switch (c->state) {
+    case State::kParked:
+      stats_.queue_timeouts++;
+      if (Admission* admission = admission_of(c->listener)) {
+        reject(id, c, admission->policy);
+      } else {
+        reject(id, c, AdmissionPolicy{});
+      }
+      return;
+    case State::kLingering:
+      // The peer did not close in time.
+      set_reset_on_close(c->fd);
+      release(id, c, 0);
+      return;
+    case State::kConnecting:
+      deadlines_.clear(id.slot);
+      return;
+    case State::kOpen:
+    case State::kClosing:
+      break;
+  }
+  if (c->idle_ms == 0) {
+    deadlines_.clear(id.slot);
+    return;
+  }
+  uint64_t due = c->last_active + c->idle_ms;
+  if (due > now) {
+    deadlines_.set(id.slot, due);  // active since it was scheduled
+    return;
+  }
+  stats_.idle_timeouts++;
+  if (c->idle_notify && c->state == State::kOpen) {
+    // The protocol decides; unless it acts, the connection gets another period.
+    c->last_active = now;
+    deadlines_.set(id.slot, now + c->idle_ms);
+    emit(kIdle, id);
+    return;
+  }
+  reap(id, c);
+}
+
+void Loop::reap(Id id, Conn* c) {
+  stats_.reaped++;
+  c->reaped = true;
+  if (c->state == State::kClosing) {
+    // Its peer stopped reading what we still had to send.
+    set_reset_on_close(c->fd);
+    release(id, c, 0);
+    return;
+  }
+  linger(id, c, c->grace_ms);
+}
+
+void Loop::linger(Id id, Conn* c, uint32_t ms) {
+  c->state = State::kLingering;
+  c->paused = false;
+  c->hup_seen = false;
+  c->reading = !c->peer_ended;
+  c->end_requested = true;
+  c->drain_wanted = false;
+  if (c->queue.empty() && !c->write_shut) {
+    ::shutdown(c->fd, SHUT_WR);
+    c->write_shut = true;
+  }
+  mark_dirty(id, c);
+  if (c->peer_ended && c->write_shut) {
+    release(id, c, 0);
+    return;
+  }
+  deadlines_.set(id.slot, now_ms() + ms);
+}
+
+// ---- connections ------------------------------------------------------------
 
 void Loop::on_connect_ready(Id id, Conn* c) {
   int error = pending_error(c->fd);
   if (error) {
-    release(id, c, true, error);
+    release(id, c, error);
     return;
   }
   mark_dirty(id, c);
@@ -349,6 +772,7 @@ void Loop::on_connect_ready(Id id, Conn* c) {
   }
   c->state = State::kOpen;
   c->reading = true;
+  start_idle_clock(id, c);
   // Writes and an end() issued while connecting go out now.
   if (!(c->queue.empty() ? after_drain(id, c) : flush(id, c))) return;
   emit(kConnected, id);
@@ -356,24 +780,48 @@ void Loop::on_connect_ready(Id id, Conn* c) {
 
 void Loop::on_stream_ready(Id id, Conn* c, const PollEvent& event) {
   if (c->error) {
-    release(id, c, true, c->error);
+    release(id, c, c->error);
     return;
   }
   if (event.error && !event.readable) {
     int error = pending_error(c->fd);
-    release(id, c, true, error ? error : ECONNRESET);
+    release(id, c, error ? error : ECONNRESET);
     return;
   }
   if ((event.writable || event.error) && !c->queue.empty() && !flush(id, c)) return;
-  if (c->reading && (event.readable || event.hangup || event.error)) {
+  bool can_read = c->reading && !c->paused;
+  if (can_read && (event.readable || event.hangup || event.error)) {
     read_once(id, c);
+  } else if (event.hangup && c->paused && c->reading) {
+    // Unread bytes may wait behind the hang-up: keep them for resume().
+    c->hup_seen = true;
+    mark_dirty(id, c);
   } else if (event.hangup && !c->reading) {
     // Both directions are finished and nothing more will be read.
-    release(id, c, true, 0);
+    release(id, c, 0);
   }
 }
 
 bool Loop::read_once(Id id, Conn* c) {
+  if (c->state == State::kLingering) {
+    // Nobody wants these bytes; reading them lets the peer's close arrive.
+    if (discard_.empty()) discard_.resize(kDiscardSize);
+    ssize_t n;
+    do {
+      n = ::recv(c->fd, discard_.data(), discard_.size(), 0);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0 || (n < 0 && would_block(errno))) return true;
+    if (n < 0) {
+      release(id, c, errno);
+      return false;
+    }
+    c->peer_ended = true;
+    c->reading = false;
+    mark_dirty(id, c);
+    if (!c->write_shut) return true;  // after_drain closes it once flushed
+    release(id, c, 0);
+    return false;
+  }
   if (slab_.size - slab_used_ < limits_.max_read) {
     deliver();  // records still point into the old slab
     slab_ = sink_->fresh_slab();
@@ -389,19 +837,21 @@ bool Loop::read_once(Id id, Conn* c) {
     n = ::recv(c->fd, slab_.data + slab_used_, room, 0);
   } while (n < 0 && errno == EINTR);
   if (n > 0) {
+    stats_.bytes_in += static_cast<uint64_t>(n);
+    if (c->idle_ms) c->last_active = activity_ms();
     emit(kData, id, static_cast<int32_t>(slab_used_), static_cast<int32_t>(n));
     slab_used_ += static_cast<size_t>(n);
     return true;
   }
   if (n < 0 && would_block(errno)) return true;
   if (n < 0) {
-    release(id, c, true, errno);
+    release(id, c, errno);
     return false;
   }
   c->peer_ended = true;
   c->reading = false;
   if (c->write_shut) {
-    release(id, c, true, 0);  // we had ended already: the connection is complete
+    release(id, c, 0);  // we had ended already: the connection is complete
     return false;
   }
   mark_dirty(id, c);
@@ -414,10 +864,19 @@ bool Loop::flush(Id id, Conn* c) {
   ssize_t n = send_chunks(c->fd, &chunk, 1);
   if (n < 0) {
     if (would_block(static_cast<int>(-n))) return true;
-    release(id, c, true, static_cast<int>(-n));
+    release(id, c, static_cast<int>(-n));
     return false;
   }
+  stats_.bytes_out += static_cast<uint64_t>(n);
+  if (n > 0 && c->idle_resets_on_write) c->last_active = activity_ms();
   c->queue.consume(static_cast<size_t>(n));
+  if (c->drain_wanted && c->queue.size() <= c->low_water) {
+    c->drain_wanted = false;
+    emit(kDrain, id);
+    // JavaScript may have closed it while handling the record.
+    c = table_.get(id);
+    if (!c) return false;
+  }
   if (!c->queue.empty()) return true;
   mark_dirty(id, c);
   return after_drain(id, c);
@@ -426,14 +885,14 @@ bool Loop::flush(Id id, Conn* c) {
 // The queue just emptied: finish a pending close or end.
 bool Loop::after_drain(Id id, Conn* c) {
   if (c->state == State::kClosing) {
-    release(id, c, true, 0);
+    release(id, c, 0);
     return false;
   }
   if (c->end_requested && !c->write_shut) {
     ::shutdown(c->fd, SHUT_WR);
     c->write_shut = true;
     if (c->peer_ended) {
-      release(id, c, true, 0);
+      release(id, c, 0);
       return false;
     }
   }
@@ -452,6 +911,9 @@ void Loop::deliver() {
   if (record_count_ == 0) return;
   size_t count = record_count_;
   record_count_ = 0;
+  stats_.batches++;
+  stats_.records += count;
+  stats_.max_batch = std::max<uint64_t>(stats_.max_batch, count);
   uint8_t* slab = slab_.data;
   size_t from = undelivered_from_;
   bool released = sink_->deliver(records_, count);

@@ -16,6 +16,9 @@ enum Interest : uint32_t {
   kNone = 0,
   kReadable = 1,
   kWritable = 2,
+  // The peer shut down its write side, reported without reading and even
+  // while unread bytes wait (a parked connection whose client went away).
+  kPeerClosed = 4,
 };
 
 struct PollEvent {
@@ -24,6 +27,7 @@ struct PollEvent {
   uint32_t writable : 1;
   uint32_t error : 1;   // an error is pending on the socket (SO_ERROR says which)
   uint32_t hangup : 1;  // both directions are shut down
+  uint32_t peer_closed : 1;  // the peer shut down its write side (kPeerClosed)
 };
 
 class Poller {
@@ -38,6 +42,10 @@ class Poller {
   virtual int modify(int fd, uint64_t token, uint32_t interest) = 0;
   // Called right before the loop closes fd.
   virtual int remove(int fd) = 0;
+  // Stops watching fd, which stays open; add() watches it again. Needed where
+  // a backend reports a condition whatever the interest (epoll's hang-up) and
+  // the loop must not hear it for a while (a paused connection).
+  virtual int detach(int fd) = 0;
   // Collect up to max ready events, waiting at most timeout_ms (0: don't
   // block, -1: forever). Returns the count or -errno.
   virtual int wait(PollEvent* events, int max, int timeout_ms) = 0;

@@ -15,6 +15,7 @@ uint32_t to_epoll(uint32_t interest) {
   uint32_t events = 0;
   if (interest & kReadable) events |= EPOLLIN;
   if (interest & kWritable) events |= EPOLLOUT;
+  if (interest & kPeerClosed) events |= EPOLLRDHUP;
   return events;
 }
 
@@ -35,6 +36,10 @@ class EpollPoller final : public Poller {
   // Closing an fd drops it from the epoll set (we never dup sockets), so the
   // syscall is skipped.
   int remove(int) override { return 0; }
+  int detach(int fd) override {
+    epoll_event unused{};
+    return epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &unused) == 0 ? 0 : -errno;
+  }
 
   int wait(PollEvent* out, int max, int timeout_ms) override {
     if (static_cast<int>(buffer_.size()) < max) buffer_.resize(max);
@@ -50,6 +55,7 @@ class EpollPoller final : public Poller {
       out[i].writable = (e.events & EPOLLOUT) != 0;
       out[i].error = (e.events & EPOLLERR) != 0;
       out[i].hangup = (e.events & EPOLLHUP) != 0;
+      out[i].peer_closed = (e.events & EPOLLRDHUP) != 0;
     }
     return n;
   }

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -206,6 +207,25 @@ int socket_address(int fd, bool peer, SocketAddress* out) {
     default:
       return -EAFNOSUPPORT;
   }
+}
+
+int peer_ip(int fd, uint8_t out[16]) {
+  sockaddr_storage storage{};
+  socklen_t length = sizeof(storage);
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&storage), &length) != 0) return -errno;
+  std::memset(out, 0, 16);
+  if (storage.ss_family == AF_INET) {
+    out[10] = out[11] = 0xff;
+    std::memcpy(out + 12, &reinterpret_cast<sockaddr_in*>(&storage)->sin_addr, 4);
+  } else if (storage.ss_family == AF_INET6) {
+    std::memcpy(out, &reinterpret_cast<sockaddr_in6*>(&storage)->sin6_addr, 16);
+  }
+  return 0;
+}
+
+int readable_bytes(int fd) {
+  int n = 0;
+  return ::ioctl(fd, FIONREAD, &n) == 0 ? n : -errno;
 }
 
 }  // namespace reactor

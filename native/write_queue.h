@@ -1,5 +1,7 @@
 // The unsent tail of a connection's writes: one contiguous buffer consumed
-// from the front, so a flush is a single send of everything queued.
+// from the front, so a flush is a single send of everything queued. An empty
+// queue holds no memory beyond one null pointer, which keeps idle connections
+// small.
 #pragma once
 
 #include <sys/uio.h>
@@ -7,15 +9,16 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 namespace reactor {
 
 class WriteQueue {
  public:
-  bool empty() const { return head_ == bytes_.size(); }
-  size_t size() const { return bytes_.size() - head_; }
-  const uint8_t* data() const { return bytes_.data() + head_; }
+  bool empty() const { return !buffer_; }
+  size_t size() const { return buffer_ ? buffer_->bytes.size() - buffer_->head : 0; }
+  const uint8_t* data() const { return buffer_->bytes.data() + buffer_->head; }
 
   // Appends the chunks, skipping the first `skip` bytes (already sent).
   void append(const iovec* chunks, int count, size_t skip) {
@@ -26,32 +29,34 @@ class WriteQueue {
         skip -= len;
         continue;
       }
-      bytes_.insert(bytes_.end(), base + skip, base + len);
+      if (!buffer_) buffer_ = std::make_unique<Buffer>();
+      buffer_->bytes.insert(buffer_->bytes.end(), base + skip, base + len);
       skip = 0;
     }
   }
 
   void consume(size_t n) {
-    head_ += n;
-    if (head_ == bytes_.size()) {
+    Buffer& b = *buffer_;
+    b.head += n;
+    if (b.head == b.bytes.size()) {
       clear();
-    } else if (head_ >= kCompactAfter && head_ * 2 >= bytes_.size()) {
+    } else if (b.head >= kCompactAfter && b.head * 2 >= b.bytes.size()) {
       // Drop the sent prefix so a queue that never fully drains stays bounded.
-      bytes_.erase(bytes_.begin(), bytes_.begin() + static_cast<std::ptrdiff_t>(head_));
-      head_ = 0;
+      b.bytes.erase(b.bytes.begin(), b.bytes.begin() + static_cast<std::ptrdiff_t>(b.head));
+      b.head = 0;
     }
   }
 
   // Frees the memory: an idle connection holds no buffer.
-  void clear() {
-    std::vector<uint8_t>().swap(bytes_);
-    head_ = 0;
-  }
+  void clear() { buffer_.reset(); }
 
  private:
   static constexpr size_t kCompactAfter = 64 * 1024;
-  std::vector<uint8_t> bytes_;
-  size_t head_ = 0;
+  struct Buffer {
+    std::vector<uint8_t> bytes;
+    size_t head = 0;
+  };
+  std::unique_ptr<Buffer> buffer_;
 };
 
 }  // namespace reactor

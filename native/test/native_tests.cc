@@ -540,6 +540,7 @@ TEST(timer_heap_randomised_against_model) {
 namespace {
 
 std::string queue_contents(const WriteQueue& q) {
+  if (q.empty()) return "";
   return std::string(reinterpret_cast<const char*>(q.data()), q.size());
 }
 
