@@ -164,7 +164,7 @@ class Core final : public Sink {
   }
   static Core* from(void* h) { return static_cast<Core*>(static_cast<uv_handle_t*>(h)->data); }
 
-  // Destroys the loop (its backend and reserve fds) unless it is on the stack,
+  // Destroys the loop (its backend fd) unless it is on the stack,
   // in which case the callback that entered it does so on the way out.
   void release_loop() {
     if (running_ == 0) loop_.reset();

@@ -363,7 +363,7 @@ int Loop::set_idle_timeout(uint64_t packed, uint32_t ms, bool resets_on_write, u
   if (!c) return -EBADF;
   c->idle_ms = ms;
   c->idle_resets_on_write = resets_on_write;
-  c->grace_ms = grace_ms;
+  if (grace_ms != kKeep) c->grace_ms = grace_ms;
   if (c->state == State::kOpen || c->state == State::kClosing) start_idle_clock(id, c);
   return 0;
 }

@@ -125,7 +125,8 @@ class Loop {
   int64_t write(uint64_t id, const iovec* chunks, int count);
   // Pause (false) or resume (true) reading; applied before the next wait.
   int set_reading(uint64_t id, bool reading);
-  // 0 disables. The clock restarts now.
+  // 0 disables. The clock restarts now. grace_ms kKeep keeps the current one.
+  static constexpr uint32_t kKeep = UINT32_MAX;
   int set_idle_timeout(uint64_t id, uint32_t ms, bool resets_on_write, uint32_t grace_ms);
   // Whether an idle expiry is handed to JavaScript (kIdle) instead of reaped.
   int set_idle_notify(uint64_t id, bool notify);

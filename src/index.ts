@@ -6,9 +6,13 @@ export type {
   ListenTCPOptions,
   ListenUnixOptions,
   ReactorOptions,
+  ReactorStats,
+  ShutdownOptions,
+  ShutdownResult,
 } from './reactor.js';
 export { Transport } from './transport.js';
-export type { TransportState } from './transport.js';
+export type { IdleTimeoutOptions, Producer, TransportState } from './transport.js';
+export type { ConnectionLimitOptions, QueueOptions, WriteBufferOptions } from './limits.js';
 export { Listener } from './listener.js';
 export { DelayedCall } from './timers.js';
 export { ReactorError } from './errors.js';

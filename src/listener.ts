@@ -6,6 +6,8 @@ import type { ProtocolFactory } from './protocol.js';
 export interface ListenerHost {
   checkOpen(): void;
   closeListener(listener: Listener): void;
+  /** [served and open, parked] */
+  listenerCounts(listener: Listener): [number, number];
 }
 
 /** A listening socket. Accepted connections get their protocol from `factory`. */
@@ -25,9 +27,20 @@ export class Listener {
     return this.#listening;
   }
 
+  /** Connections of this listener being served now (0 once it is closed). */
+  get connections(): number {
+    return this.#listening ? this.host.listenerCounts(this)[0] : 0;
+  }
+
+  /** Connections parked over `maxConnections`, waiting for a slot (0 once it is closed). */
+  get queued(): number {
+    return this.#listening ? this.host.listenerCounts(this)[1] : 0;
+  }
+
   /**
    * Stops accepting (a Unix socket's path is removed). Open connections stay
-   * open. Throws ERR_SERVER_NOT_RUNNING if already closed.
+   * open; parked ones are rejected with the queue's overflow policy. Throws
+   * ERR_SERVER_NOT_RUNNING if already closed.
    */
   close(): void {
     this.host.checkOpen();

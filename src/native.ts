@@ -11,6 +11,24 @@ export interface NativeReactor {
   readonly backend: string;
   listenTcp(host: string, port: number, backlog: number, reusePort: boolean, ipv6Only: boolean): number;
   listenUnix(path: string, backlog: number): number;
+  /** Caps, queue and connection defaults; NO_LIMIT (2^32 - 1) means none. */
+  configureListener(
+    id: number,
+    maxConnections: number,
+    maxPerPeer: number,
+    queueLimit: number,
+    queueTimeoutMs: number,
+    overflowReset: boolean,
+    overflowBytes: Uint8Array | undefined,
+    idleMs: number,
+    graceMs: number,
+    idleResetsOnWrite: boolean,
+    highWater: number,
+    lowWater: number,
+    maxWrite: number,
+  ): number;
+  /** [served and open, parked] */
+  listenerCounts(id: number): [number, number] | number;
   connectTcp(host: string, port: number): number;
   connectUnix(path: string): number;
   write(id: number, bytes: Uint8Array): number;
@@ -18,6 +36,12 @@ export interface NativeReactor {
   end(id: number): number;
   close(id: number): number;
   abort(id: number): number;
+  setReading(id: number, reading: boolean): number;
+  /** graceMs NO_LIMIT keeps the connection's grace period. */
+  setIdleTimeout(id: number, ms: number, resetsOnWrite: boolean, graceMs: number): number;
+  setIdleNotify(id: number, notify: boolean): number;
+  setWriteLimits(id: number, high: number, low: number, max: number): number;
+  stats(): NativeStats | number;
   setNoDelay(id: number, enable: boolean): number;
   setKeepAlive(id: number, enable: boolean, idleSeconds: number, intervalSeconds: number, count: number): number;
   address(id: number, peer: boolean): { address: string; port: number; family: string } | number;
@@ -28,6 +52,28 @@ export interface NativeReactor {
   timerKeepAlive(id: number, keepAlive: boolean): number;
   shutdown(): void;
 }
+
+/** Counters kept by the native loop as events happen (see native/loop.h Stats). */
+export interface NativeStats {
+  open: number;
+  queued: number;
+  accepted: number;
+  rejected: number;
+  queueTimeouts: number;
+  abandoned: number;
+  reaped: number;
+  idleTimeouts: number;
+  bytesIn: number;
+  bytesOut: number;
+  loopIterations: number;
+  batches: number;
+  records: number;
+  maxBatch: number;
+  emfile: number;
+}
+
+/** "No limit" for the native u32 limits. */
+export const NO_LIMIT = 0xffffffff;
 
 /**
  * Called once per batch with the record count and, when it changed, the read
@@ -55,8 +101,15 @@ export const enum RecordKind {
   Connected = 2,
   Data = 3, // a: offset in the slab, b: length
   Eof = 4,
-  Closed = 5, // a: errno, 0 when clean
+  Closed = 5, // a: errno, 0 when clean; b: CloseReason
   Timer = 6,
+  Drain = 7, // queued bytes fell to the low watermark
+  Idle = 8, // idle timeout on a connection whose protocol has timeoutConnection
+}
+
+export const enum CloseReason {
+  None = 0,
+  Idle = 1,
 }
 
 /** Identities are generation * 2^24 + slot (native/slot_table.h). */

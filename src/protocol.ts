@@ -29,9 +29,31 @@ export interface Protocol {
    */
   readConnectionLost?(transport: Transport): void;
   /**
+   * Bytes queued for writing fell to the transport's lowWaterMark after a
+   * write() had returned false: a good moment to write more.
+   */
+  writeDrained?(transport: Transport): void;
+  /**
+   * The idle timeout expired (see listener `idleTimeoutMs` and
+   * transport.setIdleTimeout). If this method exists it decides: close or end
+   * the transport, or do nothing to keep it for another period. Without it,
+   * the reactor ends the connection gracefully (flushes, shuts down the write
+   * side, discards input) and aborts it after the grace period if the peer
+   * has not closed; connectionLost then gets ERR_IDLE_TIMEOUT.
+   */
+  timeoutConnection?(transport: Transport): void;
+  /**
+   * reactor.shutdown() began. If this method exists, the protocol finishes
+   * its work and closes the transport itself (before the shutdown's timeout,
+   * after which the connection is aborted); otherwise the transport is
+   * close()d at once (queued bytes are flushed first).
+   */
+  shutdownRequested?(transport: Transport): void;
+  /**
    * The connection is closed and its descriptor released. `reason` is
    * undefined for a clean close (either side) and an Error with a code
-   * (ECONNRESET, EPIPE, ERR_REACTOR_CLOSED, ...) otherwise.
+   * (ECONNRESET, EPIPE, ERR_IDLE_TIMEOUT, ERR_WRITE_BUFFER_FULL,
+   * ERR_REACTOR_CLOSED, ...) otherwise.
    */
   connectionLost?(reason: ReactorError | undefined, transport: Transport): void;
 }

@@ -3,8 +3,18 @@ import { isIP } from 'node:net';
 import { constants } from 'node:os';
 import { type Address, listenHost, toAddress } from './address.js';
 import { ReactorError, reactorClosed, systemError, type ErrorTarget } from './errors.js';
+import { type ConnectionLimitOptions, DEFAULT_WRITE_LIMITS, parseListenerConfig, validateMs, type WriteLimits } from './limits.js';
 import { Listener, type ListenerHost } from './listener.js';
-import { createNativeReactor, type NativeReactor, nativeBackends, packId, RECORD_WORDS, RecordKind, slotOf } from './native.js';
+import {
+  createNativeReactor,
+  type NativeReactor,
+  type NativeStats,
+  nativeBackends,
+  packId,
+  RECORD_WORDS,
+  RecordKind,
+  slotOf,
+} from './native.js';
 import type { Protocol, ProtocolFactory } from './protocol.js';
 import { DelayedCall, type TimerHost } from './timers.js';
 import { Transport, type TransportHost } from './transport.js';
@@ -33,7 +43,7 @@ export interface ReactorOptions {
   onError?: (error: unknown) => void;
 }
 
-export interface ListenTCPOptions {
+export interface ListenTCPOptions extends ConnectionLimitOptions {
   port: number;
   /** Numeric address or "localhost". Default: "::" (dual-stack), else "0.0.0.0". */
   host?: string;
@@ -45,7 +55,7 @@ export interface ListenTCPOptions {
   ipv6Only?: boolean;
 }
 
-export interface ListenUnixOptions {
+export interface ListenUnixOptions extends ConnectionLimitOptions {
   path: string;
   backlog?: number;
 }
@@ -58,6 +68,21 @@ export interface ConnectTCPOptions {
 
 export interface ConnectUnixOptions {
   path: string;
+}
+
+/** reactor.stats(): counters kept natively as events happen. */
+export type ReactorStats = NativeStats;
+
+export interface ShutdownOptions {
+  /** Connections still open after this are aborted. Default 15 s. */
+  timeoutMs?: number;
+}
+
+export interface ShutdownResult {
+  /** Connections that closed by themselves (gracefully) before the timeout. */
+  closed: number;
+  /** Connections aborted at the timeout. */
+  aborted: number;
 }
 
 interface PendingConnect {
@@ -87,7 +112,13 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
   // new call before JavaScript has run the old one's record.
   readonly #timers = new Map<number, DelayedCall>();
   readonly #listeners = new Map<number, Listener>();
+  // Write limits of each listener's transports, by listener id.
+  readonly #listenerLimits = new Map<number, WriteLimits>();
   readonly #connecting = new Map<Transport, PendingConnect>();
+  #shutdown: Promise<ShutdownResult> | undefined;
+  // Transports a shutdown waits for, and what to call when the last is gone.
+  #draining: Set<Transport> | undefined;
+  #drained: (() => void) | undefined;
 
   constructor(options: ReactorOptions = {}) {
     validateObject(options, 'options');
@@ -128,6 +159,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
     const backlog = validateInteger(options.backlog ?? 511, 'backlog', 1, 0x7fffffff);
     const reusePort = validateBoolean(options.reusePort ?? false, 'reusePort');
     const ipv6Only = validateBoolean(options.ipv6Only ?? false, 'ipv6Only');
+    const config = parseListenerConfig(options, true);
     let host: string;
     let id: number;
     if (options.host === undefined) {
@@ -143,7 +175,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
       id = this.native.listenTcp(host, port, backlog, reusePort, ipv6Only);
     }
     if (id < 0) throw systemError(-id, 'listen', { address: host, port });
-    return this.#addListener(id, factory);
+    return this.#addListener(id, factory, config);
   }
 
   /** Listens on a Unix socket path; the path is removed when the listener closes. */
@@ -153,9 +185,10 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
     validateString(options.path, 'path');
     validateFunction(factory, 'factory');
     const backlog = validateInteger(options.backlog ?? 511, 'backlog', 1, 0x7fffffff);
+    const config = parseListenerConfig(options, false);
     const id = this.native.listenUnix(options.path, backlog);
     if (id < 0) throw systemError(-id, 'listen', { address: options.path });
-    return this.#addListener(id, factory);
+    return this.#addListener(id, factory, config);
   }
 
   /**
@@ -199,6 +232,74 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
   }
 
   /**
+   * Counters kept natively as events happen (no walk over connections):
+   * open and queued connections now; totals of accepted, rejected (queue
+   * overflow or timeout, per-peer cap, listener closed), queueTimeouts,
+   * abandoned (parked clients that left), reaped (idle connections the
+   * reactor ended), idleTimeouts (every expiry), bytesIn, bytesOut,
+   * loopIterations, batches, records (records / batches = mean batch size),
+   * maxBatch and emfile (accepts that found no free descriptor). Throws
+   * ERR_REACTOR_CLOSED once closed.
+   */
+  stats(): ReactorStats {
+    this.checkOpen();
+    const stats = this.native.stats();
+    if (typeof stats === 'number') throw reactorClosed();
+    return stats;
+  }
+
+  /**
+   * Graceful shutdown: closes every listener (parked connections are
+   * rejected), asks each connection to finish (protocol.shutdownRequested,
+   * else close(): flush, then close), aborts whatever is still open after
+   * `timeoutMs`, then closes the reactor. Resolves with how many connections
+   * closed by themselves and how many were aborted. Calling it again while it
+   * runs returns the same promise; after the reactor closed it throws
+   * ERR_REACTOR_CLOSED.
+   */
+  shutdown(options: ShutdownOptions = {}): Promise<ShutdownResult> {
+    if (this.#shutdown) return this.#shutdown;
+    this.checkOpen();
+    validateObject(options, 'options');
+    const timeoutMs = validateMs(options.timeoutMs ?? 15_000, 'options.timeoutMs');
+    for (const listener of [...this.#listeners.values()]) listener.close();
+    const draining = new Set<Transport>();
+    for (const transport of this.#transports) if (transport !== undefined) draining.add(transport);
+    const total = draining.size;
+    this.#draining = draining;
+    this.#shutdown = new Promise<ShutdownResult>((resolve) => {
+      let aborted = 0;
+      const deadline = this.callLater(timeoutMs, () => {
+        for (const transport of [...draining]) {
+          aborted++;
+          transport.abort();
+        }
+      });
+      this.#drained = () => {
+        this.#draining = undefined;
+        this.#drained = undefined;
+        if (!this.#closed) {
+          deadline.cancel();
+          this.close();
+        }
+        resolve({ closed: total - aborted, aborted });
+      };
+      for (const transport of [...draining]) {
+        if (transport.state === 'closed' || transport.state === 'closing') continue;
+        try {
+          const protocol = transport.protocol;
+          if (protocol?.shutdownRequested) protocol.shutdownRequested(transport);
+          else transport.close();
+        } catch (error) {
+          this.#failed(transport, error);
+        }
+      }
+      if (draining.size === 0) this.#drained();
+    });
+    return this.#shutdown;
+  }
+
+  /**
    * Closes every listener and connection at once (queued bytes are dropped;
    * protocols get connectionLost with ERR_REACTOR_CLOSED) and cancels every
    * timer. Throws ERR_REACTOR_CLOSED if already closed.
@@ -226,6 +327,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
   released(transport: Transport, reason: ReactorError | undefined, now: boolean): void {
     const slot = slotOf(transport.id);
     if (this.#transports[slot] === transport) this.#transports[slot] = undefined;
+    if (this.#draining?.delete(transport) && this.#draining.size === 0) process.nextTick(this.#drained!);
     const pending = this.#connecting.get(transport);
     if (pending) {
       this.#connecting.delete(transport);
@@ -249,7 +351,15 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
   /** @internal */
   closeListener(listener: Listener): void {
     this.#listeners.delete(listener.id);
+    this.#listenerLimits.delete(listener.id);
     this.native.close(listener.id);
+  }
+
+  /** @internal */
+  listenerCounts(listener: Listener): [number, number] {
+    this.checkOpen();
+    const counts = this.native.listenerCounts(listener.id);
+    return typeof counts === 'number' ? [0, 0] : counts;
   }
 
   /** @internal */
@@ -281,7 +391,9 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
 
   // ---- internals ----
 
-  #addListener(id: number, factory: ProtocolFactory): Listener {
+  #addListener(id: number, factory: ProtocolFactory, config: ReturnType<typeof parseListenerConfig>): Listener {
+    this.native.configureListener(id, ...config.native);
+    this.#listenerLimits.set(id, config.writeLimits);
     const raw = this.native.address(id, false);
     const address: Address =
       typeof raw === 'number' ? { address: '', port: 0, family: 'unix' } : toAddress(raw);
@@ -292,8 +404,9 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
 
   #connect(id: number, protocol: Protocol, target: ErrorTarget): Promise<Transport> {
     if (id < 0) return Promise.reject(systemError(-id, 'connect', target));
-    const transport = new Transport(this, id, 'connecting');
+    const transport = new Transport(this, id, 'connecting', DEFAULT_WRITE_LIMITS);
     transport.protocol = protocol;
+    if (protocol.timeoutConnection) this.native.setIdleNotify(id, true);
     this.#transports[slotOf(id)] = transport;
     return new Promise((resolve, reject) => this.#connecting.set(transport, { resolve, reject, target }));
   }
@@ -349,14 +462,20 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
         transport.peerEnded();
         break;
       case RecordKind.Closed:
-        transport.lost(a);
+        transport.lost(a, b);
+        break;
+      case RecordKind.Drain:
+        transport.drained();
+        break;
+      case RecordKind.Idle:
+        transport.protocol!.timeoutConnection?.(transport);
         break;
     }
   }
 
   #accept(id: number, slot: number, listenerId: number): void {
     const listener = this.#listeners.get(listenerId);
-    const transport = new Transport(this, id, 'open');
+    const transport = new Transport(this, id, 'open', this.#listenerLimits.get(listenerId) ?? DEFAULT_WRITE_LIMITS);
     this.#transports[slot] = transport;
     if (listener === undefined) {
       transport.abort(); // its listener closed earlier in this batch
@@ -369,6 +488,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
     }
     validateProtocol(protocol);
     transport.protocol = protocol;
+    if (protocol.timeoutConnection) this.native.setIdleNotify(id, true);
     protocol.connectionMade?.(transport);
   }
 

@@ -1,8 +1,10 @@
+import { constants } from 'node:os';
 import { type Address, toAddress } from './address.js';
 import { ReactorError, socketClosed, systemError } from './errors.js';
-import type { NativeReactor } from './native.js';
+import { parseWriteLimits, validateMs, type WriteBufferOptions, type WriteLimits } from './limits.js';
+import { CloseReason, NO_LIMIT, type NativeReactor } from './native.js';
 import type { Protocol } from './protocol.js';
-import { invalidType, validateBoolean, validateDelay, validateInteger } from './validate.js';
+import { invalidType, validateBoolean, validateDelay, validateFunction, validateInteger, validateObject } from './validate.js';
 
 /** What a transport needs from its reactor. */
 export interface TransportHost {
@@ -15,13 +17,30 @@ export interface TransportHost {
 
 export type TransportState = 'connecting' | 'open' | 'closing' | 'closed';
 
-/** Writes at or above this many queued bytes make write() return false. */
-const HIGH_WATER_MARK = 64 * 1024;
+/**
+ * Something that makes data and can be told to stop and go on: a transport
+ * (its reading) or anything of the user's. See Transport.registerProducer.
+ */
+export interface Producer {
+  pause(): void;
+  resume(): void;
+}
 
-/** One connection: writes, shutdown and socket options. */
-export class Transport {
+export interface IdleTimeoutOptions {
+  /** Writes reset the idle clock too. Default false. */
+  resetOnWrite?: boolean;
+  /** Grace period after the idle end before an abort. Default: unchanged (15 s unless the listener set it). */
+  graceMs?: number;
+}
+
+/** One connection: writes, flow control, shutdown and socket options. */
+export class Transport implements Producer {
   #state: TransportState;
   #ended = false;
+  #paused = false;
+  #limits: WriteLimits;
+  #producer: Producer | undefined;
+  #producerPaused = false;
   #localAddress: Address | undefined;
   #remoteAddress: Address | undefined;
   /** @internal */
@@ -32,8 +51,10 @@ export class Transport {
     private readonly host: TransportHost,
     /** @internal native identity */ readonly id: number,
     state: TransportState,
+    limits: WriteLimits,
   ) {
     this.#state = state;
+    this.#limits = limits;
   }
 
   /** connecting → open → (closing →) closed. */
@@ -50,7 +71,9 @@ export class Transport {
 
   /**
    * Sends now what the socket takes and queues the rest natively. Returns
-   * false once 64 KiB or more are queued. Throws ERR_SOCKET_CLOSED after
+   * false once highWaterMark (64 KiB) or more are queued; a write that would
+   * queue more than maxWriteBuffer aborts the connection (connectionLost gets
+   * ERR_WRITE_BUFFER_FULL) and returns false. Throws ERR_SOCKET_CLOSED after
    * close()/abort() and ERR_STREAM_WRITE_AFTER_END after end().
    */
   write(data: Uint8Array | string, encoding?: BufferEncoding): boolean {
@@ -97,6 +120,82 @@ export class Transport {
     this.#release(undefined, false);
   }
 
+  /**
+   * Stops reading: the kernel's buffers fill and push back on the peer. Applied
+   * before the reactor next waits; callable from dataReceived. No byte is lost.
+   */
+  pause(): void {
+    this.#reading(false);
+  }
+
+  /** Reads again after pause(); bytes arrive in order. */
+  resume(): void {
+    this.#reading(true);
+  }
+
+  get isPaused(): boolean {
+    return this.#paused;
+  }
+
+  /**
+   * Ends the connection after `ms` without a byte read (and, with
+   * resetOnWrite, written); 0 disables. Overrides the listener's default and
+   * restarts the clock. See Protocol.timeoutConnection.
+   */
+  setIdleTimeout(ms: number, options: IdleTimeoutOptions = {}): void {
+    const idle = validateMs(ms, 'ms');
+    validateObject(options, 'options');
+    const resetOnWrite = validateBoolean(options.resetOnWrite ?? false, 'options.resetOnWrite');
+    const grace = options.graceMs === undefined ? NO_LIMIT : validateMs(options.graceMs, 'options.graceMs');
+    this.#option('setIdleTimeout', () => this.host.native.setIdleTimeout(this.id, idle, resetOnWrite, grace));
+  }
+
+  /** Changes the write buffer limits; omitted ones keep their value. */
+  setWriteBuffer(options: WriteBufferOptions): void {
+    validateObject(options, 'options');
+    const limits = parseWriteLimits(options, this.#limits);
+    this.#option('setWriteBuffer', () => this.host.native.setWriteLimits(this.id, limits.high, limits.low, limits.max));
+    this.#limits = limits;
+    this.#throttle(this.bufferedAmount);
+  }
+
+  get highWaterMark(): number {
+    return this.#limits.high;
+  }
+
+  get lowWaterMark(): number {
+    return this.#limits.low;
+  }
+
+  get maxWriteBuffer(): number {
+    return this.#limits.max;
+  }
+
+  /**
+   * Flow control for piping into this transport: while its queued bytes are
+   * at or above highWaterMark the producer is paused; it is resumed once they
+   * fall to lowWaterMark. A Transport is a Producer (pause/resume reading).
+   * Forgotten when this transport closes. Throws ERR_PRODUCER_REGISTERED if
+   * one is registered already.
+   */
+  registerProducer(producer: Producer): void {
+    validateObject(producer, 'producer');
+    validateFunction(producer.pause, 'producer.pause');
+    validateFunction(producer.resume, 'producer.resume');
+    this.host.checkOpen();
+    if (this.#state === 'closed') throw socketClosed();
+    if (this.#producer !== undefined) throw new ReactorError('ERR_PRODUCER_REGISTERED', 'a producer is already registered');
+    this.#producer = producer;
+    this.#producerPaused = false;
+    this.#throttle(this.bufferedAmount);
+  }
+
+  /** Forgets the producer (without resuming it). */
+  unregisterProducer(): void {
+    this.#producer = undefined;
+    this.#producerPaused = false;
+  }
+
   /** Nagle's algorithm is off by default (TCP_NODELAY on); no-op for Unix sockets. */
   setNoDelay(noDelay = true): void {
     validateBoolean(noDelay, 'noDelay');
@@ -135,8 +234,20 @@ export class Transport {
   }
 
   /** @internal the native side closed the connection (errno 0: cleanly). */
-  lost(errno: number): void {
-    this.#release(errno ? systemError(errno, 'read') : undefined, true);
+  lost(errno: number, reason: number): void {
+    let error: ReactorError | undefined;
+    if (reason === CloseReason.Idle) error = new ReactorError('ERR_IDLE_TIMEOUT', 'the connection was idle too long');
+    else if (errno) error = systemError(errno, 'read');
+    this.#release(error, true);
+  }
+
+  /** @internal queued bytes fell to the low watermark. */
+  drained(): void {
+    if (this.#producerPaused) {
+      this.#producerPaused = false;
+      this.#producer!.resume();
+    }
+    this.protocol?.writeDrained?.(this);
   }
 
   /** @internal the reactor is closing: the native side already dropped the socket. */
@@ -154,6 +265,7 @@ export class Transport {
   #release(reason: ReactorError | undefined, now: boolean): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
+    this.#producer = undefined;
     this.host.released(this, reason, now);
   }
 
@@ -164,8 +276,29 @@ export class Transport {
   }
 
   #queued(result: number): boolean {
+    if (result === -ENOBUFS) {
+      // The native side has aborted the connection: the reader is too slow.
+      const limit = this.#limits.max;
+      this.#release(new ReactorError('ERR_WRITE_BUFFER_FULL', `more than maxWriteBuffer (${limit} bytes) queued`), false);
+      return false;
+    }
     if (result < 0) throw systemError(-result, 'write');
-    return result < HIGH_WATER_MARK;
+    return this.#throttle(result);
+  }
+
+  /** Pauses the producer at the high watermark; true while below it. */
+  #throttle(queued: number): boolean {
+    if (queued < this.#limits.high) return true;
+    if (this.#producer !== undefined && !this.#producerPaused) {
+      this.#producerPaused = true;
+      this.#producer.pause();
+    }
+    return false;
+  }
+
+  #reading(reading: boolean): void {
+    this.#option(reading ? 'resume' : 'pause', () => this.host.native.setReading(this.id, reading));
+    this.#paused = !reading;
   }
 
   #option(syscall: string, apply: () => number): void {
@@ -181,6 +314,8 @@ export class Transport {
     return typeof raw === 'number' ? undefined : toAddress(raw);
   }
 }
+
+const ENOBUFS = constants.errno.ENOBUFS;
 
 function toBytes(data: unknown, encoding: BufferEncoding | undefined, name: string): Uint8Array {
   if (typeof data === 'string') return Buffer.from(data, encoding);

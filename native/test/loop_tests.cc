@@ -813,7 +813,7 @@ TEST(loop_close_all_releases_every_fd) {
     Harness h;
     REQUIRE(h.loop != nullptr);
     int with_loop = count_fds();
-    CHECK(with_loop > before);  // epoll fd and the reserve fd
+    CHECK(with_loop > before);  // the epoll fd
     Pair p1 = tcp_pair(h);
     Pair p2 = tcp_pair(h, static_cast<int64_t>(p1.listener));
     REQUIRE(p1.ok && p2.ok);

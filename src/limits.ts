@@ -1,0 +1,133 @@
+// The limits a listener puts on its connections — cap, queue, per-peer cap,
+// idle timeout, write buffer — validated and turned into the native
+// configuration. Defaults live here and nowhere else.
+import { NO_LIMIT } from './native.js';
+import { ReactorError } from './errors.js';
+import { invalidType, invalidValue, validateBoolean, validateDelay, validateInteger, validateObject } from './validate.js';
+
+export interface QueueOptions {
+  /** Parked connections beyond this are rejected with `overflow`. Default 1024; 0 never parks. */
+  limit?: number;
+  /** A connection parked longer than this is rejected with `overflow`. Default 0: no limit. */
+  timeoutMs?: number;
+  /**
+   * How a rejected connection is told: 'close' (default, a graceful close),
+   * 'reset' (RST), or bytes sent before the graceful close (e.g. an HTTP 503).
+   */
+  overflow?: 'close' | 'reset' | string | Uint8Array;
+}
+
+export interface WriteBufferOptions {
+  /** write() returns false once this many bytes are queued. Default 64 KiB. */
+  highWaterMark?: number;
+  /** writeDrained and producers' resume() fire when the queue falls to this. Default 16 KiB. */
+  lowWaterMark?: number;
+  /** Queuing beyond this aborts the connection with ERR_WRITE_BUFFER_FULL. Default 16 MiB. */
+  maxWriteBuffer?: number;
+}
+
+export interface ConnectionLimitOptions extends WriteBufferOptions {
+  /** Idle timeout of every accepted connection (no byte read). Default 0: none. */
+  idleTimeoutMs?: number;
+  /** Writes reset the idle clock too. Default false. */
+  idleResetOnWrite?: boolean;
+  /** After an idle connection is ended, abort it if the peer has not closed within this. Default 15 s. */
+  idleGraceMs?: number;
+  /** Connections served at once; more wait in a FIFO queue. Default: no cap. */
+  maxConnections?: number;
+  /** Connections (served or queued) from one IP address; more are rejected. TCP only. Default: no cap. */
+  maxConnectionsPerPeer?: number;
+  queue?: QueueOptions;
+}
+
+/** A transport's write buffer limits, in bytes. Shared, never mutated. */
+export interface WriteLimits {
+  readonly high: number;
+  readonly low: number;
+  readonly max: number;
+}
+
+export const DEFAULT_WRITE_LIMITS: WriteLimits = Object.freeze({ high: 64 * 1024, low: 16 * 1024, max: 16 * 1024 * 1024 });
+export const DEFAULT_IDLE_GRACE_MS = 15_000;
+const DEFAULT_QUEUE_LIMIT = 1024;
+const MAX_U32 = NO_LIMIT - 1;
+
+/** Everything configureListener() takes, in its order. */
+export interface ListenerConfig {
+  writeLimits: WriteLimits;
+  native: [
+    maxConnections: number,
+    maxPerPeer: number,
+    queueLimit: number,
+    queueTimeoutMs: number,
+    overflowReset: boolean,
+    overflowBytes: Uint8Array | undefined,
+    idleMs: number,
+    graceMs: number,
+    idleResetsOnWrite: boolean,
+    highWater: number,
+    lowWater: number,
+    maxWrite: number,
+  ];
+}
+
+export function parseWriteLimits(options: WriteBufferOptions, base: WriteLimits = DEFAULT_WRITE_LIMITS): WriteLimits {
+  const high = validateInteger(options.highWaterMark ?? base.high, 'highWaterMark', 1, MAX_U32);
+  const defaultLow = options.highWaterMark === undefined ? base.low : Math.floor(high / 4);
+  const low = validateInteger(options.lowWaterMark ?? defaultLow, 'lowWaterMark', 0, MAX_U32);
+  const max = validateInteger(options.maxWriteBuffer ?? Math.max(base.max, high), 'maxWriteBuffer', 1, MAX_U32);
+  if (low > high) throw new ReactorError('ERR_OUT_OF_RANGE', `"lowWaterMark" (${low}) must not exceed "highWaterMark" (${high})`);
+  if (max < high) throw new ReactorError('ERR_OUT_OF_RANGE', `"maxWriteBuffer" (${max}) must be at least "highWaterMark" (${high})`);
+  return high === base.high && low === base.low && max === base.max ? base : Object.freeze({ high, low, max });
+}
+
+/** A millisecond duration for the native side (u32); fractions round up. */
+export function validateMs(value: unknown, name: string): number {
+  const ms = validateDelay(value, name);
+  if (ms > MAX_U32) throw new ReactorError('ERR_OUT_OF_RANGE', `"${name}" must be at most ${MAX_U32} ms, got ${ms}`);
+  return ms;
+}
+
+/** A count >= min, or Infinity for no limit. */
+function validateLimit(value: unknown, name: string, min: number): number {
+  if (value === Infinity) return NO_LIMIT;
+  return validateInteger(value, name, min, MAX_U32);
+}
+
+function validateOverflow(value: unknown): { reset: boolean; bytes: Uint8Array | undefined } {
+  if (value === 'close') return { reset: false, bytes: undefined };
+  if (value === 'reset') return { reset: true, bytes: undefined };
+  if (typeof value === 'string') return { reset: false, bytes: Buffer.from(value) };
+  if (value instanceof Uint8Array) return { reset: false, bytes: value };
+  if (typeof value === 'object' || value === undefined) {
+    throw invalidType('queue.overflow', "'close', 'reset', a string or a Uint8Array", value);
+  }
+  throw invalidValue('queue.overflow', value, "must be 'close', 'reset', a string or a Uint8Array");
+}
+
+export function parseListenerConfig(options: ConnectionLimitOptions, tcp: boolean): ListenerConfig {
+  const queue = options.queue ?? {};
+  validateObject(queue, 'queue');
+  if (!tcp && options.maxConnectionsPerPeer !== undefined) {
+    throw invalidValue('maxConnectionsPerPeer', options.maxConnectionsPerPeer, 'applies to TCP listeners only');
+  }
+  const overflow = validateOverflow(queue.overflow ?? 'close');
+  const writeLimits = parseWriteLimits(options);
+  return {
+    writeLimits,
+    native: [
+      validateLimit(options.maxConnections ?? Infinity, 'maxConnections', 1),
+      validateLimit(options.maxConnectionsPerPeer ?? Infinity, 'maxConnectionsPerPeer', 1),
+      validateInteger(queue.limit ?? DEFAULT_QUEUE_LIMIT, 'queue.limit', 0, MAX_U32),
+      validateMs(queue.timeoutMs ?? 0, 'queue.timeoutMs'),
+      overflow.reset,
+      overflow.bytes,
+      validateMs(options.idleTimeoutMs ?? 0, 'idleTimeoutMs'),
+      validateMs(options.idleGraceMs ?? DEFAULT_IDLE_GRACE_MS, 'idleGraceMs'),
+      validateBoolean(options.idleResetOnWrite ?? false, 'idleResetOnWrite'),
+      writeLimits.high,
+      writeLimits.low,
+      writeLimits.max,
+    ],
+  };
+}
