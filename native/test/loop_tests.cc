@@ -1043,3 +1043,268 @@ TEST(loop_listener_closed_during_accept_batch) {
   CHECK_EQ(reset, raw.size() - accepted);
   for (int fd : raw) ::close(fd);
 }
+
+// ============================================================================
+// Flow control, idle deadlines and admission
+// ============================================================================
+
+namespace {
+
+// A blocking loopback client outside the loop, for tests that need many.
+int raw_connect(int port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Whether the peer closed fd: 0 = not yet, 1 = FIN, 2 = reset.
+int peer_state(int fd) {
+  char buffer[4096];
+  for (;;) {
+    ssize_t n = ::recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
+    if (n > 0) continue;
+    if (n == 0) return 1;
+    return errno == ECONNRESET ? 2 : 0;
+  }
+}
+
+std::vector<uint64_t> accepted_ids(const Harness& h) {
+  std::vector<uint64_t> ids;
+  for (const Record& r : h.sink.records) {
+    if (r.kind == kAccepted) ids.push_back(packed_of(r));
+  }
+  return ids;
+}
+
+}  // namespace
+
+TEST(loop_cap_parks_in_fifo_order_and_serves_bytes_intact) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
+  REQUIRE(listener >= 0);
+  AdmissionPolicy policy;
+  policy.max_connections = 2;
+  REQUIRE(h.loop->configure_listener(static_cast<uint64_t>(listener), policy, ConnDefaults{}) == 0);
+  int port = h.local_port(static_cast<uint64_t>(listener));
+  h.loop->prepare_wait();
+  std::vector<int> clients;
+  std::vector<std::string> sent;
+  for (int i = 0; i < 6; i++) {
+    int fd = raw_connect(port);
+    REQUIRE(fd >= 0);
+    clients.push_back(fd);
+    sent.push_back(pattern(1000 + i, static_cast<uint32_t>(i)));
+    REQUIRE(::send(fd, sent.back().data(), sent.back().size(), 0) ==
+            static_cast<ssize_t>(sent.back().size()));
+    h.pump_for(20);  // arrival order is connect order
+  }
+  CHECK(h.pump_until([&] { return h.loop->queued_connections() == 4; }));
+  CHECK_EQ(accepted_ids(h).size(), 2u);
+  uint32_t open = 0, queued = 0;
+  CHECK_EQ(h.loop->listener_counts(static_cast<uint64_t>(listener), &open, &queued), 0);
+  CHECK_EQ(open, 2u);
+  CHECK_EQ(queued, 4u);
+  // Close served connections one at a time: the next in line is served, and
+  // gets the bytes it sent while parked.
+  for (size_t served = 0; served < 6; served++) {
+    std::vector<uint64_t> ids = accepted_ids(h);
+    REQUIRE(ids.size() > served);
+    uint64_t id = ids[served];
+    CHECK(h.pump_until([&] { return h.received_size(id) == sent[served].size(); }));
+    CHECK(h.received(id) == sent[served]);
+    CHECK_EQ(h.loop->close(id), 1);
+    h.loop->prepare_wait();  // serves the next parked connection
+  }
+  CHECK_EQ(h.loop->stats().rejected, 0u);
+  CHECK_EQ(h.loop->stats().accepted, 6u);
+  for (int fd : clients) ::close(fd);
+}
+
+TEST(loop_queue_limit_rejects_with_canned_bytes_then_a_clean_close) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
+  REQUIRE(listener >= 0);
+  AdmissionPolicy policy;
+  policy.max_connections = 1;
+  policy.queue_limit = 1;
+  policy.overflow_bytes = "HTTP/1.1 503 Service Unavailable\r\n\r\n";
+  REQUIRE(h.loop->configure_listener(static_cast<uint64_t>(listener), policy, ConnDefaults{}) == 0);
+  int port = h.local_port(static_cast<uint64_t>(listener));
+  h.loop->prepare_wait();
+  int served = raw_connect(port), parked = raw_connect(port), rejected = raw_connect(port);
+  REQUIRE(served >= 0 && parked >= 0 && rejected >= 0);
+  std::string request = "GET / HTTP/1.1\r\n\r\n";
+  ::send(rejected, request.data(), request.size(), 0);  // unread: must not turn into a reset
+  std::string reply;
+  bool closed = h.pump_until([&] {
+    char buffer[256];
+    ssize_t n = ::recv(rejected, buffer, sizeof buffer, MSG_DONTWAIT);
+    if (n > 0) reply.append(buffer, static_cast<size_t>(n));
+    return n == 0;
+  });
+  CHECK(closed);
+  CHECK(reply == policy.overflow_bytes);
+  CHECK_EQ(h.loop->stats().rejected, 1u);
+  CHECK_EQ(h.loop->queued_connections(), 1u);
+  CHECK_EQ(peer_state(parked), 0);  // still waiting
+  ::close(rejected);
+  ::close(served);
+  ::close(parked);
+}
+
+TEST(loop_parked_connection_abandoned_by_its_client_is_discarded) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
+  REQUIRE(listener >= 0);
+  AdmissionPolicy policy;
+  policy.max_connections = 1;
+  REQUIRE(h.loop->configure_listener(static_cast<uint64_t>(listener), policy, ConnDefaults{}) == 0);
+  int port = h.local_port(static_cast<uint64_t>(listener));
+  h.loop->prepare_wait();
+  int served = raw_connect(port), leaving = raw_connect(port), staying = raw_connect(port);
+  REQUIRE(served >= 0 && leaving >= 0 && staying >= 0);
+  CHECK(h.pump_until([&] { return h.loop->queued_connections() == 2; }));
+  ::close(leaving);
+  CHECK(h.pump_until([&] { return h.loop->stats().abandoned == 1; }));
+  CHECK_EQ(h.loop->queued_connections(), 1u);
+  // The slot frees: the client that stayed is served, not the one that left.
+  std::vector<uint64_t> ids = accepted_ids(h);
+  REQUIRE(ids.size() == 1u);
+  CHECK_EQ(h.loop->close(ids[0]), 1);
+  h.loop->prepare_wait();
+  REQUIRE(accepted_ids(h).size() == 2u);
+  uint64_t next = accepted_ids(h)[1];
+  ::send(staying, "hi", 2, 0);
+  CHECK(h.pump_until([&] { return h.received(next) == "hi"; }));
+  ::close(served);
+  ::close(staying);
+}
+
+TEST(loop_queue_timeout_rejects_the_waiting_client) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
+  REQUIRE(listener >= 0);
+  AdmissionPolicy policy;
+  policy.max_connections = 1;
+  policy.queue_timeout_ms = 100;
+  policy.overflow = Overflow::kReset;
+  REQUIRE(h.loop->configure_listener(static_cast<uint64_t>(listener), policy, ConnDefaults{}) == 0);
+  int port = h.local_port(static_cast<uint64_t>(listener));
+  h.loop->prepare_wait();
+  int served = raw_connect(port);
+  uint64_t start = Loop::now_ms();
+  int waiting = raw_connect(port);
+  REQUIRE(served >= 0 && waiting >= 0);
+  CHECK(h.pump_until([&] { return peer_state(waiting) == 2; }, 2000));
+  CHECK(Loop::now_ms() - start >= 100);
+  CHECK_EQ(h.loop->stats().queue_timeouts, 1u);
+  CHECK_EQ(h.loop->stats().rejected, 1u);
+  CHECK_EQ(h.loop->queued_connections(), 0u);
+  ::close(served);
+  ::close(waiting);
+}
+
+TEST(loop_idle_connection_is_reaped_after_its_timeout_and_reported) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
+  REQUIRE(listener >= 0);
+  ConnDefaults defaults;
+  defaults.idle_ms = 150;
+  REQUIRE(h.loop->configure_listener(static_cast<uint64_t>(listener), AdmissionPolicy{},
+                                     defaults) == 0);
+  int port = h.local_port(static_cast<uint64_t>(listener));
+  h.loop->prepare_wait();
+  int idle = raw_connect(port), busy = raw_connect(port);
+  REQUIRE(idle >= 0 && busy >= 0);
+  ::send(idle, "x", 1, 0);
+  uint64_t last_byte = Loop::now_ms();
+  uint64_t fin_at = 0;
+  bool fin = h.pump_until(
+      [&] {
+        ::send(busy, "y", 1, MSG_DONTWAIT);  // keeps its clock from running out
+        if (peer_state(idle) != 1) return false;
+        fin_at = Loop::now_ms();
+        return true;
+      },
+      2000);
+  CHECK(fin);
+  CHECK(fin_at - last_byte >= 150);
+  CHECK(fin_at - last_byte < 400);
+  ::close(idle);  // the peer closes in its grace period: reported as an idle timeout
+  CHECK(h.pump_until([&] {
+    for (const Record& r : h.sink.records) {
+      if (r.kind == kClosed && r.b == kReasonIdle) return true;
+    }
+    return false;
+  }));
+  CHECK_EQ(peer_state(busy), 0);
+  CHECK_EQ(h.loop->stats().reaped, 1u);
+  ::close(busy);
+}
+
+TEST(loop_pause_stops_reads_and_resume_delivers_every_byte_in_order) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  Pair p = tcp_pair(h);
+  REQUIRE(p.ok);
+  CHECK_EQ(h.loop->set_reading(p.server, false), 0);
+  std::string bytes = pattern(16 * 1024 * 1024, 5);
+  CHECK(h.write(p.client, bytes) >= 0);
+  h.pump_for(100);
+  CHECK_EQ(h.received_size(p.server), 0u);
+  CHECK(h.loop->queued_bytes(p.client) > 0);  // the kernel pushed back
+  CHECK_EQ(h.loop->set_reading(p.server, true), 0);
+  CHECK(h.pump_until([&] { return h.received_size(p.server) == bytes.size(); }));
+  CHECK(h.received(p.server) == bytes);
+}
+
+TEST(loop_drain_record_after_the_queue_falls_to_the_low_watermark) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  Pair p = tcp_pair(h);
+  REQUIRE(p.ok);
+  CHECK_EQ(h.loop->set_write_limits(p.server, 64 * 1024, 16 * 1024, 64 * 1024 * 1024), 0);
+  CHECK_EQ(h.loop->set_reading(p.client, false), 0);
+  std::string bytes = pattern(4 * 1024 * 1024, 6);
+  int64_t queued = h.write(p.server, bytes);
+  CHECK(queued >= 64 * 1024);
+  h.pump_for(50);
+  CHECK_EQ(h.count(kDrain, p.server), 0u);
+  CHECK_EQ(h.loop->set_reading(p.client, true), 0);
+  CHECK(h.pump_until([&] { return h.count(kDrain, p.server) == 1; }));
+  CHECK(h.pump_until([&] { return h.received_size(p.client) == bytes.size(); }));
+  CHECK(h.received(p.client) == bytes);
+  CHECK_EQ(h.count(kDrain, p.server), 1u);
+}
+
+TEST(loop_write_beyond_max_write_aborts_the_connection) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  Pair p = tcp_pair(h);
+  REQUIRE(p.ok);
+  CHECK_EQ(h.loop->set_write_limits(p.server, 1024, 512, 256 * 1024), 0);
+  CHECK_EQ(h.loop->set_reading(p.client, false), 0);
+  std::string chunk = pattern(64 * 1024, 7);
+  int64_t result = 0;
+  for (int i = 0; i < 200 && result >= 0; i++) {
+    result = h.write(p.server, chunk);
+    if (result >= 0) CHECK(result <= 256 * 1024);
+  }
+  CHECK_EQ(result, -ENOBUFS);
+  CHECK_EQ(h.loop->queued_bytes(p.server), -EBADF);  // gone
+  CHECK_EQ(h.loop->set_reading(p.client, true), 0);
+  CHECK(h.pump_until([&] { return h.has(kClosed, p.client); }));
+}

@@ -1,5 +1,5 @@
 // Native unit tests: the framework's runner and main, plus the data-structure
-// tests (SlotTable, TimerHeap, WriteQueue). The reactor loop tests live in
+// tests (SlotTable, TimerHeap, DeadlineHeap, WriteQueue). The reactor loop tests live in
 // loop_tests.cc. Usage: native_tests [name-substring]
 #include <signal.h>
 #include <sys/uio.h>
@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "../deadline_heap.h"
 #include "../slot_table.h"
 #include "../timer_heap.h"
 #include "../write_queue.h"
@@ -101,6 +102,7 @@ using reactor::kGenerationMask;
 using reactor::kMaxSlots;
 using reactor::kSlotBits;
 using reactor::SlotTable;
+using reactor::DeadlineHeap;
 using reactor::TimerHeap;
 using reactor::WriteQueue;
 
@@ -531,6 +533,61 @@ TEST(timer_heap_randomised_against_model) {
   }
   CHECK_EQ(heap.size(), 0u);
   CHECK_EQ(mismatches, 0);
+}
+
+// ============================================================================
+// DeadlineHeap
+// ============================================================================
+
+TEST(deadline_heap_against_a_reference_model) {
+  // 20k random set / move / clear / pop operations over 500 slots, checked
+  // against a std::map after each one: the minimum, membership and size.
+  DeadlineHeap heap;
+  std::map<uint32_t, uint64_t> model;  // slot -> deadline
+  std::mt19937 rng(4242);
+  auto model_min = [&] {
+    uint64_t best = DeadlineHeap::kNever;
+    for (const auto& [slot, deadline] : model) best = std::min(best, deadline);
+    return best;
+  };
+  for (int step = 0; step < 20000; step++) {
+    uint32_t slot = rng() % 500;
+    switch (rng() % 4) {
+      case 0:
+      case 1: {
+        uint64_t deadline = rng() % 100000;
+        heap.set(slot, deadline);
+        model[slot] = deadline;
+        break;
+      }
+      case 2:
+        heap.clear(slot);
+        model.erase(slot);
+        break;
+      case 3:
+        if (!model.empty()) {
+          uint32_t top = heap.next_slot();
+          REQUIRE(model.count(top) == 1);
+          CHECK_EQ(model[top], heap.next_deadline());
+          heap.clear(top);
+          model.erase(top);
+        }
+        break;
+    }
+    REQUIRE(heap.size() == model.size());
+    REQUIRE(heap.next_deadline() == model_min());
+    REQUIRE(heap.contains(slot) == (model.count(slot) == 1));
+  }
+}
+
+TEST(deadline_heap_clear_of_absent_slot_is_harmless) {
+  DeadlineHeap heap;
+  heap.clear(7);  // never set, beyond the position table
+  heap.set(3, 10);
+  heap.clear(3);
+  heap.clear(3);
+  CHECK_EQ(heap.size(), 0u);
+  CHECK_EQ(heap.next_deadline(), DeadlineHeap::kNever);
 }
 
 // ============================================================================
