@@ -115,7 +115,7 @@ void Loop::mark_dirty(Id id, Conn* c) {
 uint32_t Loop::desired_interest(const Conn& c) const {
   if (c.kind == Kind::kListener) return c.backoff ? kNone : kReadable;
   if (c.state == State::kConnecting) return kWritable;
-  if (c.state == State::kParked) return c.hup_seen ? kNone : kPeerClosed;
+  if (c.state == State::kParked) return kPeerClosed;
   // A paused connection whose peer hung up would be reported at every wait.
   if (c.paused && c.hup_seen) return kDetached;
   uint32_t interest = c.reading && !c.paused ? kReadable : kNone;
@@ -542,7 +542,6 @@ void Loop::serve(Id id, Conn* c, Id listener, Admission* admission) {
   c->state = State::kOpen;
   c->reading = true;
   c->visible = true;
-  c->hup_seen = false;
   open_++;
   admission->open++;
   start_idle_clock(id, c);
@@ -629,15 +628,11 @@ void Loop::serve_waiting() {
   }
 }
 
-// A parked connection is watched only for its client going away.
-void Loop::on_parked_event(Id id, Conn* c, const PollEvent& event) {
-  // A client that half-closed after sending a request still waits for the
-  // reply: keep it, but stop listening for a condition that stays true.
-  if (!event.error && !event.hangup && readable_bytes(c->fd) > 0) {
-    c->hup_seen = true;
-    mark_dirty(id, c);
-    return;
-  }
+// A parked connection is watched only for its client going away: a FIN or a
+// reset. A FIN cannot tell a client that left from one that half-closed after
+// its request; leaving is by far the common case (a browser giving up, a
+// long-poll timing out), so both are discarded.
+void Loop::on_parked_event(Id id, Conn* c, const PollEvent&) {
   stats_.abandoned++;
   forget(id, c);
 }

@@ -199,7 +199,7 @@ class Loop {
     bool visible : 1;  // JavaScript has a transport for it: its close is reported
     bool reading : 1;  // wants input (false once the peer ended or after close())
     bool paused : 1;   // reading paused by JavaScript
-    bool hup_seen : 1;  // hang-up while paused or parked: detached until resumed
+    bool hup_seen : 1;  // hang-up while paused: detached until resumed
     bool end_requested : 1;    // shut down the write side once flushed
     bool close_requested : 1;  // close() while connecting: close once connected and flushed
     bool write_shut : 1;

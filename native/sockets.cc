@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -221,11 +220,6 @@ int peer_ip(int fd, uint8_t out[16]) {
     std::memcpy(out, &reinterpret_cast<sockaddr_in6*>(&storage)->sin6_addr, 16);
   }
   return 0;
-}
-
-int readable_bytes(int fd) {
-  int n = 0;
-  return ::ioctl(fd, FIONREAD, &n) == 0 ? n : -errno;
 }
 
 }  // namespace reactor

@@ -99,10 +99,7 @@ function validateOverflow(value: unknown): { reset: boolean; bytes: Uint8Array |
   if (value === 'reset') return { reset: true, bytes: undefined };
   if (typeof value === 'string') return { reset: false, bytes: Buffer.from(value) };
   if (value instanceof Uint8Array) return { reset: false, bytes: value };
-  if (typeof value === 'object' || value === undefined) {
-    throw invalidType('queue.overflow', "'close', 'reset', a string or a Uint8Array", value);
-  }
-  throw invalidValue('queue.overflow', value, "must be 'close', 'reset', a string or a Uint8Array");
+  throw invalidType('queue.overflow', "'close', 'reset', a string or a Uint8Array", value);
 }
 
 export function parseListenerConfig(options: ConnectionLimitOptions, tcp: boolean): ListenerConfig {
