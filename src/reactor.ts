@@ -258,8 +258,8 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
    * ERR_REACTOR_CLOSED.
    */
   shutdown(options: ShutdownOptions = {}): Promise<ShutdownResult> {
-    if (this.#shutdown) return this.#shutdown;
     this.checkOpen();
+    if (this.#shutdown) return this.#shutdown;
     validateObject(options, 'options');
     const timeoutMs = validateMs(options.timeoutMs ?? 15_000, 'options.timeoutMs');
     for (const listener of [...this.#listeners.values()]) listener.close();
