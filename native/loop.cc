@@ -614,7 +614,7 @@ void Loop::serve_waiting() {
   for (Id listener : listeners) {
     for (;;) {
       Admission* admission = admission_of(listener);
-      if (!admission || admission->queued == 0 ||
+      if (!admission || admission->parked.empty() ||
           admission->open >= admission->policy.max_connections) {
         break;
       }
