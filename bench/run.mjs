@@ -3,21 +3,25 @@
 // side in one run. Each server is its own process pinned to CPU 0, the load
 // generator (bench/loadgen.mjs, built on native-reactor) to CPU 1. Rounds
 // alternate the order of servers so drift of the machine hits all alike.
+// A scenario runs only on the servers with a fair equivalent of what it
+// measures (scenario.skip says why not); the report names the others.
 import { spawn } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseBenchArgs, USAGE, UsageError } from './lib/args.mjs';
-import { cpuNanos, pinned, rssBytes } from './lib/proc.mjs';
+import { cpuNanos, pinned, rssBytes, systemCpuNanos } from './lib/proc.mjs';
 import { Progress, table, writeResults } from './lib/report.mjs';
-import { scenarioNames, scenarios } from './lib/scenarios.mjs';
+import { scenarioNames, scenarios, serversFor } from './lib/scenarios.mjs';
 import { buildCServer, serverCommand, SERVER_LABELS } from './lib/servers.mjs';
 import { summarize, withRatios } from './lib/stats.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SETTLE_MS = 300; // let a server's memory settle before reading RSS
 const START_TIMEOUT_MS = 10_000;
+// Raw figures of the idle-storm and cap scenarios, passed on to summarize().
+const EXTRA_FIGURES = ['conns', 'deadlineMs', 'lateness', 'latenessFromEcho', 'openMs', 'windowMs', 'clients', 'dropped', 'dropReasons', 'burstMs'];
 
 function parse() {
   const argv = process.argv.slice(2);
@@ -34,8 +38,8 @@ function parse() {
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Starts a server and resolves with its process and port once it prints "listening PORT". */
-function startServer(name, options) {
-  const [command, ...args] = pinned(serverCommand(name, options), 0);
+function startServer(name, options, settings) {
+  const [command, ...args] = pinned(serverCommand(name, options, settings), 0);
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
@@ -72,13 +76,14 @@ function stopServer(child) {
 
 /** One server, one round of one scenario. */
 async function runRound(scenario, name, options, seconds) {
-  const { child: server, port } = await startServer(name, options);
+  const { child: server, port } = await startServer(name, options, scenario.server);
   const pid = server.pid;
   const config = { ...scenario, port, warmup: options.warmup, duration: seconds };
   const [command, ...args] = pinned([process.execPath, join(here, 'loadgen.mjs'), JSON.stringify(config)], 1);
   const load = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const round = { units: 0, seconds: 0, cpuNanos: 0, errors: 0, histogram: null, rssPerConn: null };
   let cpuAtStart = 0;
+  let systemAtStart = 0;
   let rssBaseline = 0;
   try {
     await new Promise((resolve, reject) => {
@@ -93,9 +98,11 @@ async function runRound(scenario, name, options, seconds) {
         switch (message.event) {
           case 'measure-start':
             cpuAtStart = cpuNanos(pid);
+            systemAtStart = systemCpuNanos(pid);
             break;
           case 'measure-end':
             round.cpuNanos = cpuNanos(pid) - cpuAtStart;
+            round.systemCpuNanos = systemCpuNanos(pid) - systemAtStart;
             break;
           case 'baseline':
             await delay(SETTLE_MS);
@@ -113,6 +120,7 @@ async function runRound(scenario, name, options, seconds) {
             round.seconds = message.seconds;
             round.errors = message.errors;
             round.histogram = message.histogram;
+            for (const key of EXTRA_FIGURES) if (message[key] !== undefined) round[key] = message[key];
             resolve();
             break;
         }
@@ -141,7 +149,7 @@ async function main() {
   }
   const chosen = all.filter((s) => options.scenarios.includes(s.name));
   const roundsOf = (scenario) => scenario.rounds ?? options.rounds;
-  const progress = new Progress(chosen.reduce((n, s) => n + roundsOf(s), 0) * servers.length);
+  const progress = new Progress(chosen.reduce((n, s) => n + roundsOf(s) * serversFor(s, servers).length, 0));
   const results = {
     startedAt: new Date().toISOString(),
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
@@ -150,10 +158,12 @@ async function main() {
     scenarios: [],
   };
   for (const scenario of chosen) {
-    const rounds = Object.fromEntries(servers.map((s) => [s, []]));
+    const running = serversFor(scenario, servers);
+    const skipped = Object.fromEntries(servers.filter((s) => !running.includes(s)).map((s) => [s, scenario.skip[s]]));
+    const rounds = Object.fromEntries(running.map((s) => [s, []]));
     const count = roundsOf(scenario);
     for (let r = 0; r < count; r++) {
-      const order = r % 2 === 0 ? servers : [...servers].reverse();
+      const order = r % 2 === 0 ? running : [...running].reverse();
       for (const name of order) {
         progress.step(`${scenario.name} · ${SERVER_LABELS[name]} · round ${r + 1}/${count}`);
         try {
@@ -164,8 +174,8 @@ async function main() {
         }
       }
     }
-    const summaries = Object.fromEntries(servers.map((s) => [s, summarize(rounds[s])]));
-    results.scenarios.push({ ...scenario, servers: withRatios(summaries) });
+    const summaries = Object.fromEntries(running.map((s) => [s, summarize(rounds[s])]));
+    results.scenarios.push({ ...scenario, servers: withRatios(summaries), skipped });
   }
   progress.finish();
   const html = writeResults(results, options.results);

@@ -235,8 +235,12 @@ export class Transport implements Producer {
 
   /** @internal the native side closed the connection (errno 0: cleanly). */
   lost(errno: number, reason: number): void {
+    // Building an Error captures a stack: skip it when nobody will see it
+    // (an idle storm reaps thousands of connections at once).
+    const seen = this.#state === 'connecting' || this.protocol?.connectionLost !== undefined;
     let error: ReactorError | undefined;
-    if (reason === CloseReason.Idle) error = new ReactorError('ERR_IDLE_TIMEOUT', 'the connection was idle too long');
+    if (!seen) error = undefined;
+    else if (reason === CloseReason.Idle) error = new ReactorError('ERR_IDLE_TIMEOUT', 'the connection was idle too long');
     else if (errno) error = systemError(errno, 'read');
     this.#release(error, true);
   }

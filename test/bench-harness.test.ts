@@ -1,9 +1,25 @@
-// The benchmark harness's own logic: options, figures, ratios, histograms.
+// The benchmark harness's own logic: options, figures, ratios, histograms;
+// and the command lines of the servers it starts.
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { parseBenchArgs, SERVER_NAMES, UsageError } from '../bench/lib/args.mjs';
-import { table } from '../bench/lib/report.mjs';
-import { scenarioNames, scenarios } from '../bench/lib/scenarios.mjs';
-import { cpuMicrosPer, encodeHistogram, mergeHistograms, newHistogram, percentiles, ratio, summarize, withRatios } from '../bench/lib/stats.mjs';
+import { parseEchoArgs, UsageError as EchoUsageError } from '../examples/echo-server.mjs';
+import { parseBenchArgs, SERVER_NAMES, UsageError, wholeNumber } from '../bench/lib/args.mjs';
+import { layout, table } from '../bench/lib/report.mjs';
+import { scenarioNames, scenarios, serversFor } from '../bench/lib/scenarios.mjs';
+import { serverCommand } from '../bench/lib/servers.mjs';
+import {
+  capSummary,
+  cpuMicrosPer,
+  encodeHistogram,
+  latenessSummary,
+  mergeHistograms,
+  newHistogram,
+  percentiles,
+  quantile,
+  ratio,
+  summarize,
+  withRatios,
+} from '../bench/lib/stats.mjs';
 
 const names = scenarioNames(false);
 
@@ -43,7 +59,100 @@ describe('bench scenarios', () => {
     expect(new Set(names).size).toBe(names.length);
     const most = (list: { conns: number }[]) => Math.max(...list.map((s) => s.conns));
     expect(most(scenarios(true))).toBeLessThan(most(scenarios(false)));
-    expect(scenarios(false).map((s) => s.kind)).toEqual(expect.arrayContaining(['echo', 'idle', 'churn']));
+    expect(scenarios(false).map((s) => s.kind)).toEqual(expect.arrayContaining(['echo', 'idle', 'churn', 'idle-storm', 'cap']));
+  });
+
+  it('the idle storm reaps 10,000 (1,000 quick) after 1 s, on every server', () => {
+    const storm = (quick: boolean) => scenarios(quick).find((s) => s.kind === 'idle-storm')!;
+    expect(storm(false)).toMatchObject({ name: 'idle-storm-10k', conns: 10000, idleTimeoutMs: 1000, tolerance: 0.05 });
+    expect(storm(true)).toMatchObject({ name: 'idle-storm-1k', conns: 1000 });
+    expect(storm(false).server).toEqual({ idleTimeoutMs: 1000 });
+    expect(serversFor(storm(false), SERVER_NAMES)).toEqual(SERVER_NAMES);
+  });
+
+  it('a scenario runs only on the servers it does not skip', () => {
+    expect(serversFor({ skip: { c: 'no such thing in C' } }, ['reactor', 'net', 'c'])).toEqual(['reactor', 'net']);
+    expect(serversFor({}, ['c', 'net'])).toEqual(['c', 'net']);
+  });
+
+  it('the cap scenario runs 50 clients against a cap of 10 on every server, named the same in both modes', () => {
+    const cap = (quick: boolean) => scenarios(quick).find((s) => s.kind === 'cap')!;
+    expect(cap(false)).toMatchObject({ name: 'cap-50at10', conns: 50, size: 64, server: { maxConnections: 10 } });
+    expect(cap(true).name).toBe('cap-50at10');
+    expect(cap(true).bursts).toBeLessThan(cap(false).bursts!);
+    expect(serversFor(cap(false), SERVER_NAMES)).toEqual(SERVER_NAMES);
+    for (const server of SERVER_NAMES) expect(cap(false).policy?.[server as 'reactor']).toBeTruthy();
+  });
+});
+
+describe('server command lines', () => {
+  const options = { backend: 'auto' };
+  const flag = (argv: string[], name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
+
+  it('the throughput scenarios run native-reactor with no idle timeout and no cap, like the others', () => {
+    const argv = serverCommand('reactor', options);
+    expect(argv[1]).toMatch(/examples[/\\]echo-server\.mjs$/);
+    expect(flag(argv, '--idle-timeout-ms')).toBe('0');
+    expect(argv).not.toContain('--max-connections');
+    expect(serverCommand('net', options).slice(2)).toEqual(['0']);
+    expect(serverCommand('c', options).slice(1)).toEqual(['0']);
+  });
+
+  it('pass the idle timeout and the cap to each server its own way', () => {
+    const reactor = serverCommand('reactor', options, { idleTimeoutMs: 1000, maxConnections: 10 });
+    expect(flag(reactor, '--idle-timeout-ms')).toBe('1000');
+    expect(flag(reactor, '--max-connections')).toBe('10');
+    const net = serverCommand('net', options, { idleTimeoutMs: 1000, maxConnections: 10 });
+    expect(flag(net, '--idle-timeout-ms')).toBe('1000');
+    expect(flag(net, '--max-connections')).toBe('10');
+    expect(serverCommand('c', options, { maxConnections: 10 }).slice(1)).toEqual(['0', '10']);
+    expect(serverCommand('c', options, { idleTimeoutMs: 1000 }).slice(1)).toEqual(['0', '0', '1000']);
+    expect(serverCommand('c', options, { idleTimeoutMs: 1000, maxConnections: 10 }).slice(1)).toEqual(['0', '10', '1000']);
+  });
+
+  it('wholeNumber takes digits only, within range', () => {
+    expect(wholeNumber('0', 'n')).toBe(0);
+    expect(wholeNumber('1000', 'n', 1)).toBe(1000);
+    for (const bad of ['', '-1', '1.5', '1e3', ' 7', 'ten', '2147483648', undefined]) {
+      expect(() => wholeNumber(bad, 'n'), String(bad)).toThrow(UsageError);
+    }
+    expect(() => wholeNumber('0', 'max-connections', 1)).toThrow(/--max-connections must be a whole number from 1/);
+  });
+});
+
+describe('examples/echo-server.mjs options', () => {
+  it('defaults to a 15-minute idle timeout, no cap and no queue settings', () => {
+    expect(parseEchoArgs([])).toEqual({ reactor: {}, listen: { port: 0, host: '127.0.0.1', idleTimeoutMs: 900000 } });
+  });
+
+  it('passes every option on as listener options', () => {
+    const argv = ['--port', '7000', '--host', '::1', '--backend', 'epoll', '--idle-timeout-ms', '0', '--max-connections', '10', '--queue-limit', '0', '--queue-timeout-ms', '2500'];
+    expect(parseEchoArgs(argv)).toEqual({
+      reactor: { backend: 'epoll' },
+      listen: { port: 7000, host: '::1', idleTimeoutMs: 0, maxConnections: 10, queue: { limit: 0, timeoutMs: 2500 } },
+    });
+    expect(parseEchoArgs(['--queue-timeout-ms', '5']).listen.queue).toEqual({ timeoutMs: 5 });
+  });
+
+  it.each([
+    [['--idle-timeout-ms', 'soon'], /--idle-timeout-ms/],
+    [['--idle-timeout-ms=-1'], /--idle-timeout-ms/],
+    [['--max-connections', '0'], /--max-connections must be a whole number from 1/],
+    [['--max-connections', '2.5'], /--max-connections/],
+    [['--queue-limit', '-3'], /--queue-limit/],
+    [['--queue-timeout-ms', '1e3'], /--queue-timeout-ms/],
+    [['--port', '65536'], /--port/],
+    [['--frobnicate'], /frobnicate/],
+  ])('rejects %j', (argv, message) => {
+    expect(() => parseEchoArgs(argv)).toThrow(EchoUsageError);
+    expect(() => parseEchoArgs(argv)).toThrow(message);
+  });
+
+  it('as a program, a bad number is a message on stderr and exit status 2', () => {
+    const run = spawnSync(process.execPath, ['examples/echo-server.mjs', '--max-connections', 'lots'], { encoding: 'utf8', timeout: 10_000 });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/^echo-server: --max-connections must be a whole number/);
+    expect(run.stdout).toBe('');
   });
 });
 
@@ -98,5 +207,85 @@ describe('bench figures', () => {
     expect(text).toContain('echo-x');
     expect(text).toContain('1.10×');
     expect(text).toContain('native-reactor');
+  });
+
+  it('quantile is nearest-rank over sorted values', () => {
+    const values = Array.from({ length: 100 }, (_, i) => i + 1);
+    expect(quantile(values, 0.5)).toBe(50);
+    expect(quantile(values, 0.99)).toBe(99);
+    expect(quantile(values, 1)).toBe(100);
+    expect(quantile(values, 0)).toBe(1);
+    expect(quantile([7], 0.99)).toBe(7);
+    expect(quantile([], 0.5)).toBeNull();
+  });
+
+  it('lateness: percentiles and the share on time within +5% of the deadline', () => {
+    // 95 on time (0 to 46.5 ms late, one 2 ms early), 5 late (60..100 ms).
+    const lateness = [...Array.from({ length: 94 }, (_, i) => i / 2), -2, 60, 70, 80, 90, 100];
+    const r = latenessSummary(lateness, 1000);
+    expect(r).toMatchObject({ deadlineMs: 1000, limitMs: 50, count: 100, onTime: 95, max: 100, min: -2 });
+    expect(r.onTimeShare).toBeCloseTo(0.95);
+    expect(r.p50).toBe(24); // the 50th of 100: -2, then 0, 0.5, ... 24
+    expect(r.p99).toBe(90);
+    expect(latenessSummary([50], 1000).onTime).toBe(1); // exactly +5% is on time
+    expect(latenessSummary([], 1000)).toMatchObject({ count: 0, p50: null, max: null, onTimeShare: null });
+  });
+
+  it('an idle storm summary: lateness of every round, CPU per storm and per reaped connection', () => {
+    const storm = (lateness: number[], cpuNanos: number) => ({
+      units: lateness.length, seconds: 0, cpuNanos, errors: 0, conns: lateness.length, deadlineMs: 1000, lateness,
+      latenessFromEcho: lateness.map((v) => v - 1), openMs: 400, windowMs: 120,
+    });
+    const s = summarize([storm([1, 2, 3], 30e6), storm([4, 60], 10e6), { units: 0, seconds: 0, cpuNanos: 0, errors: 1 }]);
+    expect(s).toMatchObject({ units: 5, errors: 1, throughput: null });
+    expect(s.cpuPerUnit).toBeCloseTo(8000); // 40 ms over 5 connections
+    expect(s.reaping).toMatchObject({ count: 5, conns: 5, storms: 2, onTime: 4, max: 60, openMs: 400, windowMs: 120 });
+    expect(s.reaping!.cpuMsPerStorm).toBeCloseTo(20);
+    expect(s.reaping!.fromEcho).toMatchObject({ count: 5, max: 59, min: 0 });
+    expect(s.cap).toBeUndefined();
+  });
+
+  it('a cap summary: served, dropped and why, time until each burst was done', () => {
+    const h = newHistogram();
+    h.recordValue(2000);
+    const round = (served: number, dropped: number, reasons: Record<string, number>, burstMs: number[]) => ({
+      units: served, seconds: 0, cpuNanos: 0, errors: 0, clients: served + dropped, dropped, dropReasons: reasons, burstMs, histogram: encodeHistogram(h),
+    });
+    const rounds = [round(20, 80, { ECONNRESET: 70, EOF: 10 }, [10, 30]), round(30, 70, { ECONNRESET: 70 }, [20, 40])];
+    expect(capSummary(rounds)).toEqual({
+      clients: 200, served: 50, dropped: 150, dropReasons: { ECONNRESET: 140, EOF: 10 }, bursts: 4, allDoneMs: { p50: 20, max: 40 },
+    });
+    const s = summarize(rounds);
+    expect(s.cap?.served).toBe(50);
+    expect(s.latency.p50).toBeCloseTo(2000, -1);
+    expect(s.reaping).toBeUndefined();
+  });
+
+  it('the report gives idle storms and caps tables of their own and names servers that did not run', () => {
+    const storm = scenarios(false).find((s) => s.kind === 'idle-storm')!;
+    const cap = scenarios(false).find((s) => s.kind === 'cap')!;
+    const h = newHistogram();
+    h.recordValue(5000);
+    const reaped = summarize([{ units: 2, seconds: 0, cpuNanos: 4e6, systemCpuNanos: 1e6, errors: 0, conns: 2, deadlineMs: 1000, lateness: [3, 70], openMs: 500, windowMs: 90 }]);
+    const capped = (served: number, dropped: number) =>
+      summarize([{ units: served, seconds: 0, cpuNanos: 0, errors: 0, clients: 50, dropped, dropReasons: dropped ? { ECONNRESET: dropped } : {}, burstMs: [12], histogram: encodeHistogram(h) }]);
+    const text = table({
+      scenarios: [
+        { ...storm, servers: withRatios({ reactor: reaped, net: reaped }), skipped: { c: 'the C server cannot' } },
+        { ...cap, servers: withRatios({ reactor: capped(50, 0), net: capped(10, 40) }), skipped: {} },
+      ],
+    });
+    const lines = text.split('\n');
+    const row = (start: string) => lines.find((l) => l.startsWith(start))!;
+    expect(text).not.toContain('throughput/s'); // no throughput scenario, no throughput table
+    expect(row('idle-storm-10k  native-reactor')).toMatch(/2\/2 +3\.0 +70\.0 +70\.0 +50\.0% +4 +25% +2000\.00 +— +1\.00× +500 +0$/);
+    expect(row('idle-storm-10k  C epoll')).toMatch(/not run: the C server cannot$/);
+    expect(row('cap-50at10  native-reactor')).toMatch(/parks the rest \(FIFO\) +50\/50 +0 +12\.0 +12\.0 +5\.0 +5\.0 +0$/);
+    expect(row('cap-50at10  node:net')).toMatch(/drops +10\/50 +40 .* ECONNRESET 40$/);
+  });
+
+  it('layout aligns text left, figures right, and notes after the first two columns', () => {
+    const text = layout(['a', 'bb', 'n'], [['xyz', 'q', '7'], ['x', 'qqq', '123'], { note: ['x', 'w', 'free text'] }]);
+    expect(text.split('\n')).toEqual(['a    bb     n', '---  ---  ---', 'xyz  q      7', 'x    qqq  123', 'x    w    free text']);
   });
 });

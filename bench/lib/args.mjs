@@ -11,10 +11,14 @@ export const USAGE = `usage: npm run bench -- [options]
   --duration SECONDS   measured seconds per server per scenario, split over the rounds
   --warmup SECONDS     unmeasured load before each measured round
   --rounds N           rounds per scenario; servers alternate order each round
-                       (idle holds run once: memory needs no repeat)
+                       (idle holds run once: memory needs no repeat; idle storms
+                       twice, once with --quick)
   --backend NAME       native-reactor backend for the server under test (default: auto)
   --results DIR        where the HTML chart and JSON go (default: bench/results)
-  --help`;
+  --help
+Besides ping-pong, idle holds and churn: idle-storm-10k (1k with --quick)
+reaps connections idle for 1 s; cap-50at10 sends 50 clients at once to
+servers capped at 10 connections.`;
 
 /** Thrown for bad options; run.mjs prints the message and the usage. */
 export class UsageError extends Error {}
@@ -23,6 +27,18 @@ function positiveNumber(value, name, { integer = false } = {}) {
   const n = Number(value);
   if (value === undefined || value === '' || !Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
     throw new UsageError(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got ${value}`);
+  }
+  return n;
+}
+
+/**
+ * A whole number of at least `min` given as a command-line value (digits
+ * only: "10", not "1e1", "-1" or "ten"), at most 2^31 - 1. Throws UsageError.
+ */
+export function wholeNumber(value, name, min = 0) {
+  const n = /^\d+$/.test(value ?? '') ? Number(value) : Number.NaN;
+  if (!(n >= min && n <= 0x7fffffff)) {
+    throw new UsageError(`--${name} must be a whole number from ${min} to ${0x7fffffff}, got ${JSON.stringify(value ?? '')}`);
   }
   return n;
 }

@@ -20,6 +20,12 @@ export function cpuNanos(pid) {
   return (Number(fields[11]) + Number(fields[12])) * TICK_NANOS; // utime + stime
 }
 
+/** Kernel (system) CPU time of a whole process in nanoseconds, from /proc/PID/stat (10 ms ticks). */
+export function systemCpuNanos(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return Number(fields[12]) * TICK_NANOS; // stime
+}
+
 /**
  * Anonymous resident memory in bytes (RssAnon): what connections cost. The
  * file-backed part of RSS grows too when a process first runs code paths of

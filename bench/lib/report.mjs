@@ -32,13 +32,39 @@ const count = (value) => (value == null ? '—' : Math.round(value).toLocaleStri
 
 /** The figure that matters per scenario kind: CPU per message/connection, or RSS per connection. */
 export function unitOf(kind) {
-  return kind === 'idle' ? 'B RSS/conn' : kind === 'churn' ? 'µs CPU/conn' : 'µs CPU/msg';
+  return kind === 'idle' ? 'B RSS/conn' : kind === 'churn' || kind === 'idle-storm' ? 'µs CPU/conn' : 'µs CPU/msg';
 }
 
-export function table(results) {
+/** Scenario kinds of the main table (throughput, cost and latency); the others have tables of their own. */
+export const THROUGHPUT_KINDS = ['echo', 'idle', 'churn'];
+
+const ms = (micros) => (micros == null ? '—' : (micros / 1000).toFixed(1));
+const percent = (share) => (share == null ? '—' : `${(share * 100).toFixed(1)}%`);
+
+/**
+ * Lays out rows of cells under a header: the columns numbered in `left`
+ * padded to the right (text), the others to the left (figures). A row may instead be `{ note: [a, b,
+ * text] }`: the first two cells aligned, then free text (a server that did
+ * not run, say).
+ */
+export function layout(header, rows, left = [0, 1]) {
+  const cells = rows.filter((r) => Array.isArray(r));
+  const widths = header.map((_, i) =>
+    Math.max(header[i].length, ...cells.map((r) => r[i].length), ...(i < 2 ? rows.filter((r) => r.note).map((r) => r.note[i].length) : [])),
+  );
+  const line = (r) => r.map((cell, i) => (left.includes(i) ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ').trimEnd();
+  const note = ([a, b, text]) => `${a.padEnd(widths[0])}  ${b.padEnd(widths[1])}  ${text}`;
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map((r) => (r.note ? note(r.note) : line(r)))].join('\n');
+}
+
+/** Rows saying which servers did not run a scenario, and why. */
+const skippedRows = (scenario) =>
+  Object.entries(scenario.skipped ?? {}).map(([server, why]) => ({ note: [scenario.name, SERVER_LABELS[server], `not run: ${why}`] }));
+
+function throughputTable(list) {
   const header = ['scenario', 'server', 'throughput/s', 'cost', 'vs C', 'vs net', 'p50 µs', 'p99 µs', 'p99.9 µs', 'errors'];
-  const rows = [header];
-  for (const scenario of results.scenarios) {
+  const rows = [];
+  for (const scenario of list) {
     for (const [server, s] of Object.entries(scenario.servers)) {
       const idle = scenario.kind === 'idle';
       const cost = idle ? s.rssPerConn : s.cpuPerUnit;
@@ -56,17 +82,102 @@ export function table(results) {
         String(s.errors),
       ]);
     }
+    rows.push(...skippedRows(scenario));
   }
-  const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  const line = (r) => r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
-  return [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
+  return layout(header, rows);
+}
+
+function reapTable(list) {
+  const header = ['scenario', 'server', 'reaped', 'late p50 ms', 'p99 ms', 'max ms', 'on time', 'CPU ms/storm', 'kernel', 'µs CPU/conn', 'vs C', 'vs net', 'opened in ms', 'errors'];
+  const rows = [];
+  for (const scenario of list) {
+    for (const [server, s] of Object.entries(scenario.servers)) {
+      const r = s.reaping;
+      rows.push([
+        scenario.name,
+        SERVER_LABELS[server],
+        r ? `${count(r.count)}/${count(r.conns)}` : '—',
+        fixed(r?.p50, 1),
+        fixed(r?.p99, 1),
+        fixed(r?.max, 1),
+        percent(r?.onTimeShare),
+        fixed(r?.cpuMsPerStorm, 0),
+        percent(r?.kernelShare).replace(/\.\d%$/, '%'),
+        fixed(s.cpuPerUnit, 2),
+        times(s.vsC.cpuPerUnit),
+        times(s.vsNet.cpuPerUnit),
+        fixed(r?.openMs, 0),
+        String(s.errors),
+      ]);
+    }
+    rows.push(...skippedRows(scenario));
+  }
+  const first = list[0];
+  const deadline = first.idleTimeoutMs;
+  const limit = deadline * first.tolerance;
+  return [
+    `Idle reaping (deadline ${deadline} ms): each connection sends one byte, then nothing. Late: when the client saw`,
+    `the server end it, minus (sent + ${deadline} ms); on time: ≤ +${limit} ms (+${first.tolerance * 100}%). CPU: the server's, from just`,
+    `before the first deadline until the last was reaped, per storm; kernel: its share spent in the kernel (10 ms ticks).`,
+    `Target: all on time, ≤ 50 ms CPU per 10,000. Opened in: time to open them all (from ${deadline - 20} ms on, the CPU`,
+    `window overlaps the opening).`,
+    layout(header, rows),
+  ].join('\n');
+}
+
+function capTable(list) {
+  const header = ['scenario', 'server', 'over the cap', 'served', 'dropped', 'all done p50 ms', 'max ms', 'echo p50 ms', 'p99 ms', 'errors', 'how dropped'];
+  const rows = [];
+  for (const scenario of list) {
+    for (const [server, s] of Object.entries(scenario.servers)) {
+      const c = s.cap;
+      const how = Object.entries(c?.dropReasons ?? {})
+        .sort((a, b) => b[1] - a[1])
+        .map(([reason, n]) => `${reason} ${n}`)
+        .join(', ');
+      rows.push([
+        scenario.name,
+        SERVER_LABELS[server],
+        scenario.policy?.[server] ?? '',
+        c ? `${count(c.served)}/${count(c.clients)}` : '—',
+        c ? count(c.dropped) : '—',
+        fixed(c?.allDoneMs.p50, 1),
+        fixed(c?.allDoneMs.max, 1),
+        ms(s.latency.p50),
+        ms(s.latency.p99),
+        String(s.errors),
+        how,
+      ]);
+    }
+    rows.push(...skippedRows(scenario));
+  }
+  const first = list[0];
+  return [
+    `Connection cap: bursts of ${first.conns} clients arrive together at a server capped at ${first.server.maxConnections} connections; each sends`,
+    `${first.size} bytes, waits for their echo and closes. All done: until every client of a burst was served or dropped.`,
+    `Echo: from the burst's start to the client's echo.`,
+    layout(header, rows, [0, 1, 2, 10]),
+  ].join('\n');
+}
+
+/** The text report: the throughput table, then one table per other kind of scenario present. */
+export function table(results) {
+  const of = (test) => results.scenarios.filter((s) => test(s.kind));
+  const sections = [];
+  const main = of((k) => THROUGHPUT_KINDS.includes(k));
+  if (main.length) sections.push(throughputTable(main));
+  const storms = of((k) => k === 'idle-storm');
+  if (storms.length) sections.push(reapTable(storms));
+  const caps = of((k) => k === 'cap');
+  if (caps.length) sections.push(capTable(caps));
+  return sections.join('\n\n');
 }
 
 const COLORS = { reactor: '#2b7bb9', net: '#d9822b', c: '#6a6a6a' };
 
 function barChart(results) {
   // Cost ratio to the C server per scenario (lower is better); idle uses node:net.
-  const groups = results.scenarios.map((scenario) => {
+  const groups = results.scenarios.filter((s) => s.kind !== 'cap').map((scenario) => {
     const idle = scenario.kind === 'idle';
     const figure = idle ? 'rssPerConn' : 'cpuPerUnit';
     const base = idle ? 'vsNet' : 'vsC';
@@ -98,6 +209,62 @@ function barChart(results) {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 10}">${parts.join('')}</svg>`;
 }
 
+/** Idle reaping: lateness p50 / p99 / max per server, ms, against the on-time limit. */
+function reapChart(scenario) {
+  const servers = Object.entries(scenario.servers).filter(([, s]) => s.reaping?.count);
+  if (servers.length === 0) return '';
+  const limit = scenario.idleTimeoutMs * scenario.tolerance;
+  const points = ['p50', 'p99', 'max'];
+  const max = Math.max(limit * 1.5, ...servers.flatMap(([, s]) => points.map((p) => s.reaping[p])));
+  const left = 170;
+  const width = 900;
+  const room = 60;
+  const scale = (v) => ((width - left - room) * Math.max(0, v)) / max;
+  let y = 34;
+  const parts = [`<text x="4" y="14" font-size="12">${scenario.name}: how late the server ended idle connections, ms after the ${scenario.idleTimeoutMs} ms deadline</text>`];
+  for (const [server, s] of servers) {
+    parts.push(`<text x="4" y="${y + 12}" font-size="12">${SERVER_LABELS[server]}</text>`);
+    for (const p of points) {
+      const w = scale(s.reaping[p]);
+      parts.push(`<text x="${left - 30}" y="${y + 11}" font-size="10">${p}</text>`);
+      parts.push(`<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="12" fill="${COLORS[server]}"/>`);
+      parts.push(`<text x="${left + w + 4}" y="${y + 10}" font-size="10">${s.reaping[p].toFixed(1)} ms</text>`);
+      y += 15;
+    }
+    const e = s.reaping.fromEcho;
+    const fromEcho = e?.count ? ` · from the echo instead: p50 ${fixed(e.p50, 1)}, p99 ${fixed(e.p99, 1)}, max ${fixed(e.max, 1)} ms` : '';
+    parts.push(`<text x="${left}" y="${y + 10}" font-size="10" fill="#444">on time: ${percent(s.reaping.onTimeShare)} · CPU ${fixed(s.reaping.cpuMsPerStorm, 0)} ms per storm of ${count(s.reaping.conns / s.reaping.storms)}${fromEcho}</text>`);
+    y += 22;
+  }
+  const at = left + scale(limit);
+  parts.push(`<line x1="${at}" y1="22" x2="${at}" y2="${y}" stroke="#c00" stroke-dasharray="4 3"/>`);
+  parts.push(`<text x="${at + 3}" y="30" font-size="10" fill="#c00">+${limit} ms</text>`);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 6}">${parts.join('')}</svg>`;
+}
+
+/** Connection cap: served and dropped clients per server. */
+function capChart(scenario) {
+  const servers = Object.entries(scenario.servers).filter(([, s]) => s.cap?.clients);
+  if (servers.length === 0) return '';
+  const left = 170;
+  const width = 760;
+  const room = 230;
+  let y = 26;
+  const parts = [`<text x="4" y="14" font-size="12">${scenario.name}: clients served (colour) and dropped (grey)</text>`];
+  for (const [server, s] of servers) {
+    const { served, dropped, clients } = s.cap;
+    const ws = ((width - left - room) * served) / clients;
+    const wd = ((width - left - room) * dropped) / clients;
+    parts.push(`<text x="4" y="${y + 12}" font-size="12">${SERVER_LABELS[server]}</text>`);
+    parts.push(`<rect x="${left}" y="${y}" width="${ws.toFixed(1)}" height="14" fill="${COLORS[server]}"/>`);
+    parts.push(`<rect x="${(left + ws).toFixed(1)}" y="${y}" width="${wd.toFixed(1)}" height="14" fill="#bbb"/>`);
+    const label = `${count(served)} served, ${count(dropped)} dropped · ${scenario.policy?.[server] ?? ''}`;
+    parts.push(`<text x="${(left + ws + wd + 4).toFixed(1)}" y="${y + 11}" font-size="10">${label}</text>`);
+    y += 20;
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 6}">${parts.join('')}</svg>`;
+}
+
 function latencyChart(scenario) {
   const points = ['p50', 'p99', 'p999'];
   const servers = Object.entries(scenario.servers).filter(([, s]) => s.latency.p50 != null);
@@ -125,6 +292,11 @@ function latencyChart(scenario) {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width + 20}" height="${height}">${parts.join('')}</svg>`;
 }
 
+const sectionOf = (results, kind, title, chart) => {
+  const list = results.scenarios.filter((s) => s.kind === kind);
+  return list.length ? `<h2>${title}</h2>\n${list.map(chart).join('\n')}` : '';
+};
+
 /** Writes results as JSON and an HTML page of charts; returns the HTML path. */
 export function writeResults(results, dir) {
   mkdirSync(dir, { recursive: true });
@@ -138,6 +310,8 @@ export function writeResults(results, dir) {
 ${barChart(results)}
 <h2>Latency distributions</h2>
 ${results.scenarios.filter((s) => s.kind !== 'idle').map(latencyChart).join('\n')}
+${sectionOf(results, 'idle-storm', 'Idle reaping', reapChart)}
+${sectionOf(results, 'cap', 'Connection caps', capChart)}
 <h2>Table</h2><pre>${table(results).replace(/&/g, '&amp;').replace(/</g, '&lt;')}</pre>
 </body>`;
   const file = join(dir, `bench-${stamp}.html`);

@@ -24,15 +24,35 @@ export function buildCServer() {
   }
 }
 
-/** The argv that starts `name` listening on an ephemeral port. */
-export function serverCommand(name, { backend }) {
+/**
+ * The argv that starts `name` listening on an ephemeral port. `settings` are
+ * the scenario's server settings: `idleTimeoutMs` (ms; 0 or absent: none) and
+ * `maxConnections` (absent: no cap). native-reactor's example defaults to a
+ * 15-minute idle timeout; it is turned off unless asked for, as the other
+ * servers have none.
+ */
+export function serverCommand(name, { backend }, settings = {}) {
+  const idle = settings.idleTimeoutMs ?? 0;
+  const cap = settings.maxConnections;
   switch (name) {
     case 'reactor':
-      return [process.execPath, join(root, 'examples', 'echo-server.mjs'), '--port', '0', '--backend', backend];
+      return [
+        process.execPath,
+        join(root, 'examples', 'echo-server.mjs'),
+        ...['--port', '0', '--backend', backend, '--idle-timeout-ms', String(idle)],
+        ...(cap === undefined ? [] : ['--max-connections', String(cap)]),
+      ];
     case 'net':
-      return [process.execPath, join(root, 'bench', 'servers', 'net-echo.mjs'), '0'];
-    case 'c':
-      return [cBinary, '0'];
+      return [
+        process.execPath,
+        join(root, 'bench', 'servers', 'net-echo.mjs'),
+        '0',
+        ...(idle ? ['--idle-timeout-ms', String(idle)] : []),
+        ...(cap === undefined ? [] : ['--max-connections', String(cap)]),
+      ];
+    case 'c': // echo_server PORT [MAX [IDLE_MS]], MAX 0: no cap
+      if (!idle) return [cBinary, '0', ...(cap === undefined ? [] : [String(cap)])];
+      return [cBinary, '0', String(cap ?? 0), String(idle)];
     default:
       throw new Error(`unknown server ${name}`);
   }

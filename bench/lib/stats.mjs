@@ -41,6 +41,60 @@ export function cpuMicrosPer(cpuNanos, units) {
   return cpuNanos / 1000 / units;
 }
 
+/** The value at quantile q (0..1) of ascending `sorted` values (nearest rank), or null if empty. */
+export function quantile(sorted, q) {
+  if (sorted.length === 0) return null;
+  const rank = Math.ceil(q * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
+}
+
+/**
+ * Idle reaping: `lateness` holds, per reaped connection, how many ms after its
+ * deadline the load generator saw the server end it (negative: before it).
+ * "On time" means no later than the deadline plus `tolerance` of it (+5% of
+ * 1000 ms = 50 ms).
+ */
+export function latenessSummary(lateness, deadlineMs, tolerance = 0.05) {
+  const sorted = Float64Array.from(lateness).sort();
+  const limitMs = deadlineMs * tolerance;
+  let onTime = 0;
+  for (const v of sorted) if (v <= limitMs) onTime++;
+  return {
+    deadlineMs,
+    limitMs,
+    count: sorted.length,
+    p50: quantile(sorted, 0.5),
+    p99: quantile(sorted, 0.99),
+    max: sorted.length ? sorted[sorted.length - 1] : null,
+    min: sorted.length ? sorted[0] : null,
+    onTime,
+    onTimeShare: sorted.length ? onTime / sorted.length : null,
+  };
+}
+
+/**
+ * A connection cap: rounds of bursts of clients that each want one echo.
+ * `served` got their echo intact, `dropped` were closed or reset by the server
+ * (or refused) before it; `burstMs` is, per burst, the time until every client
+ * was done either way.
+ */
+export function capSummary(rounds) {
+  const total = (key) => rounds.reduce((sum, r) => sum + (r[key] ?? 0), 0);
+  const burstMs = Float64Array.from(rounds.flatMap((r) => r.burstMs ?? [])).sort();
+  const dropReasons = {};
+  for (const r of rounds) {
+    for (const [reason, n] of Object.entries(r.dropReasons ?? {})) dropReasons[reason] = (dropReasons[reason] ?? 0) + n;
+  }
+  return {
+    clients: total('clients'),
+    served: total('units'),
+    dropped: total('dropped'),
+    dropReasons,
+    bursts: burstMs.length,
+    allDoneMs: { p50: quantile(burstMs, 0.5), max: burstMs.length ? burstMs[burstMs.length - 1] : null },
+  };
+}
+
 /** Sums the rounds of one server in one scenario into its figures. */
 export function summarize(rounds) {
   const total = (key) => rounds.reduce((sum, r) => sum + (r[key] ?? 0), 0);
@@ -49,6 +103,7 @@ export function summarize(rounds) {
   const cpuNanos = total('cpuNanos');
   const histogram = mergeHistograms(rounds.map((r) => r.histogram).filter(Boolean));
   const rss = rounds.map((r) => r.rssPerConn).filter((v) => v != null);
+  /** @type {Record<string, any>} */
   const summary = {
     rounds: rounds.length,
     errors: total('errors'),
@@ -59,6 +114,23 @@ export function summarize(rounds) {
     latency: percentiles(histogram),
     rssPerConn: rss.length ? rss.reduce((a, b) => a + b, 0) / rss.length : null,
   };
+  const storms = rounds.filter((r) => r.lateness);
+  if (storms.length) {
+    summary.reaping = {
+      ...latenessSummary(storms.flatMap((r) => r.lateness), storms[0].deadlineMs),
+      // The same from when the echo of the byte arrived: leaves out the server's delay in reading it.
+      fromEcho: latenessSummary(storms.flatMap((r) => r.latenessFromEcho ?? []), storms[0].deadlineMs),
+      storms: storms.length,
+      conns: total('conns'),
+      // Server CPU from just before the first deadline until the last connection was reaped, per storm.
+      cpuMsPerStorm: cpuNanos / 1e6 / storms.length,
+      // Of which in the kernel (10 ms ticks: coarse): TCP teardown is paid here.
+      kernelShare: cpuNanos > 0 ? Math.min(1, total('systemCpuNanos') / cpuNanos) : null,
+      windowMs: Math.max(...storms.map((r) => r.windowMs ?? 0)),
+      openMs: Math.max(...storms.map((r) => r.openMs ?? 0)),
+    };
+  }
+  if (rounds.some((r) => r.burstMs)) summary.cap = capSummary(rounds);
   histogram.destroy?.();
   return summary;
 }
