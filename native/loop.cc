@@ -233,24 +233,19 @@ int Loop::listener_counts(uint64_t packed, uint32_t* open, uint32_t* queued) {
 }
 
 int64_t Loop::connect_tcp(const std::string& host, int port) {
-  int fd = reactor::connect_tcp(host, port);
-  if (fd < 0) return fd;
-  Id id;
-  Conn* c = adopt(fd, Kind::kStream, State::kConnecting, true, &id);
-  if (!c) return -EMFILE;
-  apply_defaults(c, client_defaults_);
-  c->visible = true;
-  open_++;
-  return static_cast<int64_t>(id.packed());
+  return adopt_outgoing(reactor::connect_tcp(host, port), true);
 }
 
 int64_t Loop::connect_unix(const std::string& path) {
-  int fd = reactor::connect_unix(path);
+  return adopt_outgoing(reactor::connect_unix(path), false);
+}
+
+int64_t Loop::adopt_outgoing(int fd, bool tcp) {
   if (fd < 0) return fd;
   Id id;
-  Conn* c = adopt(fd, Kind::kStream, State::kConnecting, false, &id);
+  Conn* c = adopt(fd, Kind::kStream, State::kConnecting, tcp, &id);
   if (!c) return -EMFILE;
-  apply_defaults(c, client_defaults_);
+  apply_defaults(c, ConnDefaults{});
   c->visible = true;
   open_++;
   return static_cast<int64_t>(id.packed());

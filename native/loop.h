@@ -196,10 +196,10 @@ class Loop {
     State state = State::kOpen;
     uint8_t registered = kUnregistered;  // interest the poller has now
     bool tcp : 1;
-    bool visible : 1;  // JavaScript has a transport for it: its close is reported
-    bool reading : 1;  // wants input (false once the peer ended or after close())
-    bool paused : 1;   // reading paused by JavaScript
-    bool hup_seen : 1;  // hang-up while paused: detached until resumed
+    bool visible : 1;          // JavaScript has a transport for it: its close is reported
+    bool reading : 1;          // wants input (false once the peer ended or after close())
+    bool paused : 1;           // reading paused by JavaScript
+    bool hup_seen : 1;         // hang-up while paused: detached until resumed
     bool end_requested : 1;    // shut down the write side once flushed
     bool close_requested : 1;  // close() while connecting: close once connected and flushed
     bool write_shut : 1;
@@ -216,7 +216,7 @@ class Loop {
     uint32_t high_water = 0;
     uint32_t low_water = 0;
     uint32_t max_write = 0;
-    uint64_t last_active = 0;  // ms of the last read (and write, if it counts)
+    uint64_t last_active = 0;   // ms of the last read (and write, if it counts)
     Id listener{kMaxSlots, 0};  // the listener that accepted it, for its cap
     WriteQueue queue;
 
@@ -242,6 +242,8 @@ class Loop {
 
   // Takes fd into the table (closing it if the table is full).
   Conn* adopt(int fd, Kind kind, State state, bool tcp, Id* id);
+  // A connecting socket (or -errno from starting it) becomes a connection.
+  int64_t adopt_outgoing(int fd, bool tcp);
   Conn* find(uint64_t id, Id* out);
   Conn* find_stream(uint64_t id, Id* out);
   Admission* admission_of(Id listener);
@@ -308,7 +310,6 @@ class Loop {
   std::vector<Id> backed_off_;  // listeners not accepting after EMFILE
   uint32_t backoff_ms_;
   std::vector<uint8_t> discard_;  // input of lingering connections is read into this
-  ConnDefaults client_defaults_;
   Stats stats_;
   size_t open_ = 0;    // connections JavaScript knows
   size_t queued_ = 0;  // parked

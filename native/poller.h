@@ -25,8 +25,8 @@ struct PollEvent {
   uint64_t token;
   uint32_t readable : 1;
   uint32_t writable : 1;
-  uint32_t error : 1;   // an error is pending on the socket (SO_ERROR says which)
-  uint32_t hangup : 1;  // both directions are shut down
+  uint32_t error : 1;        // an error is pending on the socket (SO_ERROR says which)
+  uint32_t hangup : 1;       // both directions are shut down
   uint32_t peer_closed : 1;  // the peer shut down its write side (kPeerClosed)
 };
 

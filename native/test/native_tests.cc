@@ -97,12 +97,12 @@ int main(int argc, char** argv) {
 // SlotTable
 // ============================================================================
 
+using reactor::DeadlineHeap;
 using reactor::Id;
 using reactor::kGenerationMask;
 using reactor::kMaxSlots;
 using reactor::kSlotBits;
 using reactor::SlotTable;
-using reactor::DeadlineHeap;
 using reactor::TimerHeap;
 using reactor::WriteQueue;
 
