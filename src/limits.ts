@@ -1,7 +1,7 @@
 // The limits a listener puts on its connections — cap, queue, per-peer cap,
 // idle timeout, write buffer — validated and turned into the native
 // configuration. Defaults live here and nowhere else.
-import { NO_LIMIT } from './native.js';
+import { type NativeReactor, NO_LIMIT } from './native.js';
 import { ReactorError } from './errors.js';
 import { invalidType, invalidValue, validateBoolean, validateDelay, validateInteger, validateObject } from './validate.js';
 
@@ -52,23 +52,12 @@ export const DEFAULT_IDLE_GRACE_MS = 15_000;
 const DEFAULT_QUEUE_LIMIT = 1024;
 const MAX_U32 = NO_LIMIT - 1;
 
-/** Everything configureListener() takes, in its order. */
+/** Everything configureListener() takes after the listener's id, in its order. */
+type NativeListenerConfig = Parameters<NativeReactor['configureListener']> extends [number, ...infer Rest] ? Rest : never;
+
 export interface ListenerConfig {
   writeLimits: WriteLimits;
-  native: [
-    maxConnections: number,
-    maxPerPeer: number,
-    queueLimit: number,
-    queueTimeoutMs: number,
-    overflowReset: boolean,
-    overflowBytes: Uint8Array | undefined,
-    idleMs: number,
-    graceMs: number,
-    idleResetsOnWrite: boolean,
-    highWater: number,
-    lowWater: number,
-    maxWrite: number,
-  ];
+  native: NativeListenerConfig;
 }
 
 export function parseWriteLimits(options: WriteBufferOptions, base: WriteLimits = DEFAULT_WRITE_LIMITS): WriteLimits {

@@ -264,7 +264,7 @@ Pair tcp_pair(Harness& h, int64_t listener = -1) {
   Pair p;
   if (listener < 0) listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
   if (listener < 0) return p;
-  p.listener = static_cast<uint64_t>(listener);
+  p.listener = listener;
   int port = h.local_port(p.listener);
   if (port <= 0) return p;
   size_t mark = h.sink.records.size();
@@ -572,9 +572,9 @@ TEST(loop_connect_refused) {
   REQUIRE(h.loop != nullptr);
   int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
   REQUIRE(listener >= 0);
-  int port = h.local_port(static_cast<uint64_t>(listener));
+  int port = h.local_port(listener);
   REQUIRE(port > 0);
-  CHECK_EQ(h.loop->close(static_cast<uint64_t>(listener)), 1);
+  CHECK_EQ(h.loop->close(listener), 1);
   int64_t client = h.loop->connect_tcp("127.0.0.1", port);
   if (client < 0) {
     CHECK_EQ(client, -ECONNREFUSED);  // refused synchronously is acceptable too
@@ -599,7 +599,7 @@ TEST(loop_invalid_arguments) {
   CHECK_EQ(h.loop->listen_unix(std::string(200, 'x'), ListenOptions{}), -ENAMETOOLONG);
   int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
   REQUIRE(listener >= 0);
-  int port = h.local_port(static_cast<uint64_t>(listener));
+  int port = h.local_port(listener);
   CHECK_EQ(h.loop->listen_tcp("127.0.0.1", port, ListenOptions{}), -EADDRINUSE);
   std::string missing = temp_socket_path("missing");
   ::unlink(missing.c_str());
@@ -654,7 +654,7 @@ TEST(loop_write_and_end_while_connecting) {
   int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
   REQUIRE(listener >= 0);
   Pair p;
-  p.listener = static_cast<uint64_t>(listener);
+  p.listener = listener;
   size_t mark = h.sink.records.size();
   int64_t client = h.loop->connect_tcp("127.0.0.1", h.local_port(p.listener));
   REQUIRE(client >= 0);
@@ -677,7 +677,7 @@ TEST(loop_close_while_connecting_keeps_queued_writes) {
   REQUIRE(h.loop != nullptr);
   int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
   REQUIRE(listener >= 0);
-  int64_t client = h.loop->connect_tcp("127.0.0.1", h.local_port(static_cast<uint64_t>(listener)));
+  int64_t client = h.loop->connect_tcp("127.0.0.1", h.local_port(listener));
   REQUIRE(client >= 0);
   uint64_t id = static_cast<uint64_t>(client);
   std::string early = "GET / HTTP/1.0\r\n\r\n";
@@ -764,12 +764,12 @@ TEST(loop_unix_round_trip_and_unlink) {
   CHECK_EQ(h.loop->listen_unix(path, ListenOptions{}), -EADDRINUSE);
   CHECK(path_exists(path));
   SocketAddress address;
-  CHECK_EQ(h.loop->address(static_cast<uint64_t>(listener), false, &address), 0);
+  CHECK_EQ(h.loop->address(listener, false, &address), 0);
   CHECK_EQ(address.family, SocketAddress::kUnix);
   CHECK_EQ(address.address, path);
 
   Pair p;
-  p.listener = static_cast<uint64_t>(listener);
+  p.listener = listener;
   size_t mark = h.sink.records.size();
   int64_t client = h.loop->connect_unix(path);
   REQUIRE(client >= 0);
@@ -879,7 +879,7 @@ TEST(loop_accept_exhaustion_backs_off_then_serves_the_waiting_clients) {
   REQUIRE(h.loop != nullptr);
   int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
   REQUIRE(listener >= 0);
-  int port = h.local_port(static_cast<uint64_t>(listener));
+  int port = h.local_port(listener);
   h.loop->prepare_wait();
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -1004,7 +1004,7 @@ TEST(loop_listener_closed_during_accept_batch) {
   REQUIRE(h.loop != nullptr);
   int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
   REQUIRE(listener >= 0);
-  int port = h.local_port(static_cast<uint64_t>(listener));
+  int port = h.local_port(listener);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -1021,7 +1021,7 @@ TEST(loop_listener_closed_during_accept_batch) {
   h.sink.hook = [&](const Record& r) {
     if (r.kind == kAccepted && !closed_listener) {
       closed_listener = true;
-      close_result = h.loop->close(static_cast<uint64_t>(listener));
+      close_result = h.loop->close(listener);
     }
   };
   CHECK(h.pump_until([&] { return closed_listener; }));
@@ -1084,18 +1084,35 @@ std::vector<uint64_t> accepted_ids(const Harness& h) {
   return ids;
 }
 
+// A TCP listener on loopback with the given policy and defaults, watched.
+struct Configured {
+  uint64_t listener = 0;
+  int port = -1;
+};
+
+Configured configured_listener(Harness& h, const AdmissionPolicy& policy,
+                               const ConnDefaults& defaults = ConnDefaults{}) {
+  Configured out;
+  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
+  if (listener < 0) return out;
+  out.listener = listener;
+  if (h.loop->configure_listener(out.listener, policy, defaults) != 0) return out;
+  out.port = h.local_port(out.listener);
+  h.loop->prepare_wait();
+  return out;
+}
+
 }  // namespace
 
 TEST(loop_cap_parks_in_fifo_order_and_serves_bytes_intact) {
   Harness h;
   REQUIRE(h.loop != nullptr);
-  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
-  REQUIRE(listener >= 0);
   AdmissionPolicy policy;
   policy.max_connections = 2;
-  REQUIRE(h.loop->configure_listener(static_cast<uint64_t>(listener), policy, ConnDefaults{}) == 0);
-  int port = h.local_port(static_cast<uint64_t>(listener));
-  h.loop->prepare_wait();
+  Configured server = configured_listener(h, policy);
+  REQUIRE(server.port > 0);
+  int port = server.port;
+  uint64_t listener = server.listener;
   std::vector<int> clients;
   std::vector<std::string> sent;
   for (int i = 0; i < 6; i++) {
@@ -1110,7 +1127,7 @@ TEST(loop_cap_parks_in_fifo_order_and_serves_bytes_intact) {
   CHECK(h.pump_until([&] { return h.loop->queued_connections() == 4; }));
   CHECK_EQ(accepted_ids(h).size(), 2u);
   uint32_t open = 0, queued = 0;
-  CHECK_EQ(h.loop->listener_counts(static_cast<uint64_t>(listener), &open, &queued), 0);
+  CHECK_EQ(h.loop->listener_counts(listener, &open, &queued), 0);
   CHECK_EQ(open, 2u);
   CHECK_EQ(queued, 4u);
   // Close served connections one at a time: the next in line is served, and
@@ -1132,15 +1149,13 @@ TEST(loop_cap_parks_in_fifo_order_and_serves_bytes_intact) {
 TEST(loop_queue_limit_rejects_with_canned_bytes_then_a_clean_close) {
   Harness h;
   REQUIRE(h.loop != nullptr);
-  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
-  REQUIRE(listener >= 0);
   AdmissionPolicy policy;
   policy.max_connections = 1;
   policy.queue_limit = 1;
   policy.overflow_bytes = "HTTP/1.1 503 Service Unavailable\r\n\r\n";
-  REQUIRE(h.loop->configure_listener(static_cast<uint64_t>(listener), policy, ConnDefaults{}) == 0);
-  int port = h.local_port(static_cast<uint64_t>(listener));
-  h.loop->prepare_wait();
+  Configured server = configured_listener(h, policy);
+  REQUIRE(server.port > 0);
+  int port = server.port;
   int served = raw_connect(port), parked = raw_connect(port), rejected = raw_connect(port);
   REQUIRE(served >= 0 && parked >= 0 && rejected >= 0);
   std::string request = "GET / HTTP/1.1\r\n\r\n";
@@ -1165,13 +1180,11 @@ TEST(loop_queue_limit_rejects_with_canned_bytes_then_a_clean_close) {
 TEST(loop_parked_connection_abandoned_by_its_client_is_discarded) {
   Harness h;
   REQUIRE(h.loop != nullptr);
-  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
-  REQUIRE(listener >= 0);
   AdmissionPolicy policy;
   policy.max_connections = 1;
-  REQUIRE(h.loop->configure_listener(static_cast<uint64_t>(listener), policy, ConnDefaults{}) == 0);
-  int port = h.local_port(static_cast<uint64_t>(listener));
-  h.loop->prepare_wait();
+  Configured server = configured_listener(h, policy);
+  REQUIRE(server.port > 0);
+  int port = server.port;
   int served = raw_connect(port), leaving = raw_connect(port), staying = raw_connect(port);
   REQUIRE(served >= 0 && leaving >= 0 && staying >= 0);
   CHECK(h.pump_until([&] { return h.loop->queued_connections() == 2; }));
@@ -1194,15 +1207,13 @@ TEST(loop_parked_connection_abandoned_by_its_client_is_discarded) {
 TEST(loop_queue_timeout_rejects_the_waiting_client) {
   Harness h;
   REQUIRE(h.loop != nullptr);
-  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
-  REQUIRE(listener >= 0);
   AdmissionPolicy policy;
   policy.max_connections = 1;
   policy.queue_timeout_ms = 100;
   policy.overflow = Overflow::kReset;
-  REQUIRE(h.loop->configure_listener(static_cast<uint64_t>(listener), policy, ConnDefaults{}) == 0);
-  int port = h.local_port(static_cast<uint64_t>(listener));
-  h.loop->prepare_wait();
+  Configured server = configured_listener(h, policy);
+  REQUIRE(server.port > 0);
+  int port = server.port;
   int served = raw_connect(port);
   uint64_t start = Loop::now_ms();
   int waiting = raw_connect(port);
@@ -1219,14 +1230,11 @@ TEST(loop_queue_timeout_rejects_the_waiting_client) {
 TEST(loop_idle_connection_is_reaped_after_its_timeout_and_reported) {
   Harness h;
   REQUIRE(h.loop != nullptr);
-  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
-  REQUIRE(listener >= 0);
   ConnDefaults defaults;
   defaults.idle_ms = 150;
-  REQUIRE(h.loop->configure_listener(static_cast<uint64_t>(listener), AdmissionPolicy{},
-                                     defaults) == 0);
-  int port = h.local_port(static_cast<uint64_t>(listener));
-  h.loop->prepare_wait();
+  Configured server = configured_listener(h, AdmissionPolicy{}, defaults);
+  REQUIRE(server.port > 0);
+  int port = server.port;
   int idle = raw_connect(port), busy = raw_connect(port);
   REQUIRE(idle >= 0 && busy >= 0);
   ::send(idle, "x", 1, 0);
