@@ -334,7 +334,7 @@ napi_value listen_unix(napi_env env, napi_callback_info info) {
 
 // configureListener(id, maxConnections, maxPerPeer, queueLimit, queueTimeoutMs,
 //   overflowReset, overflowBytes | undefined, idleMs, graceMs, idleResetsOnWrite,
-//   highWater, lowWater, maxWrite)
+//   highWater, lowWater, maxWrite, waitInBacklog)
 napi_value configure_listener(napi_env env, napi_callback_info info) {
   Call call(env, info);
   AdmissionPolicy policy;
@@ -356,6 +356,7 @@ napi_value configure_listener(napi_env env, napi_callback_info info) {
   defaults.high_water = call.u32(10);
   defaults.low_water = call.u32(11);
   defaults.max_write = call.u32(12);
+  policy.wait_in_backlog = call.boolean(13);
   return with_loop(call,
                    [&](Loop& l) { return l.configure_listener(call.id(0), policy, defaults); });
 }

@@ -29,6 +29,10 @@ enum class Overflow : uint8_t { kClose, kReset };
 
 struct AdmissionPolicy {
   uint32_t max_connections = UINT32_MAX;
+  // Over the cap, stop accepting and leave new connections in the kernel's
+  // backlog (no descriptor spent on them, no queue limit, timeout or
+  // abandonment check) instead of parking them.
+  bool wait_in_backlog = false;
   uint32_t max_per_peer = UINT32_MAX;
   uint32_t queue_limit = 1024;
   uint32_t queue_timeout_ms = 0;  // 0: wait forever
@@ -67,6 +71,7 @@ struct Admission {
 
   bool limits_peers() const { return policy.max_per_peer != UINT32_MAX; }
   bool has_room() const { return open < policy.max_connections && queued == 0; }
+  bool holds_back() const { return policy.wait_in_backlog && open >= policy.max_connections; }
   bool can_park() const { return queued < policy.queue_limit; }
   bool peer_full(const PeerKey& key) const {
     auto it = per_peer.find(key);

@@ -113,7 +113,7 @@ void Loop::mark_dirty(Id id, Conn* c) {
 }
 
 uint32_t Loop::desired_interest(const Conn& c) const {
-  if (c.kind == Kind::kListener) return c.backoff ? kNone : kReadable;
+  if (c.kind == Kind::kListener) return c.backoff || c.at_cap ? kNone : kReadable;
   if (c.state == State::kConnecting) return kWritable;
   if (c.state == State::kParked) return kPeerClosed;
   // A paused connection whose peer hung up would be reported at every wait.
@@ -168,6 +168,11 @@ void Loop::forget(Id id, Conn* c) {
         admission->open--;
         // Served later, at a point where records may be emitted.
         if (admission->queued > 0) to_serve_.push_back(c->listener);
+        Conn* l = table_.get(c->listener);
+        if (l->at_cap) {
+          l->at_cap = false;
+          mark_dirty(c->listener, l);
+        }
       }
       if (admission->limits_peers()) admission->forget_peer(id.slot);
     }
@@ -492,6 +497,11 @@ void Loop::on_listener_ready(Id listener) {
     Conn* l = table_.get(listener);
     Admission* admission = admission_of(listener);
     if (!l || !admission || l->backoff) return;
+    if (admission->holds_back()) {
+      l->at_cap = true;  // until one of its connections closes
+      mark_dirty(listener, l);
+      return;
+    }
     int fd = accept_connection(l->fd);
     if (fd < 0) {
       if (fd == -EINTR || fd == -ECONNABORTED) continue;

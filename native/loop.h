@@ -210,6 +210,7 @@ class Loop {
     bool idle_resets_on_write : 1;
     bool reaped : 1;   // ended for idleness: its close reports kReasonIdle
     bool backoff : 1;  // listener: accepting paused after EMFILE
+    bool at_cap : 1;   // listener: accepting paused at the cap (clients wait in the backlog)
     int error = 0;     // a failed send, reported on the next event
     uint32_t idle_ms = 0;
     uint32_t grace_ms = 0;
@@ -235,7 +236,8 @@ class Loop {
           idle_notify(false),
           idle_resets_on_write(false),
           reaped(false),
-          backoff(false) {}
+          backoff(false),
+          at_cap(false) {}
   };
   static constexpr uint8_t kUnregistered = 0xff;
   static constexpr uint32_t kDetached = 0x80;  // desired interest: not watched at all

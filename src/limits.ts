@@ -6,6 +6,15 @@ import { ReactorError } from './errors.js';
 import { invalidType, invalidValue, validateBoolean, validateDelay, validateInteger, validateObject } from './validate.js';
 
 export interface QueueOptions {
+  /**
+   * Where connections over `maxConnections` wait. 'park' (default): accepted
+   * natively, not read, in FIFO order, with the limit, timeout, overflow
+   * policy and abandonment check below. 'backlog': not accepted at all until
+   * a slot frees — they wait in the kernel's listen backlog (its order, its
+   * size: `backlog`), spending no descriptor; the settings below then apply
+   * only to `maxConnectionsPerPeer` rejections.
+   */
+  mode?: 'park' | 'backlog';
   /** Parked connections beyond this are rejected with `overflow`. Default 1024; 0 never parks. */
   limit?: number;
   /** A connection parked longer than this is rejected with `overflow`. Default 0: no limit. */
@@ -91,6 +100,12 @@ function validateOverflow(value: unknown): { reset: boolean; bytes: Uint8Array |
   throw invalidType('queue.overflow', "'close', 'reset', a string or a Uint8Array", value);
 }
 
+function validateQueueMode(value: unknown): 'park' | 'backlog' {
+  if (value === 'park' || value === 'backlog') return value;
+  if (typeof value !== 'string') throw invalidType('queue.mode', "'park' or 'backlog'", value);
+  throw invalidValue('queue.mode', value, "must be 'park' or 'backlog'");
+}
+
 export function parseListenerConfig(options: ConnectionLimitOptions, tcp: boolean): ListenerConfig {
   const queue = options.queue ?? {};
   validateObject(queue, 'queue');
@@ -114,6 +129,7 @@ export function parseListenerConfig(options: ConnectionLimitOptions, tcp: boolea
       writeLimits.high,
       writeLimits.low,
       writeLimits.max,
+      validateQueueMode(queue.mode ?? 'park') === 'backlog',
     ],
   };
 }

@@ -26,6 +26,7 @@ export interface NativeReactor {
     highWater: number,
     lowWater: number,
     maxWrite: number,
+    waitInBacklog: boolean,
   ): number;
   /** [served and open, parked] */
   listenerCounts(id: number): [number, number] | number;

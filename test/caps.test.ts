@@ -222,6 +222,39 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     listener.close();
   });
 
+  it("queue.mode 'backlog': over the cap nothing is accepted; the waiting clients are served in arrival order as slots free", async () => {
+    const CLIENTS = 20;
+    const PAYLOAD = 100;
+    const server = new Server({ closeAfter: 4 + PAYLOAD });
+    server.released = false;
+    const listener = listen({ maxConnections: 5, queue: { mode: 'backlog' } }, server);
+    const port = listener.address.port;
+
+    const clients: Client[] = [];
+    for (let i = 0; i < CLIENTS; i++) clients.push(await connectClient(reactor, port, i, PAYLOAD));
+    expect(await until(reactor, () => server.served.length === 5)).toBe(true);
+    // The other fifteen are still in the kernel's backlog: not accepted, not parked.
+    await until(reactor, () => reactor.stats().accepted > 5, 10);
+    expect(reactor.stats().accepted).toBe(5);
+    expect(reactor.stats().queued).toBe(0);
+    expect(listener.queued).toBe(0);
+    expect(listener.connections).toBe(5);
+
+    server.release();
+    const results = await Promise.all(
+      clients.map(async (c) => {
+        const reason = await c.collector.lost.promise;
+        return { i: c.index, intact: c.collector.bytes().equals(c.message), reason: reason?.code };
+      }),
+    );
+    expect(results.filter((r) => !r.intact || r.reason !== undefined)).toEqual([]);
+    await Promise.all(server.served.map((s) => s.lost.promise));
+    expect(server.served.map((s) => s.index())).toEqual(Array.from({ length: CLIENTS }, (_, i) => i));
+    expect(server.maxOpen).toBe(5);
+    expect(reactor.stats().accepted).toBe(CLIENTS);
+    expect(reactor.stats().rejected).toBe(0);
+  });
+
   it('256 KiB sent while parked reach the server intact and in order once it is served', async () => {
     const SIZE = 256 * 1024;
     const server = new Server();
@@ -519,8 +552,9 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     expect(bad({ queue: { limit: 1.5 } })).toBe('ERR_OUT_OF_RANGE');
     expect(bad({ queue: { limit: 'x' } })).toBe('ERR_INVALID_ARG_TYPE');
     expect(bad({ queue: { timeoutMs: -1 } })).toBe('ERR_OUT_OF_RANGE');
-    // The contract does not say which of the two a number gets (node would say TYPE).
-    expect(['ERR_INVALID_ARG_TYPE', 'ERR_INVALID_ARG_VALUE']).toContain(bad({ queue: { overflow: 42 } }));
+    expect(bad({ queue: { overflow: 42 } })).toBe('ERR_INVALID_ARG_TYPE');
+    expect(bad({ queue: { mode: 'kernel' } })).toBe('ERR_INVALID_ARG_VALUE');
+    expect(bad({ queue: { mode: 1 } })).toBe('ERR_INVALID_ARG_TYPE');
     expect(codeOf(() => reactor.listenUnix({ path: tmpSocketPath('caps'), maxConnections: 0 } as never, factory))).toBe('ERR_OUT_OF_RANGE');
 
     const good: Omit<ListenTCPOptions, 'port'>[] = [
@@ -532,6 +566,8 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
       { maxConnections: 2, queue: { overflow: 'reset' } },
       { maxConnections: 2, queue: { overflow: 'HTTP/1.1 503 Service Unavailable\r\n\r\n' } },
       { maxConnections: 2, queue: { overflow: new Uint8Array([0x42, 0x59, 0x45]) } },
+      { maxConnections: 2, queue: { mode: 'backlog' } },
+      { maxConnections: 2, queue: { mode: 'park' } },
     ];
     for (const options of good) {
       let listener: Listener | undefined;

@@ -1316,3 +1316,26 @@ TEST(loop_write_beyond_max_write_aborts_the_connection) {
   CHECK_EQ(h.loop->set_reading(p.client, true), 0);
   CHECK(h.pump_until([&] { return h.has(kClosed, p.client); }));
 }
+
+TEST(loop_cap_in_backlog_mode_accepts_nothing_over_the_cap) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  AdmissionPolicy policy;
+  policy.max_connections = 1;
+  policy.wait_in_backlog = true;
+  Configured server = configured_listener(h, policy);
+  REQUIRE(server.port > 0);
+  int first = raw_connect(server.port), second = raw_connect(server.port);
+  REQUIRE(first >= 0 && second >= 0);
+  CHECK(h.pump_until([&] { return accepted_ids(h).size() == 1; }));
+  h.pump_for(50);
+  CHECK_EQ(h.loop->stats().accepted, 1u);  // the second waits in the kernel's backlog
+  CHECK_EQ(h.loop->queued_connections(), 0u);
+  CHECK_EQ(h.loop->close(accepted_ids(h)[0]), 1);
+  CHECK(h.pump_until([&] { return accepted_ids(h).size() == 2; }));
+  ::send(second, "ok", 2, 0);
+  uint64_t next = accepted_ids(h)[1];
+  CHECK(h.pump_until([&] { return h.received(next) == "ok"; }));
+  ::close(first);
+  ::close(second);
+}
