@@ -1,5 +1,6 @@
 import type { Address } from './address.js';
 import { ReactorError } from './errors.js';
+import type { WriteLimits } from './limits.js';
 import type { ProtocolFactory } from './protocol.js';
 
 /** What a listener needs from its reactor. */
@@ -19,6 +20,7 @@ export class Listener {
     private readonly host: ListenerHost,
     /** @internal native identity */ readonly id: number,
     /** @internal */ readonly factory: ProtocolFactory,
+    /** @internal what its transports start with */ readonly writeLimits: WriteLimits,
     /** Where it listens: the bound port when 0 was asked for; the path for Unix sockets. */
     readonly address: Address,
   ) {}

@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { constants } from 'node:os';
 import { type Address, listenHost, toAddress } from './address.js';
 import { ReactorError, reactorClosed, systemError, type ErrorTarget } from './errors.js';
-import { type ConnectionLimitOptions, DEFAULT_WRITE_LIMITS, parseListenerConfig, validateMs, type WriteLimits } from './limits.js';
+import { type ConnectionLimitOptions, DEFAULT_WRITE_LIMITS, type ListenerConfig, parseListenerConfig, validateMs } from './limits.js';
 import { Listener, type ListenerHost } from './listener.js';
 import {
   createNativeReactor,
@@ -112,8 +112,6 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
   // new call before JavaScript has run the old one's record.
   readonly #timers = new Map<number, DelayedCall>();
   readonly #listeners = new Map<number, Listener>();
-  // Write limits of each listener's transports, by listener id.
-  readonly #listenerLimits = new Map<number, WriteLimits>();
   readonly #connecting = new Map<Transport, PendingConnect>();
   #shutdown: Promise<ShutdownResult> | undefined;
   // Transports a shutdown waits for, and what to call when the last is gone.
@@ -351,7 +349,6 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
   /** @internal */
   closeListener(listener: Listener): void {
     this.#listeners.delete(listener.id);
-    this.#listenerLimits.delete(listener.id);
     this.native.close(listener.id);
   }
 
@@ -391,13 +388,12 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
 
   // ---- internals ----
 
-  #addListener(id: number, factory: ProtocolFactory, config: ReturnType<typeof parseListenerConfig>): Listener {
+  #addListener(id: number, factory: ProtocolFactory, config: ListenerConfig): Listener {
     this.native.configureListener(id, ...config.native);
-    this.#listenerLimits.set(id, config.writeLimits);
     const raw = this.native.address(id, false);
     const address: Address =
       typeof raw === 'number' ? { address: '', port: 0, family: 'unix' } : toAddress(raw);
-    const listener = new Listener(this, id, factory, address);
+    const listener = new Listener(this, id, factory, config.writeLimits, address);
     this.#listeners.set(id, listener);
     return listener;
   }
@@ -475,7 +471,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
 
   #accept(id: number, slot: number, listenerId: number): void {
     const listener = this.#listeners.get(listenerId);
-    const transport = new Transport(this, id, 'open', this.#listenerLimits.get(listenerId) ?? DEFAULT_WRITE_LIMITS);
+    const transport = new Transport(this, id, 'open', listener?.writeLimits ?? DEFAULT_WRITE_LIMITS);
     this.#transports[slot] = transport;
     if (listener === undefined) {
       transport.abort(); // its listener closed earlier in this batch
