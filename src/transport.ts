@@ -150,7 +150,11 @@ export class Transport implements Producer {
     this.#option('setIdleTimeout', () => this.host.native.setIdleTimeout(this.id, idle, resetOnWrite, grace));
   }
 
-  /** Changes the write buffer limits; omitted ones keep their value. */
+  /**
+   * Changes the write buffer limits. Omitted ones keep their value, except
+   * that a new highWaterMark without a lowWaterMark sets the low mark to a
+   * quarter of it, and maxWriteBuffer rises to a highWaterMark above it.
+   */
   setWriteBuffer(options: WriteBufferOptions): void {
     validateObject(options, 'options');
     const limits = parseWriteLimits(options, this.#limits);
