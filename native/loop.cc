@@ -646,7 +646,9 @@ void Loop::start_backoff(Id listener, Conn* l) {
   stats_.emfile++;
   l->backoff = true;
   mark_dirty(listener, l);
-  backed_off_.push_back(listener);
+  if (std::find(backed_off_.begin(), backed_off_.end(), listener) == backed_off_.end()) {
+    backed_off_.push_back(listener);
+  }
   deadlines_.set(listener.slot, now_ms() + backoff_ms_);
   backoff_ms_ = std::min(backoff_ms_ * 2, limits_.backoff_max_ms);
 }

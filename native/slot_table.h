@@ -21,6 +21,7 @@ struct Id {
   uint32_t slot;
   uint32_t gen;
   uint64_t packed() const { return (static_cast<uint64_t>(gen) << kSlotBits) | slot; }
+  bool operator==(const Id& other) const { return slot == other.slot && gen == other.gen; }
   static Id unpack(uint64_t v) {
     return {static_cast<uint32_t>(v & (kMaxSlots - 1)),
             static_cast<uint32_t>((v >> kSlotBits) & kGenerationMask)};
