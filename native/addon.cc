@@ -376,23 +376,12 @@ napi_value listener_counts(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// setReading(id, reading): pause (false) or resume (true)
-napi_value set_reading(napi_env env, napi_callback_info info) {
-  Call call(env, info);
-  return with_loop(call, [&](Loop& l) { return l.set_reading(call.id(0), call.boolean(1)); });
-}
-
 // setIdleTimeout(id, ms, resetsOnWrite, graceMs)
 napi_value set_idle_timeout(napi_env env, napi_callback_info info) {
   Call call(env, info);
   return with_loop(call, [&](Loop& l) {
     return l.set_idle_timeout(call.id(0), call.u32(1), call.boolean(2), call.u32(3));
   });
-}
-
-napi_value set_idle_notify(napi_env env, napi_callback_info info) {
-  Call call(env, info);
-  return with_loop(call, [&](Loop& l) { return l.set_idle_notify(call.id(0), call.boolean(1)); });
 }
 
 // setWriteLimits(id, high, low, max)
@@ -482,9 +471,12 @@ napi_value on_id(napi_env env, napi_callback_info info) {
   return with_loop(call, [&](Loop& l) { return (l.*method)(call.id(0)); });
 }
 
-napi_value set_no_delay(napi_env env, napi_callback_info info) {
+// setReading(id, reading), setIdleNotify(id, notify), setNoDelay(id, enable):
+// the calls that take an id and a flag.
+template <auto method>
+napi_value on_id_flag(napi_env env, napi_callback_info info) {
   Call call(env, info);
-  return with_loop(call, [&](Loop& l) { return l.set_no_delay(call.id(0), call.boolean(1)); });
+  return with_loop(call, [&](Loop& l) { return (l.*method)(call.id(0), call.boolean(1)); });
 }
 
 // setKeepAlive(id, enable, idleSeconds, intervalSeconds, count)
@@ -571,12 +563,12 @@ Napi::Value create_reactor(const Napi::CallbackInfo& info) {
       {"end", on_id<&Loop::end>},
       {"close", on_id<&Loop::close>},
       {"abort", on_id<&Loop::abort>},
-      {"setReading", set_reading},
+      {"setReading", on_id_flag<&Loop::set_reading>},
       {"setIdleTimeout", set_idle_timeout},
-      {"setIdleNotify", set_idle_notify},
+      {"setIdleNotify", on_id_flag<&Loop::set_idle_notify>},
       {"setWriteLimits", set_write_limits},
       {"stats", stats},
-      {"setNoDelay", set_no_delay},
+      {"setNoDelay", on_id_flag<&Loop::set_no_delay>},
       {"setKeepAlive", set_keep_alive},
       {"address", address},
       {"queuedBytes", on_id<&Loop::queued_bytes>},

@@ -170,6 +170,18 @@ async function roundTrip(client: Client, text: string): Promise<string> {
 
 const CLEAN_OR_RESET = [undefined, 'ECONNRESET'];
 
+/** Every client got its own message back and a clean close, and every served connection ended. */
+async function expectAllEchoedAndClosed(clients: Client[], server: Server): Promise<void> {
+  const results = await Promise.all(
+    clients.map(async (c) => {
+      const reason = await c.collector.lost.promise;
+      return { i: c.index, intact: c.collector.bytes().equals(c.message), reason: reason?.code };
+    }),
+  );
+  expect(results.filter((r) => !r.intact || r.reason !== undefined)).toEqual([]);
+  await Promise.all(server.served.map((s) => s.lost.promise));
+}
+
 describe.each(Reactor.backends)('%s backend', (backend) => {
   let reactor: Reactor;
   beforeEach(() => {
@@ -200,14 +212,7 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     expect(reactor.stats().accepted).toBe(CLIENTS);
 
     server.release();
-    const results = await Promise.all(
-      clients.map(async (c) => {
-        const reason = await c.collector.lost.promise;
-        return { i: c.index, intact: c.collector.bytes().equals(c.message), reason: reason?.code };
-      }),
-    );
-    expect(results.filter((r) => !r.intact || r.reason !== undefined)).toEqual([]);
-    await Promise.all(server.served.map((s) => s.lost.promise));
+    await expectAllEchoedAndClosed(clients, server);
 
     expect(server.served.map((s) => s.index())).toEqual(Array.from({ length: CLIENTS }, (_, i) => i));
     expect(server.factoryCalls).toBe(CLIENTS);
@@ -241,14 +246,7 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     expect(listener.connections).toBe(5);
 
     server.release();
-    const results = await Promise.all(
-      clients.map(async (c) => {
-        const reason = await c.collector.lost.promise;
-        return { i: c.index, intact: c.collector.bytes().equals(c.message), reason: reason?.code };
-      }),
-    );
-    expect(results.filter((r) => !r.intact || r.reason !== undefined)).toEqual([]);
-    await Promise.all(server.served.map((s) => s.lost.promise));
+    await expectAllEchoedAndClosed(clients, server);
     expect(server.served.map((s) => s.index())).toEqual(Array.from({ length: CLIENTS }, (_, i) => i));
     expect(server.maxOpen).toBe(5);
     expect(reactor.stats().accepted).toBe(CLIENTS);
