@@ -66,7 +66,7 @@ uint64_t Loop::activity_ms() {
 // ---- table ---------------------------------------------------------------
 
 Loop::Conn* Loop::adopt(int fd, Kind kind, State state, bool tcp, Id* id) {
-  if (!table_.allocate(id)) {
+  if (!poller_->can_watch(fd) || !table_.allocate(id)) {
     ::close(fd);
     return nullptr;
   }
@@ -143,6 +143,7 @@ void Loop::apply_interest() {
     if (rc == 0) c->registered = static_cast<uint8_t>(want);
   }
   dirty_.clear();
+  poller_->commit();
 }
 
 void Loop::release(Id id, Conn* c, int error) {
@@ -510,6 +511,10 @@ void Loop::on_listener_ready(Id listener) {
     }
     stats_.accepted++;
     backoff_ms_ = limits_.backoff_first_ms;
+    if (!poller_->can_watch(fd)) {
+      refuse_unwatchable(fd, admission->policy);
+      continue;
+    }
     if (l->tcp) reactor::set_no_delay(fd, true);
     admit(listener, admission, fd);
   }
@@ -611,6 +616,22 @@ void Loop::reject(Id id, Conn* c, const AdmissionPolicy& policy) {
     c->queue.append(&reply, 1, sent);
   }
   linger(id, c, limits_.linger_ms);
+}
+
+// A connection the backend cannot watch (select beyond FD_SETSIZE) cannot be
+// parked or lingered on: it is told at once, as well as a non-blocking send
+// can, and closed.
+void Loop::refuse_unwatchable(int fd, const AdmissionPolicy& policy) {
+  stats_.rejected++;
+  if (policy.overflow == Overflow::kReset) {
+    set_reset_on_close(fd);
+  } else if (!policy.overflow_bytes.empty()) {
+    iovec reply{const_cast<char*>(policy.overflow_bytes.data()), policy.overflow_bytes.size()};
+    ssize_t n = send_chunks(fd, &reply, 1);
+    if (n > 0) stats_.bytes_out += static_cast<uint64_t>(n);
+    ::shutdown(fd, SHUT_WR);
+  }
+  ::close(fd);
 }
 
 void Loop::serve_waiting() {

@@ -242,7 +242,8 @@ class Loop {
   static constexpr uint8_t kUnregistered = 0xff;
   static constexpr uint32_t kDetached = 0x80;  // desired interest: not watched at all
 
-  // Takes fd into the table (closing it if the table is full).
+  // Takes fd into the table (closing it if the table is full or the backend
+  // cannot watch it).
   Conn* adopt(int fd, Kind kind, State state, bool tcp, Id* id);
   // A connecting socket (or -errno from starting it) becomes a connection.
   int64_t adopt_outgoing(int fd, bool tcp);
@@ -259,6 +260,7 @@ class Loop {
   void serve(Id id, Conn* c, Id listener, Admission* admission);
   void park(Id id, Conn* c, Admission* admission);
   void reject(Id id, Conn* c, const AdmissionPolicy& policy);
+  void refuse_unwatchable(int fd, const AdmissionPolicy& policy);
   void leave_queue(Id id, Conn* c);
   void serve_waiting();
   void settle();

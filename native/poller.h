@@ -35,8 +35,13 @@ class Poller {
   virtual ~Poller() = default;
   virtual const char* name() const = 0;
   // An fd that becomes readable when events are pending, so the poller can be
-  // nested in another loop (Node's libuv loop); -1 if the backend has none.
+  // nested in another loop (Node's libuv loop). Backends whose own wait is
+  // not a pollable fd (poll, select) provide one with a helper thread
+  // (poller_thread.h).
   virtual int pollable_fd() const = 0;
+  // Whether fd can be watched at all (select: only fds below FD_SETSIZE). The
+  // loop asks before taking a socket in, so a refusal is a clean error.
+  virtual bool can_watch(int fd) const { return fd >= 0; }
   // Register, change or drop interest. Return 0 or -errno.
   virtual int add(int fd, uint64_t token, uint32_t interest) = 0;
   virtual int modify(int fd, uint64_t token, uint32_t interest) = 0;
@@ -46,6 +51,8 @@ class Poller {
   // a backend reports a condition whatever the interest (epoll's hang-up) and
   // the loop must not hear it for a while (a paused connection).
   virtual int detach(int fd) = 0;
+  // The loop made all the interest changes it had; called before it blocks.
+  virtual void commit() {}
   // Collect up to max ready events, waiting at most timeout_ms (0: don't
   // block, -1: forever). Returns the count or -errno.
   virtual int wait(PollEvent* events, int max, int timeout_ms) = 0;
