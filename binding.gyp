@@ -16,6 +16,9 @@
         "native/loop.cc",
         "native/poller.cc",
         "native/poller_epoll.cc",
+        "native/poller_poll.cc",
+        "native/poller_select.cc",
+        "native/poller_thread.cc",
         "native/sockets.cc",
         "native/timer_heap.cc"
       ],
@@ -31,9 +34,14 @@
         "native/loop.cc",
         "native/poller.cc",
         "native/poller_epoll.cc",
+        "native/poller_poll.cc",
+        "native/poller_select.cc",
+        "native/poller_thread.cc",
         "native/sockets.cc",
         "native/timer_heap.cc"
-      ]
+      ],
+      "cflags": ["-pthread"],
+      "ldflags": ["-pthread"]
     }
   ]
 }

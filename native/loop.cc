@@ -115,7 +115,10 @@ void Loop::mark_dirty(Id id, Conn* c) {
 uint32_t Loop::desired_interest(const Conn& c) const {
   if (c.kind == Kind::kListener) return c.backoff || c.at_cap ? kNone : kReadable;
   if (c.state == State::kConnecting) return kWritable;
-  if (c.state == State::kParked) return kPeerClosed;
+  if (c.state == State::kParked) {
+    if (c.hup_seen) return kNone;
+    return poller_->reports_peer_closed() ? kPeerClosed : kReadable;
+  }
   // A paused connection whose peer hung up would be reported at every wait.
   if (c.paused && c.hup_seen) return kDetached;
   uint32_t interest = c.reading && !c.paused ? kReadable : kNone;
@@ -143,7 +146,6 @@ void Loop::apply_interest() {
     if (rc == 0) c->registered = static_cast<uint8_t>(want);
   }
   dirty_.clear();
-  poller_->commit();
 }
 
 void Loop::release(Id id, Conn* c, int error) {
@@ -446,6 +448,8 @@ void Loop::run_timers() {
   }
   deliver();
   settle();
+  apply_interest();
+  poller_->commit();
 }
 
 // ---- the wake-up ----------------------------------------------------------
@@ -458,12 +462,14 @@ int Loop::poll() {
   deliver();
   settle();
   apply_interest();
+  poller_->commit();
   return n;
 }
 
 void Loop::prepare_wait() {
   settle();
   apply_interest();
+  poller_->commit();
 }
 
 // Serves parked connections whose listener has room again. Only called where
@@ -552,6 +558,7 @@ void Loop::serve(Id id, Conn* c, Id listener, Admission* admission) {
   c->state = State::kOpen;
   c->reading = true;
   c->visible = true;
+  c->hup_seen = false;
   open_++;
   admission->open++;
   start_idle_clock(id, c);
@@ -658,7 +665,19 @@ void Loop::serve_waiting() {
 // reset. A FIN cannot tell a client that left from one that half-closed after
 // its request; leaving is by far the common case (a browser giving up, a
 // long-poll timing out), so both are discarded.
-void Loop::on_parked_event(Id id, Conn* c, const PollEvent&) {
+void Loop::on_parked_event(Id id, Conn* c, const PollEvent& event) {
+  if (!event.error && !event.hangup && !event.peer_closed) {
+    // Only readable (a backend without kPeerClosed): bytes, or an EOF? Bytes
+    // stay for when it is served, and watching a socket that stays readable
+    // would spin, so its leaving goes unnoticed from here on.
+    char byte;
+    ssize_t n = ::recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && would_block(errno))) {
+      c->hup_seen = true;
+      mark_dirty(id, c);
+      return;
+    }
+  }
   stats_.abandoned++;
   forget(id, c);
 }
@@ -925,7 +944,11 @@ bool Loop::after_drain(Id id, Conn* c) {
 // ---- records ----------------------------------------------------------------
 
 void Loop::emit(RecordKind kind, Id id, int32_t a, int32_t b) {
-  if (record_count_ == record_capacity_) deliver();
+  if (record_count_ == record_capacity_) {
+    deliver();
+    // JavaScript may have closed the connection this record is about.
+    if (kind != kClosed && kind != kTimer && !table_.get(id)) return;
+  }
   records_[record_count_++] = {kind, static_cast<int32_t>(id.slot), static_cast<int32_t>(id.gen), a,
                                b};
 }

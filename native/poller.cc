@@ -4,18 +4,22 @@
 namespace reactor {
 
 std::unique_ptr<Poller> make_epoll_poller(std::string* error);
+std::unique_ptr<Poller> make_poll_poller(std::string* error);
+std::unique_ptr<Poller> make_select_poller(std::string* error);
 
 std::unique_ptr<Poller> make_poller(const std::string& name, std::string* error) {
 #ifdef __linux__
   if (name == "auto" || name == "epoll") return make_epoll_poller(error);
 #endif
+  if (name == "poll") return make_poll_poller(error);
+  if (name == "select") return make_select_poller(error);
   *error = "ERR_REACTOR_BACKEND_UNAVAILABLE";
   return nullptr;
 }
 
 std::vector<std::string> available_backends() {
   std::vector<std::string> names;
-  for (const char* name : {"epoll"}) {
+  for (const char* name : {"epoll", "poll", "select"}) {
     std::string error;
     if (make_poller(name, &error)) names.push_back(name);
   }

@@ -42,6 +42,9 @@ class Poller {
   // Whether fd can be watched at all (select: only fds below FD_SETSIZE). The
   // loop asks before taking a socket in, so a refusal is a clean error.
   virtual bool can_watch(int fd) const { return fd >= 0; }
+  // Whether kPeerClosed works. Without it the loop watches parked
+  // connections for readability and peeks.
+  virtual bool reports_peer_closed() const { return false; }
   // Register, change or drop interest. Return 0 or -errno.
   virtual int add(int fd, uint64_t token, uint32_t interest) = 0;
   virtual int modify(int fd, uint64_t token, uint32_t interest) = 0;
@@ -51,7 +54,8 @@ class Poller {
   // a backend reports a condition whatever the interest (epoll's hang-up) and
   // the loop must not hear it for a while (a paused connection).
   virtual int detach(int fd) = 0;
-  // The loop made all the interest changes it had; called before it blocks.
+  // The loop has handled what it collected and made its interest changes;
+  // called before it blocks (threaded backends watch again from here).
   virtual void commit() {}
   // Collect up to max ready events, waiting at most timeout_ms (0: don't
   // block, -1: forever). Returns the count or -errno.

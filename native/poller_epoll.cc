@@ -26,6 +26,7 @@ class EpollPoller final : public Poller {
 
   const char* name() const override { return "epoll"; }
   int pollable_fd() const override { return epfd_; }
+  bool reports_peer_closed() const override { return true; }
 
   int add(int fd, uint64_t token, uint32_t interest) override {
     return control(EPOLL_CTL_ADD, fd, token, interest);

@@ -429,19 +429,26 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
 
     leave(bTransport);
     await bCollector.lost.promise;
-    expect(await until(reactor, () => reactor.stats().abandoned === 1), `stats().abandoned === 1 within 3 s (queued now ${listener.queued})`).toBe(true);
-    expect(listener.queued).toBe(1);
-    expect(reactor.stats().queued).toBe(1);
+    // select has no peer-closed condition: a parked socket with bytes waiting
+    // would stay readable, so it is not watched and its client's leaving is
+    // only seen once it is served (documented in native/poller_select.cc).
+    const noticed = !(write && backend === 'select');
+    if (noticed) {
+      expect(await until(reactor, () => reactor.stats().abandoned === 1), `stats().abandoned === 1 within 3 s (queued now ${listener.queued})`).toBe(true);
+      expect(listener.queued).toBe(1);
+      expect(reactor.stats().queued).toBe(1);
+    }
 
     servedA.transport.close();
-    const next = await server.servedAt(1);
+    if (!noticed) await (await server.servedAt(1)).lost.promise; // served, then gone at its first read
+    const next = await server.servedAt(noticed ? 1 : 2);
     await next.bytes.received(4);
     expect(next.index()).toBe(2);
     expect(await roundTrip(c, 'c served')).toBe('c served');
-    expect(server.factoryCalls).toBe(2);
+    expect(server.factoryCalls).toBe(noticed ? 2 : 3);
     expect(listener.queued).toBe(0);
     const stats = reactor.stats();
-    expect(stats.abandoned).toBe(1);
+    expect(stats.abandoned).toBe(noticed ? 1 : 0);
     expect(stats.rejected).toBe(0);
     expect(stats.accepted).toBe(3);
     listener.close();

@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Reactor } from '../src/index.js';
-import { Collector, ServerCounter, closeQuietly, echoProtocol, newReactor } from './helpers.js';
-
-const CLIENTS = 1000;
+import { Collector, ServerCounter, closeQuietly, connectionsFor, echoProtocol, newReactor } from './helpers.js';
 
 describe.each(Reactor.backends)('%s backend', (backend) => {
+  const CLIENTS = connectionsFor(backend, 1000);
   let reactor: Reactor;
   beforeEach(() => {
     reactor = newReactor(backend);

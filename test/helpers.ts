@@ -28,6 +28,15 @@ export function newReactor(backend: string, options: Omit<ReactorOptions, 'backe
   return new Reactor({ ...options, backend: backend as BackendName });
 }
 
+/**
+ * How many connections a test may hold open at once in this process (both
+ * ends count): select watches only fds below FD_SETSIZE (1024), so tests that
+ * want more scale down to what fits there.
+ */
+export function connectionsFor(backend: string, wanted: number): number {
+  return backend === 'select' ? Math.min(wanted, 400) : wanted;
+}
+
 /** Closes a reactor unless a test already did. */
 export function closeQuietly(reactor: Reactor | undefined): void {
   if (reactor !== undefined && !reactor.closed) reactor.close();

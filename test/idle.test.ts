@@ -6,7 +6,7 @@
 // are scheduled with callLater, and setTimeout appears only as a time bound.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Reactor, type Protocol, type ReactorError, type Transport } from '../src/index.js';
-import { closeQuietly, codeOf, deferred, newReactor, tmpSocketPath } from './helpers.js';
+import { closeQuietly, codeOf, connectionsFor, deferred, newReactor, tmpSocketPath } from './helpers.js';
 
 const HOST = '127.0.0.1';
 /** The clocks count whole milliseconds: allow one for rounding. */
@@ -220,8 +220,8 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     reactor.callLater(100, tick);
   }
 
-  it('reaps 5,000 idle connections 1.0-1.5 s after their last byte and spares one that keeps talking', { timeout: 20_000 }, async () => {
-    const COUNT = 5000;
+  const COUNT = connectionsFor(backend, 5000);
+  it(`reaps ${COUNT} idle connections 1.0-1.5 s after their last byte and spares one that keeps talking`, { timeout: 20_000 }, async () => {
     const IN_FLIGHT = 256;
     const IDLE = 1000;
     const server = new IdleServer();
@@ -337,8 +337,12 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     polite.sentAt = performance.now();
 
     const politeReason = await within(polite.lost.promise, 3000, 'the polite client closing');
-    const stubbornReason = await within(stubborn.lost.promise, 3000, 'the stubborn client being aborted');
     await within(server.lostAtLeast(2), 3000, 'server connectionLost calls');
+    // select reports no error condition on a socket it is not asked to read
+    // or write (and after the FIN nothing is read): its client learns of the
+    // reset at its next write.
+    if (backend === 'select' && stubbornT.state !== 'closed') stubbornT.write('?');
+    const stubbornReason = await within(stubborn.lost.promise, 3000, 'the stubborn client being aborted');
 
     // The polite one: FIN after the idle timeout, closed cleanly, before the grace ran out.
     expect(polite.finSeen).toBe(true);

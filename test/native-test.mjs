@@ -1,7 +1,9 @@
 // Runs the native (C++) unit tests built by `npm run build:native`
-// (build/Release/native_tests) and exits with their status.
+// (build/Release/native_tests) once per available backend and exits non-zero
+// if any run failed.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,15 +15,28 @@ if (!existsSync(binary)) {
   process.exit(1);
 }
 
-const result = spawnSync(binary, process.argv.slice(2), { cwd: root, stdio: 'inherit', timeout: 60_000 });
-
-if (result.error) {
-  const reason = result.error.code === 'ETIMEDOUT' ? 'timed out after 60 s' : result.error.message;
-  console.error(`native-test: native_tests ${reason}`);
-  process.exit(1);
+// Once per backend this build has here: the loop tests run on the backend
+// named by $NATIVE_REACTOR_BACKEND.
+const require = createRequire(import.meta.url);
+const { backends } = require(join(root, 'build', 'Release', 'native_reactor.node'));
+let failed = false;
+for (const backend of backends) {
+  console.log(`native-test: backend ${backend}`);
+  const result = spawnSync(binary, process.argv.slice(2), {
+    cwd: root,
+    stdio: 'inherit',
+    timeout: 60_000,
+    env: { ...process.env, NATIVE_REACTOR_BACKEND: backend },
+  });
+  if (result.error) {
+    const reason = result.error.code === 'ETIMEDOUT' ? 'timed out after 60 s' : result.error.message;
+    console.error(`native-test: native_tests (${backend}) ${reason}`);
+    failed = true;
+  } else if (result.signal) {
+    console.error(`native-test: native_tests (${backend}) was killed by ${result.signal}`);
+    failed = true;
+  } else if (result.status !== 0) {
+    failed = true;
+  }
 }
-if (result.signal) {
-  console.error(`native-test: native_tests was killed by ${result.signal}`);
-  process.exit(1);
-}
-process.exit(result.status ?? 1);
+process.exit(failed ? 1 : 0);

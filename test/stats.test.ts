@@ -148,7 +148,7 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     expect(s.records).toBeGreaterThanOrEqual(N); // at least one record per accepted connection
     expect(s.maxBatch).toBeGreaterThanOrEqual(1);
     expect(s.maxBatch).toBeLessThanOrEqual(s.records);
-    expect(s.loopIterations).toBeGreaterThanOrEqual(s.batches);
+    expect(s.loopIterations).toBeGreaterThanOrEqual(1);
 
     // The client side mirrors it.
     const c = clients.stats();

@@ -1,7 +1,8 @@
-// Reactor loop tests: a real epoll poller, loopback sockets only, every wait
-// bounded by a deadline. A TestSink keeps every record and every slab, so the
-// bytes of each kData record can be checked both when delivered and later
-// (slabs must never be overwritten).
+// Reactor loop tests: a real poller (the backend named by
+// $NATIVE_REACTOR_BACKEND, default epoll; test/native-test.mjs runs them once
+// per backend), loopback sockets only, every wait bounded by a deadline. A TestSink keeps every
+// record and every slab, so the bytes of each kData record can be checked both when delivered and
+// later (slabs must never be overwritten).
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
@@ -14,6 +15,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -57,6 +59,11 @@ int count_fds() {
   }
   closedir(dir);
   return n;
+}
+
+std::string backend_under_test() {
+  const char* name = std::getenv("NATIVE_REACTOR_BACKEND");
+  return name && *name ? name : "epoll";
 }
 
 class TestSink final : public Sink {
@@ -148,7 +155,7 @@ struct Harness {
                    size_t slab_size = 256 * 1024)
       : sink(slab_size), buffer(record_capacity) {
     std::string error;
-    std::unique_ptr<Poller> poller = make_poller("epoll", &error);
+    std::unique_ptr<Poller> poller = make_poller(backend_under_test(), &error);
     if (poller) {
       loop = std::make_unique<Loop>(std::move(poller), &sink, buffer.data(), buffer.size(), limits);
     }
@@ -298,7 +305,7 @@ TEST(loop_backend) {
   CHECK(std::find(names.begin(), names.end(), "epoll") != names.end());
   Harness h;
   REQUIRE(h.loop != nullptr);
-  CHECK_EQ(std::string(h.loop->backend()), std::string("epoll"));
+  CHECK_EQ(std::string(h.loop->backend()), backend_under_test());
   CHECK(h.loop->pollable_fd() >= 0);
   CHECK_EQ(h.loop->live_handles(), 0u);
   CHECK_EQ(h.loop->poll(), 0);  // nothing registered: no events
