@@ -6,7 +6,19 @@
       "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
       "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
       "MACOSX_DEPLOYMENT_TARGET": "11.0"
-    }
+    },
+    "conditions": [
+      ["OS=='linux'", {
+        "conditions": [
+          # io_uring (opt-in) where liburing's header is installed.
+          ["'<!(test -f /usr/include/liburing.h && echo 1 || echo 0)'=='1'", {
+            "sources": ["native/poller_io_uring.cc"],
+            "defines": ["NATIVE_REACTOR_IO_URING"],
+            "libraries": ["-luring"]
+          }]
+        ]
+      }]
+    ]
   },
   "targets": [
     {
@@ -31,6 +43,7 @@
       "sources": [
         "native/test/native_tests.cc",
         "native/test/loop_tests.cc",
+        "native/test/poller_tests.cc",
         "native/loop.cc",
         "native/poller.cc",
         "native/poller_epoll.cc",

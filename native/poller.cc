@@ -6,10 +6,17 @@ namespace reactor {
 std::unique_ptr<Poller> make_epoll_poller(std::string* error);
 std::unique_ptr<Poller> make_poll_poller(std::string* error);
 std::unique_ptr<Poller> make_select_poller(std::string* error);
+#ifdef NATIVE_REACTOR_IO_URING
+std::unique_ptr<Poller> make_io_uring_poller(std::string* error);
+#endif
 
 std::unique_ptr<Poller> make_poller(const std::string& name, std::string* error) {
 #ifdef __linux__
   if (name == "auto" || name == "epoll") return make_epoll_poller(error);
+#endif
+#ifdef NATIVE_REACTOR_IO_URING
+  // Opt-in: "auto" never picks it.
+  if (name == "io_uring") return make_io_uring_poller(error);
 #endif
   if (name == "poll") return make_poll_poller(error);
   if (name == "select") return make_select_poller(error);
@@ -19,7 +26,8 @@ std::unique_ptr<Poller> make_poller(const std::string& name, std::string* error)
 
 std::vector<std::string> available_backends() {
   std::vector<std::string> names;
-  for (const char* name : {"epoll", "poll", "select"}) {
+  // io_uring is listed only where this machine lets us create a ring.
+  for (const char* name : {"epoll", "poll", "select", "io_uring"}) {
     std::string error;
     if (make_poller(name, &error)) names.push_back(name);
   }
