@@ -67,7 +67,16 @@ class IoUringPoller final : public Poller {
     // (and the kernel keeps overflowing CQEs rather than dropping them).
     params.flags = IORING_SETUP_CQSIZE;
     params.cq_entries = 16384;
+    // Completions need no interrupt of a running thread: it enters the kernel
+    // soon enough, and a thread asleep in libuv is still woken (5.19+).
+    params.flags |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     int rc = io_uring_queue_init_params(1024, &ring_, &params);
+    if (rc == -EINVAL) {
+      std::memset(&params, 0, sizeof params);
+      params.flags = IORING_SETUP_CQSIZE;
+      params.cq_entries = 16384;
+      rc = io_uring_queue_init_params(1024, &ring_, &params);
+    }
     if (rc < 0) return rc;
     ready_ = true;
     // Quiet polls need multishot poll (5.13); IORING_FEAT_RSRC_TAGS came in
