@@ -95,6 +95,7 @@ class IoUringPoller final : public Poller {
   const char* name() const override { return "io_uring"; }
   // The ring fd polls readable while CQEs wait in the completion queue.
   int pollable_fd() const override { return ring_.ring_fd; }
+  bool reports_peer_closed() const override { return true; }
 
   int add(int fd, uint64_t token, uint32_t interest) override {
     if (fd < 0) return -EBADF;
