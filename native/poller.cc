@@ -3,16 +3,26 @@
 
 namespace reactor {
 
+#if defined(__linux__)
 std::unique_ptr<Poller> make_epoll_poller(std::string* error);
-std::unique_ptr<Poller> make_poll_poller(std::string* error);
-std::unique_ptr<Poller> make_select_poller(std::string* error);
+#define REACTOR_HAVE_EPOLL 1
+#endif
+#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__)
+std::unique_ptr<Poller> make_kqueue_poller(std::string* error);
+#define REACTOR_HAVE_KQUEUE 1
+#endif
 #ifdef NATIVE_REACTOR_IO_URING
 std::unique_ptr<Poller> make_io_uring_poller(std::string* error);
 #endif
+std::unique_ptr<Poller> make_poll_poller(std::string* error);
+std::unique_ptr<Poller> make_select_poller(std::string* error);
 
 std::unique_ptr<Poller> make_poller(const std::string& name, std::string* error) {
-#ifdef __linux__
+#ifdef REACTOR_HAVE_EPOLL
   if (name == "auto" || name == "epoll") return make_epoll_poller(error);
+#endif
+#ifdef REACTOR_HAVE_KQUEUE
+  if (name == "auto" || name == "kqueue") return make_kqueue_poller(error);
 #endif
 #ifdef NATIVE_REACTOR_IO_URING
   // Opt-in: "auto" never picks it.
@@ -26,8 +36,8 @@ std::unique_ptr<Poller> make_poller(const std::string& name, std::string* error)
 
 std::vector<std::string> available_backends() {
   std::vector<std::string> names;
-  // io_uring is listed only where this machine lets us create a ring.
-  for (const char* name : {"epoll", "poll", "select", "io_uring"}) {
+  // The platform's default first; io_uring only where a ring can be made.
+  for (const char* name : {"epoll", "kqueue", "poll", "select", "io_uring"}) {
     std::string error;
     if (make_poller(name, &error)) names.push_back(name);
   }
