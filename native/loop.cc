@@ -13,6 +13,15 @@ namespace {
 
 bool would_block(int error) { return error == EAGAIN || error == EWOULDBLOCK; }
 
+// A write to a reset peer must be an error, never SIGPIPE: MSG_NOSIGNAL per
+// call where send() has it; elsewhere (macOS) sockets.cc sets SO_NOSIGPIPE
+// on every socket it creates or accepts.
+#ifdef MSG_NOSIGNAL
+constexpr int kSendFlags = MSG_NOSIGNAL | MSG_DONTWAIT;
+#else
+constexpr int kSendFlags = MSG_DONTWAIT;
+#endif
+
 // Sends as much of the chunks as the socket takes. Returns bytes sent or -errno.
 ssize_t send_chunks(int fd, const iovec* chunks, int count) {
   msghdr message{};
@@ -20,8 +29,7 @@ ssize_t send_chunks(int fd, const iovec* chunks, int count) {
   message.msg_iovlen = static_cast<size_t>(count);
   ssize_t n;
   do {
-    // MSG_NOSIGNAL: a write to a reset peer is an error, never SIGPIPE.
-    n = ::sendmsg(fd, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+    n = ::sendmsg(fd, &message, kSendFlags);
   } while (n < 0 && errno == EINTR);
   return n < 0 ? -errno : n;
 }

@@ -50,11 +50,6 @@ int parse_unix(const std::string& path, Endpoint* out) {
   return 0;
 }
 
-int new_socket(int family) {
-  int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  return fd < 0 ? -errno : fd;
-}
-
 int set_flag(int fd, int level, int name, int value) {
   return setsockopt(fd, level, name, &value, sizeof value) == 0 ? 0 : -errno;
 }
@@ -63,6 +58,43 @@ int set_flag(int fd, int level, int name, int value) {
 int fail(int fd, int error) {
   ::close(fd);
   return error;
+}
+
+#if !defined(SOCK_NONBLOCK) || !defined(SOCK_CLOEXEC)
+// Where socket() takes no such flags and accept4() is missing (macOS), they
+// are set after the call. A fork+exec on another thread in between could
+// inherit the fd: the same window libuv has there.
+int set_nonblock_cloexec(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) return -errno;
+  flags = fcntl(fd, F_GETFD);
+  if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) return -errno;
+  return 0;
+}
+#endif
+
+// Every socket we hand to the loop: no SIGPIPE on a write to a reset peer.
+// Where send() has MSG_NOSIGNAL (Linux, FreeBSD...) the loop passes it on
+// each call; macOS has only the per-socket SO_NOSIGPIPE.
+int prepare_socket(int fd) {
+#if !defined(MSG_NOSIGNAL) && defined(SO_NOSIGPIPE)
+  int rc = set_flag(fd, SOL_SOCKET, SO_NOSIGPIPE, 1);
+  if (rc < 0) return fail(fd, rc);
+#endif
+  return fd;
+}
+
+int new_socket(int family) {
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+  int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+#else
+  int fd = ::socket(family, SOCK_STREAM, 0);
+  if (fd < 0) return -errno;
+  int rc = set_nonblock_cloexec(fd);
+  if (rc < 0) return fail(fd, rc);
+#endif
+  return prepare_socket(fd);
 }
 
 int bind_and_listen(int fd, const Endpoint& endpoint, int backlog) {
@@ -90,7 +122,13 @@ int listen_tcp(const std::string& host, int port, const ListenOptions& options) 
   if (fd < 0) return fd;
   // A restarted server must be able to bind while old connections sit in TIME_WAIT.
   if ((rc = set_flag(fd, SOL_SOCKET, SO_REUSEADDR, 1)) < 0) return fail(fd, rc);
-#ifdef SO_REUSEPORT
+#if defined(SO_REUSEPORT_LB)
+  // FreeBSD: SO_REUSEPORT lets several sockets bind but sends every
+  // connection to one of them; _LB balances them as Linux's SO_REUSEPORT does.
+  if (options.reuse_port && (rc = set_flag(fd, SOL_SOCKET, SO_REUSEPORT_LB, 1)) < 0) {
+    return fail(fd, rc);
+  }
+#elif defined(SO_REUSEPORT)
   if (options.reuse_port && (rc = set_flag(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0) {
     return fail(fd, rc);
   }
@@ -133,8 +171,18 @@ int connect_unix(const std::string& path) {
 }
 
 int accept_connection(int listen_fd) {
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+  // accept4: Linux, FreeBSD >= 10, NetBSD >= 8, OpenBSD >= 5.7 (all define
+  // these flags); macOS has neither.
   int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  return fd < 0 ? -errno : fd;
+  if (fd < 0) return -errno;
+#else
+  int fd = ::accept(listen_fd, nullptr, nullptr);
+  if (fd < 0) return -errno;
+  int rc = set_nonblock_cloexec(fd);
+  if (rc < 0) return fail(fd, rc);
+#endif
+  return prepare_socket(fd);
 }
 
 int pending_error(int fd) {
@@ -154,6 +202,7 @@ int set_keep_alive(int fd, bool enable, int idle_seconds, int interval_seconds, 
     return rc;
   }
 #elif defined(TCP_KEEPALIVE)
+  // macOS names the idle time TCP_KEEPALIVE.
   if (idle_seconds > 0 && (rc = set_flag(fd, IPPROTO_TCP, TCP_KEEPALIVE, idle_seconds)) < 0) {
     return rc;
   }
