@@ -11,7 +11,7 @@
 // --queue-limit       park at most N connections; more are closed (default 1024; 0: none)
 // --queue-timeout-ms  close a connection parked longer than N ms (default 0: wait forever)
 //
-// Prints "listening PORT" once ready; SIGINT/SIGTERM close it. A bad option prints a
+// Prints "listening PORT backend=NAME" once ready; SIGINT/SIGTERM close it. A bad option prints a
 // message on stderr and exits with status 2.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -106,7 +106,7 @@ function main() {
     process.stderr.write(`echo-server: ${error.message} (${error.code})\n`);
     process.exit(USAGE_CODES.test(error.code) ? 2 : 1);
   }
-  process.stdout.write(`listening ${listener.address.port}\n`);
+  process.stdout.write(`listening ${listener.address.port} backend=${reactor.backend}\n`);
 
   const stop = () => {
     if (!reactor.closed) reactor.close();
