@@ -62,13 +62,17 @@ uint64_t Loop::now_ms() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
-// Activity is stamped rounded up, so a deadline counted from it never comes
-// before the full timeout has passed since the bytes moved.
-uint64_t Loop::activity_ms() {
+// The clock rounded up to the next millisecond. Every deadline counts from
+// it, so none comes before its full delay has passed (now_ms() rounds down).
+uint64_t Loop::start_ms() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000 +
          (static_cast<uint64_t>(ts.tv_nsec) + 999999) / 1000000;
+}
+
+uint64_t Loop::deadline_after(uint64_t delay_ms) {
+  return delay_ms == 0 ? now_ms() : start_ms() + delay_ms;
 }
 
 // ---- table ---------------------------------------------------------------
@@ -277,7 +281,7 @@ int64_t Loop::write(uint64_t packed, const iovec* chunks, int count) {
   }
   size_t total = total_length(chunks, count);
   if (c->error || total == 0) return static_cast<int64_t>(c->queue.size());
-  if (c->idle_resets_on_write) c->last_active = activity_ms();
+  if (c->idle_resets_on_write) c->last_active = start_ms();
   size_t sent = 0;
   if (c->state == State::kOpen && c->queue.empty()) {
     ssize_t n = send_chunks(c->fd, chunks, count);
@@ -431,14 +435,14 @@ int64_t Loop::queued_bytes(uint64_t packed) {
 
 int64_t Loop::timer_start(uint64_t delay_ms) {
   Id id;
-  if (!timers_.start(now_ms() + delay_ms, &id)) return -ENOMEM;
+  if (!timers_.start(deadline_after(delay_ms), &id)) return -ENOMEM;
   return static_cast<int64_t>(id.packed());
 }
 
 bool Loop::timer_cancel(uint64_t id) { return timers_.cancel(Id::unpack(id)); }
 
 bool Loop::timer_reset(uint64_t id, uint64_t delay_ms) {
-  return timers_.reset(Id::unpack(id), now_ms() + delay_ms);
+  return timers_.reset(Id::unpack(id), deadline_after(delay_ms));
 }
 
 void Loop::run_timers() {
@@ -580,7 +584,7 @@ void Loop::park(Id id, Conn* c, Admission* admission) {
   queued_++;
   admission->parked.push_back(id);
   if (admission->policy.queue_timeout_ms > 0) {
-    deadlines_.set(id.slot, now_ms() + admission->policy.queue_timeout_ms);
+    deadlines_.set(id.slot, deadline_after(admission->policy.queue_timeout_ms));
   }
   mark_dirty(id, c);
 }
@@ -697,7 +701,7 @@ void Loop::start_backoff(Id listener, Conn* l) {
   if (std::find(backed_off_.begin(), backed_off_.end(), listener) == backed_off_.end()) {
     backed_off_.push_back(listener);
   }
-  deadlines_.set(listener.slot, now_ms() + backoff_ms_);
+  deadlines_.set(listener.slot, deadline_after(backoff_ms_));
   backoff_ms_ = std::min(backoff_ms_ * 2, limits_.backoff_max_ms);
 }
 
@@ -720,7 +724,7 @@ void Loop::start_idle_clock(Id id, Conn* c) {
     deadlines_.clear(id.slot);
     return;
   }
-  c->last_active = activity_ms();
+  c->last_active = start_ms();
   deadlines_.set(id.slot, c->last_active + c->idle_ms);
 }
 
@@ -802,7 +806,7 @@ void Loop::linger(Id id, Conn* c, uint32_t ms) {
     release(id, c, 0);
     return;
   }
-  deadlines_.set(id.slot, now_ms() + ms);
+  deadlines_.set(id.slot, deadline_after(ms));
 }
 
 // ---- connections ------------------------------------------------------------
@@ -888,7 +892,7 @@ bool Loop::read_once(Id id, Conn* c) {
   } while (n < 0 && errno == EINTR);
   if (n > 0) {
     stats_.bytes_in += static_cast<uint64_t>(n);
-    if (c->idle_ms) c->last_active = activity_ms();
+    if (c->idle_ms) c->last_active = start_ms();
     emit(kData, id, static_cast<int32_t>(slab_used_), static_cast<int32_t>(n));
     slab_used_ += static_cast<size_t>(n);
     return true;
@@ -918,7 +922,7 @@ bool Loop::flush(Id id, Conn* c) {
     return false;
   }
   stats_.bytes_out += static_cast<uint64_t>(n);
-  if (n > 0 && c->idle_resets_on_write) c->last_active = activity_ms();
+  if (n > 0 && c->idle_resets_on_write) c->last_active = start_ms();
   c->queue.consume(static_cast<size_t>(n));
   if (c->drain_wanted && c->queue.size() <= c->low_water) {
     c->drain_wanted = false;

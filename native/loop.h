@@ -292,7 +292,9 @@ class Loop {
   void release(Id id, Conn* c, int error);
   // The same without a record: JavaScript closed it, or never knew it.
   void forget(Id id, Conn* c);
-  static uint64_t activity_ms();
+  static uint64_t start_ms();
+  // now + delay on the rounded-up clock; a zero delay is due at once.
+  static uint64_t deadline_after(uint64_t delay_ms);
 
   std::unique_ptr<Poller> poller_;
   Sink* sink_;
