@@ -48,10 +48,23 @@
       "sources": [
         "native/test/native_tests.cc",
         "native/test/loop_tests.cc",
-        "native/test/poller_tests.cc"
+        "native/test/poller_tests.cc",
+        "native/test/fallback_tests.cc"
       ],
       "cflags": ["-pthread"],
       "ldflags": ["-pthread"]
     }
+  ],
+  "conditions": [
+    ["OS=='linux'", {
+      "targets": [
+        {
+          # Test tool: runs a command with io_uring refused by seccomp.
+          "target_name": "deny_io_uring",
+          "type": "executable",
+          "sources": ["native/test/deny_io_uring.cc"]
+        }
+      ]
+    }]
   ]
 }

@@ -538,7 +538,8 @@ Napi::Value create_reactor(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name = info[1].As<Napi::String>().Utf8Value();
   std::string error;
-  std::unique_ptr<Poller> poller = make_poller(name, &error);
+  int fallback = 0;
+  std::unique_ptr<Poller> poller = make_poller(name, &error, &fallback);
   if (!poller) {
     Napi::Error e = Napi::Error::New(env, "backend unavailable: " + name);
     e.Set("code", Napi::String::New(env, error));
@@ -546,6 +547,7 @@ Napi::Value create_reactor(const Napi::CallbackInfo& info) {
   }
   Napi::Object self = Napi::Object::New(env);
   self.Set("backend", Napi::String::New(env, poller->name()));
+  self.Set("fallbackErrno", Napi::Number::New(env, fallback));
   Core* core = new Core(env, std::move(poller), info[0].As<Napi::Function>(),
                         info[2].As<Napi::Function>(), self);
   Napi::ArrayBuffer records = core->records();

@@ -12,21 +12,31 @@ std::unique_ptr<Poller> make_kqueue_poller(std::string* error);
 #define REACTOR_HAVE_KQUEUE 1
 #endif
 #ifdef NATIVE_REACTOR_IO_URING
-std::unique_ptr<Poller> make_io_uring_poller(std::string* error);
+std::unique_ptr<Poller> make_io_uring_poller(int* refused);
 #endif
 std::unique_ptr<Poller> make_poll_poller(std::string* error);
 std::unique_ptr<Poller> make_select_poller(std::string* error);
 
-std::unique_ptr<Poller> make_poller(const std::string& name, std::string* error) {
+std::unique_ptr<Poller> make_poller(const std::string& name, std::string* error, int* fallback) {
+#ifdef NATIVE_REACTOR_IO_URING
+  // Opt-in: "auto" never picks it. A kernel that refuses a ring leaves the
+  // caller on epoll when it accepts a fallback, and says why.
+  if (name == "io_uring") {
+    int refused = 0;
+    if (auto poller = make_io_uring_poller(&refused)) return poller;
+    if (fallback) {
+      *fallback = refused;
+      return make_epoll_poller(error);
+    }
+    *error = "ERR_REACTOR_BACKEND_UNAVAILABLE";
+    return nullptr;
+  }
+#endif
 #ifdef REACTOR_HAVE_EPOLL
   if (name == "auto" || name == "epoll") return make_epoll_poller(error);
 #endif
 #ifdef REACTOR_HAVE_KQUEUE
   if (name == "auto" || name == "kqueue") return make_kqueue_poller(error);
-#endif
-#ifdef NATIVE_REACTOR_IO_URING
-  // Opt-in: "auto" never picks it.
-  if (name == "io_uring") return make_io_uring_poller(error);
 #endif
   if (name == "poll") return make_poll_poller(error);
   if (name == "select") return make_select_poller(error);

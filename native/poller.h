@@ -63,8 +63,11 @@ class Poller {
 };
 
 // Creates the named backend ("auto" picks the platform default). Returns null
-// and sets *error to an errno-style code name when it is unavailable.
-std::unique_ptr<Poller> make_poller(const std::string& name, std::string* error);
+// and sets *error to an error code name when it is unavailable. Given
+// `fallback`, io_uring refused by the kernel at run time falls back to epoll
+// and *fallback is set to the errno of the refusal (else left alone).
+std::unique_ptr<Poller> make_poller(const std::string& name, std::string* error,
+                                    int* fallback = nullptr);
 
 // The backends this build has and this machine can create, default first.
 std::vector<std::string> available_backends();

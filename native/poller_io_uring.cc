@@ -317,12 +317,13 @@ class IoUringPoller final : public Poller {
 
 }  // namespace
 
-std::unique_ptr<Poller> make_io_uring_poller(std::string* error) {
-  // EPERM (disabled by sysctl or seccomp), ENOSYS (no io_uring), ENOMEM
-  // (locked-memory limit on older kernels), a kernel too old: unavailable.
+std::unique_ptr<Poller> make_io_uring_poller(int* refused) {
+  // EPERM (disabled by sysctl or seccomp), ENOSYS (no io_uring, or a kernel
+  // too old for what we use), ENOMEM (locked-memory limit on older kernels).
   auto poller = std::make_unique<IoUringPoller>();
-  if (poller->init() < 0) {
-    *error = "ERR_REACTOR_BACKEND_UNAVAILABLE";
+  int rc = poller->init();
+  if (rc < 0) {
+    *refused = -rc;
     return nullptr;
   }
   return poller;

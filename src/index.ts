@@ -1,5 +1,6 @@
 export { Reactor, BACKEND_NAMES } from './reactor.js';
 export type {
+  BackendFallback,
   BackendName,
   ConnectTCPOptions,
   ConnectUnixOptions,

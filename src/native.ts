@@ -9,6 +9,8 @@ export interface NativeReactor {
   /** Event records, RECORD_WORDS int32 each, rewritten for every batch. */
   readonly records: Int32Array;
   readonly backend: string;
+  /** io_uring was asked for and the kernel refused a ring (errno, else 0): epoll runs instead. */
+  readonly fallbackErrno: number;
   listenTcp(host: string, port: number, backlog: number, reusePort: boolean, ipv6Only: boolean): number;
   listenUnix(path: string, backlog: number): number;
   /** Caps, queue and connection defaults; NO_LIMIT (2^32 - 1) means none. */

@@ -1,5 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { getSystemErrorName } from 'node:util';
 import { constants } from 'node:os';
 import { type Address, listenHost, toAddress } from './address.js';
 import { ReactorError, reactorClosed, systemError, type ErrorTarget } from './errors.js';
@@ -31,6 +32,16 @@ import {
 
 export const BACKEND_NAMES = ['auto', 'epoll', 'kqueue', 'poll', 'select', 'io_uring'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
+
+/** The backend asked for could not run, so another runs in its place. */
+export interface BackendFallback {
+  readonly requested: BackendName;
+  /** Why: the errno name of the kernel's refusal (EPERM, ENOSYS, ENOMEM...). */
+  readonly code: string;
+}
+
+// A process is told once per reason, not once per reactor.
+const fallbacksWarned = new Set<string>();
 
 export interface ReactorOptions {
   /** Default: $NATIVE_REACTOR_BACKEND, else 'auto' (the platform's best). */
@@ -98,6 +109,8 @@ interface PendingConnect {
 export class Reactor implements TransportHost, ListenerHost, TimerHost {
   /** Backends this build can run on this machine, the default first. */
   static readonly backends: readonly string[] = nativeBackends;
+  /** Set when io_uring was asked for and the kernel refused it: epoll runs instead. */
+  readonly backendFallback: BackendFallback | undefined;
 
   /** @internal */
   readonly native: NativeReactor;
@@ -137,6 +150,17 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
       throw new ReactorError(code, `backend "${backend}" is not available here (have: ${nativeBackends.join(', ')})`);
     }
     this.#records = this.native.records;
+    if (this.native.fallbackErrno > 0) {
+      const code = getSystemErrorName(-this.native.fallbackErrno);
+      this.backendFallback = Object.freeze({ requested: backend as BackendName, code });
+      if (!fallbacksWarned.has(code)) {
+        fallbacksWarned.add(code);
+        process.emitWarning(`${backend} is unavailable (${code}); using ${this.native.backend}`, {
+          code: 'NATIVE_REACTOR_BACKEND_FALLBACK',
+          detail: 'The kernel refused an io_uring instance (disabled by sysctl or a seccomp policy, or not built in).',
+        });
+      }
+    }
   }
 
   /** The backend in use, e.g. "epoll". */
