@@ -14,8 +14,9 @@ import { parseBenchArgs, USAGE, UsageError } from './lib/args.mjs';
 import { cpuNanos, pinned, rssBytes, systemCpuNanos } from './lib/proc.mjs';
 import { Progress, table, writeResults } from './lib/report.mjs';
 import { scenarioNames, scenarios, serversFor } from './lib/scenarios.mjs';
-import { buildCServer, serverCommand, SERVER_LABELS } from './lib/servers.mjs';
+import { buildCServer, kindOf, serverCommand, serverKeys, serverLabel } from './lib/servers.mjs';
 import { summarize, withRatios } from './lib/stats.mjs';
+import { Reactor } from '../dist/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SETTLE_MS = 300; // let a server's memory settle before reading RSS
@@ -38,15 +39,15 @@ function parse() {
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Starts a server and resolves with its process and port once it prints "listening PORT". */
-function startServer(name, options, settings) {
-  const [command, ...args] = pinned(serverCommand(name, options, settings), 0);
+function startServer(name, settings) {
+  const [command, ...args] = pinned(serverCommand(name, settings), 0);
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${SERVER_LABELS[name]} did not start: ${stderr}`));
+      reject(new Error(`${serverLabel(name)} did not start: ${stderr}`));
     }, START_TIMEOUT_MS);
     const lines = createInterface({ input: child.stdout });
     lines.on('line', (line) => {
@@ -57,7 +58,7 @@ function startServer(name, options, settings) {
     });
     child.on('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`${SERVER_LABELS[name]} exited (${code}): ${stderr}`));
+      reject(new Error(`${serverLabel(name)} exited (${code}): ${stderr}`));
     });
   });
 }
@@ -76,7 +77,7 @@ function stopServer(child) {
 
 /** One server, one round of one scenario. */
 async function runRound(scenario, name, options, seconds) {
-  const { child: server, port } = await startServer(name, options, scenario.server);
+  const { child: server, port } = await startServer(name, scenario.server);
   const pid = server.pid;
   const config = { ...scenario, port, warmup: options.warmup, duration: seconds };
   const [command, ...args] = pinned([process.execPath, join(here, 'loadgen.mjs'), JSON.stringify(config)], 1);
@@ -139,7 +140,7 @@ async function main() {
   if (options.help) return void process.stdout.write(USAGE + '\n');
   const all = scenarios(options.quick);
   if (options.list) return void process.stdout.write(all.map((s) => s.name).join('\n') + '\n');
-  let servers = options.servers;
+  let servers = serverKeys(options.servers, options.backends, Reactor.backends);
   if (servers.includes('c')) {
     const problem = buildCServer();
     if (problem) {
@@ -159,13 +160,13 @@ async function main() {
   };
   for (const scenario of chosen) {
     const running = serversFor(scenario, servers);
-    const skipped = Object.fromEntries(servers.filter((s) => !running.includes(s)).map((s) => [s, scenario.skip[s]]));
+    const skipped = Object.fromEntries(servers.filter((s) => !running.includes(s)).map((s) => [s, scenario.skip[kindOf(s)]]));
     const rounds = Object.fromEntries(running.map((s) => [s, []]));
     const count = roundsOf(scenario);
     for (let r = 0; r < count; r++) {
       const order = r % 2 === 0 ? running : [...running].reverse();
       for (const name of order) {
-        progress.step(`${scenario.name} · ${SERVER_LABELS[name]} · round ${r + 1}/${count}`);
+        progress.step(`${scenario.name} · ${serverLabel(name)} · round ${r + 1}/${count}`);
         try {
           rounds[name].push(await runRound(scenario, name, options, options.duration / count));
         } catch (error) {

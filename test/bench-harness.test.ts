@@ -6,7 +6,7 @@ import { parseEchoArgs, UsageError as EchoUsageError } from '../examples/echo-se
 import { parseBenchArgs, SERVER_NAMES, UsageError, wholeNumber } from '../bench/lib/args.mjs';
 import { layout, table } from '../bench/lib/report.mjs';
 import { scenarioNames, scenarios, serversFor } from '../bench/lib/scenarios.mjs';
-import { serverCommand } from '../bench/lib/servers.mjs';
+import { serverCommand, serverKeys, serverLabel } from '../bench/lib/servers.mjs';
 import {
   capSummary,
   cpuMicrosPer,
@@ -28,16 +28,16 @@ describe('bench options', () => {
     const options = parseBenchArgs([], names);
     expect(options.servers).toEqual(SERVER_NAMES);
     expect(options.scenarios).toEqual(names);
-    expect(options).toMatchObject({ quick: false, json: false, backend: 'auto', results: 'bench/results', rounds: 3 });
+    expect(options).toMatchObject({ quick: false, json: false, backends: ['auto'], results: 'bench/results', rounds: 3 });
     expect(options.duration).toBeGreaterThan(parseBenchArgs(['--quick'], names).duration);
   });
 
   it('parses lists, numbers and flags', () => {
     const options = parseBenchArgs(
-      ['--json', '--servers', 'c,reactor', '--scenarios', names[0]!, '--duration', '2.5', '--rounds', '4', '--backend', 'epoll'],
+      ['--json', '--servers', 'c,reactor', '--scenarios', names[0]!, '--duration', '2.5', '--rounds', '4', '--backend', 'epoll,io_uring'],
       names,
     );
-    expect(options).toMatchObject({ json: true, servers: ['c', 'reactor'], scenarios: [names[0]], duration: 2.5, rounds: 4, backend: 'epoll' });
+    expect(options).toMatchObject({ json: true, servers: ['c', 'reactor'], scenarios: [names[0]], duration: 2.5, rounds: 4, backends: ['epoll', 'io_uring'] });
   });
 
   it.each([
@@ -48,6 +48,8 @@ describe('bench options', () => {
     [['--duration', 'fast']],
     [['--rounds', '1.5']],
     [['--warmup', '-1']],
+    [['--backend', 'epol']],
+    [['--backend', '']],
     [['--frobnicate']],
   ])('rejects %j with a usage error', (argv) => {
     expect(() => parseBenchArgs(argv, names)).toThrow(UsageError);
@@ -86,28 +88,42 @@ describe('bench scenarios', () => {
 });
 
 describe('server command lines', () => {
-  const options = { backend: 'auto' };
   const flag = (argv: string[], name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
 
   it('the throughput scenarios run native-reactor with no idle timeout and no cap, like the others', () => {
-    const argv = serverCommand('reactor', options);
+    const argv = serverCommand('reactor');
     expect(argv[1]).toMatch(/examples[/\\]echo-server\.mjs$/);
     expect(flag(argv, '--idle-timeout-ms')).toBe('0');
     expect(argv).not.toContain('--max-connections');
-    expect(serverCommand('net', options).slice(2)).toEqual(['0']);
-    expect(serverCommand('c', options).slice(1)).toEqual(['0']);
+    expect(serverCommand('net').slice(2)).toEqual(['0']);
+    expect(serverCommand('c').slice(1)).toEqual(['0']);
+  });
+
+  it('several backends become one native-reactor server each, named and started on its backend', () => {
+    const keys = serverKeys(['reactor', 'c'], ['epoll', 'io_uring'], ['epoll', 'poll']);
+    expect(keys).toEqual(['reactor:epoll', 'reactor:io_uring', 'c']);
+    expect(keys.map(serverLabel)).toEqual(['native-reactor epoll', 'native-reactor io_uring', 'C epoll']);
+    expect(flag(serverCommand('reactor:io_uring'), '--backend')).toBe('io_uring');
+    expect(flag(serverCommand('reactor'), '--backend')).toBe('auto');
+    // 'all' is every backend available here; a single explicit one is named too.
+    expect(serverKeys(['reactor', 'net'], ['all'], ['epoll', 'poll'])).toEqual(['reactor:epoll', 'reactor:poll', 'net']);
+    expect(serverKeys(['reactor'], ['select'], ['epoll'])).toEqual(['reactor:select']);
+    expect(serverKeys(['reactor', 'c'], ['auto'], ['epoll'])).toEqual(['reactor', 'c']);
+    // The scenario's skip and policy tables are by kind of server.
+    const capped = scenarios(false).find((s) => s.name === 'cap-50at10')!;
+    expect(serversFor(capped, keys)).toEqual(keys);
   });
 
   it('pass the idle timeout and the cap to each server its own way', () => {
-    const reactor = serverCommand('reactor', options, { idleTimeoutMs: 1000, maxConnections: 10 });
+    const reactor = serverCommand('reactor', { idleTimeoutMs: 1000, maxConnections: 10 });
     expect(flag(reactor, '--idle-timeout-ms')).toBe('1000');
     expect(flag(reactor, '--max-connections')).toBe('10');
-    const net = serverCommand('net', options, { idleTimeoutMs: 1000, maxConnections: 10 });
+    const net = serverCommand('net', { idleTimeoutMs: 1000, maxConnections: 10 });
     expect(flag(net, '--idle-timeout-ms')).toBe('1000');
     expect(flag(net, '--max-connections')).toBe('10');
-    expect(serverCommand('c', options, { maxConnections: 10 }).slice(1)).toEqual(['0', '10']);
-    expect(serverCommand('c', options, { idleTimeoutMs: 1000 }).slice(1)).toEqual(['0', '0', '1000']);
-    expect(serverCommand('c', options, { idleTimeoutMs: 1000, maxConnections: 10 }).slice(1)).toEqual(['0', '10', '1000']);
+    expect(serverCommand('c', { maxConnections: 10 }).slice(1)).toEqual(['0', '10']);
+    expect(serverCommand('c', { idleTimeoutMs: 1000 }).slice(1)).toEqual(['0', '0', '1000']);
+    expect(serverCommand('c', { idleTimeoutMs: 1000, maxConnections: 10 }).slice(1)).toEqual(['0', '10', '1000']);
   });
 
   it('wholeNumber takes digits only, within range', () => {

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 
 export const SERVER_NAMES = ['reactor', 'net', 'c'];
+export const BACKEND_CHOICES = ['auto', 'epoll', 'kqueue', 'poll', 'select', 'io_uring', 'all'];
 export const USAGE = `usage: npm run bench -- [options]
   --quick              a short run (< 30 s): fewer connections, shorter rounds
   --json               print the results as JSON instead of a table
@@ -13,7 +14,9 @@ export const USAGE = `usage: npm run bench -- [options]
   --rounds N           rounds per scenario; servers alternate order each round
                        (idle holds run once: memory needs no repeat; idle storms
                        twice, once with --quick)
-  --backend NAME       native-reactor backend for the server under test (default: auto)
+  --backend LIST       native-reactor backend(s) for its server (default: auto);
+                       several (epoll,io_uring) or all (every one available here)
+                       run side by side as one server each
   --results DIR        where the HTML chart and JSON go (default: bench/results)
   --help
 Besides ping-pong, idle holds and churn: idle-storm-10k (1k with --quick)
@@ -90,7 +93,7 @@ export function parseBenchArgs(argv, scenarioNames) {
     duration: values.duration === undefined ? (quick ? 0.6 : 4) : positiveNumber(values.duration, 'duration'),
     warmup: values.warmup === undefined ? (quick ? 0.2 : 0.3) : positiveNumber(values.warmup, 'warmup'),
     rounds: values.rounds === undefined ? (quick ? 1 : 3) : positiveNumber(values.rounds, 'rounds', { integer: true }),
-    backend: values.backend ?? 'auto',
+    backends: values.backend === undefined ? ['auto'] : list(values.backend, BACKEND_CHOICES, 'backend'),
     results: values.results ?? 'bench/results',
   };
 }

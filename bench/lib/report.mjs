@@ -2,7 +2,7 @@
 // HTML page with SVG charts in bench/results/.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SERVER_LABELS } from './servers.mjs';
+import { kindOf, serverLabel } from './servers.mjs';
 
 export class Progress {
   constructor(total, stream = process.stderr) {
@@ -59,7 +59,7 @@ export function layout(header, rows, left = [0, 1]) {
 
 /** Rows saying which servers did not run a scenario, and why. */
 const skippedRows = (scenario) =>
-  Object.entries(scenario.skipped ?? {}).map(([server, why]) => ({ note: [scenario.name, SERVER_LABELS[server], `not run: ${why}`] }));
+  Object.entries(scenario.skipped ?? {}).map(([server, why]) => ({ note: [scenario.name, serverLabel(server), `not run: ${why}`] }));
 
 function throughputTable(list) {
   const header = ['scenario', 'server', 'throughput/s', 'cost', 'vs C', 'vs net', 'p50 µs', 'p99 µs', 'p99.9 µs', 'errors'];
@@ -71,7 +71,7 @@ function throughputTable(list) {
       const figure = idle ? 'rssPerConn' : 'cpuPerUnit';
       rows.push([
         scenario.name,
-        SERVER_LABELS[server],
+        serverLabel(server),
         idle ? '—' : count(s.throughput),
         `${fixed(cost, idle ? 0 : 2)} ${unitOf(scenario.kind)}`,
         times(s.vsC[figure]),
@@ -95,7 +95,7 @@ function reapTable(list) {
       const r = s.reaping;
       rows.push([
         scenario.name,
-        SERVER_LABELS[server],
+        serverLabel(server),
         r ? `${count(r.count)}/${count(r.conns)}` : '—',
         fixed(r?.p50, 1),
         fixed(r?.p99, 1),
@@ -137,8 +137,8 @@ function capTable(list) {
         .join(', ');
       rows.push([
         scenario.name,
-        SERVER_LABELS[server],
-        scenario.policy?.[server] ?? '',
+        serverLabel(server),
+        scenario.policy?.[kindOf(server)] ?? '',
         c ? `${count(c.served)}/${count(c.clients)}` : '—',
         c ? count(c.dropped) : '—',
         fixed(c?.allDoneMs.p50, 1),
@@ -174,6 +174,9 @@ export function table(results) {
 }
 
 const COLORS = { reactor: '#2b7bb9', net: '#d9822b', c: '#6a6a6a' };
+// native-reactor's backends side by side: one blue each.
+const BACKEND_COLORS = { epoll: '#2b7bb9', io_uring: '#1b4f8a', poll: '#5fa8e0', select: '#8cc4ee', kqueue: '#2b7bb9', auto: '#2b7bb9' };
+const colorOf = (key) => (key.includes(':') ? BACKEND_COLORS[key.split(':')[1]] : COLORS[key]);
 
 function barChart(results) {
   // Cost ratio to the C server per scenario (lower is better); idle uses node:net.
@@ -197,8 +200,8 @@ function barChart(results) {
     parts.push(`<text x="4" y="${y + 12}" font-size="12">${group.label}</text>`);
     for (const bar of group.bars) {
       const w = bar.value == null ? 0 : ((width - left - labelRoom) * bar.value) / max;
-      parts.push(`<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${rowHeight - 4}" fill="${COLORS[bar.server]}"/>`);
-      parts.push(`<text x="${left + w + 4}" y="${y + 11}" font-size="11">${SERVER_LABELS[bar.server]} ${times(bar.value)}</text>`);
+      parts.push(`<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${rowHeight - 4}" fill="${colorOf(bar.server)}"/>`);
+      parts.push(`<text x="${left + w + 4}" y="${y + 11}" font-size="11">${serverLabel(bar.server)} ${times(bar.value)}</text>`);
       y += rowHeight;
     }
     y += 8;
@@ -223,11 +226,11 @@ function reapChart(scenario) {
   let y = 34;
   const parts = [`<text x="4" y="14" font-size="12">${scenario.name}: how late the server ended idle connections, ms after the ${scenario.idleTimeoutMs} ms deadline</text>`];
   for (const [server, s] of servers) {
-    parts.push(`<text x="4" y="${y + 12}" font-size="12">${SERVER_LABELS[server]}</text>`);
+    parts.push(`<text x="4" y="${y + 12}" font-size="12">${serverLabel(server)}</text>`);
     for (const p of points) {
       const w = scale(s.reaping[p]);
       parts.push(`<text x="${left - 30}" y="${y + 11}" font-size="10">${p}</text>`);
-      parts.push(`<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="12" fill="${COLORS[server]}"/>`);
+      parts.push(`<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="12" fill="${colorOf(server)}"/>`);
       parts.push(`<text x="${left + w + 4}" y="${y + 10}" font-size="10">${s.reaping[p].toFixed(1)} ms</text>`);
       y += 15;
     }
@@ -255,10 +258,10 @@ function capChart(scenario) {
     const { served, dropped, clients } = s.cap;
     const ws = ((width - left - room) * served) / clients;
     const wd = ((width - left - room) * dropped) / clients;
-    parts.push(`<text x="4" y="${y + 12}" font-size="12">${SERVER_LABELS[server]}</text>`);
-    parts.push(`<rect x="${left}" y="${y}" width="${ws.toFixed(1)}" height="14" fill="${COLORS[server]}"/>`);
+    parts.push(`<text x="4" y="${y + 12}" font-size="12">${serverLabel(server)}</text>`);
+    parts.push(`<rect x="${left}" y="${y}" width="${ws.toFixed(1)}" height="14" fill="${colorOf(server)}"/>`);
     parts.push(`<rect x="${(left + ws).toFixed(1)}" y="${y}" width="${wd.toFixed(1)}" height="14" fill="#bbb"/>`);
-    const label = `${count(served)} served, ${count(dropped)} dropped · ${scenario.policy?.[server] ?? ''}`;
+    const label = `${count(served)} served, ${count(dropped)} dropped · ${scenario.policy?.[kindOf(server)] ?? ''}`;
     parts.push(`<text x="${(left + ws + wd + 4).toFixed(1)}" y="${y + 11}" font-size="10">${label}</text>`);
     y += 20;
   }
@@ -283,10 +286,10 @@ function latencyChart(scenario) {
   }
   servers.forEach(([server, s], k) => {
     const path = points.map((p, i) => `${i ? 'L' : 'M'}${x(i).toFixed(1)},${y(s.latency[p]).toFixed(1)}`).join(' ');
-    parts.push(`<path d="${path}" fill="none" stroke="${COLORS[server]}" stroke-width="2"/>`);
+    parts.push(`<path d="${path}" fill="none" stroke="${colorOf(server)}" stroke-width="2"/>`);
     const label = points.map((p) => s.latency[p]).join(' / ') + ' µs';
-    parts.push(`<rect x="${width - 210}" y="${28 + k * 30}" width="10" height="10" fill="${COLORS[server]}"/>`);
-    parts.push(`<text x="${width - 196}" y="${37 + k * 30}" font-size="11">${SERVER_LABELS[server]}</text>`);
+    parts.push(`<rect x="${width - 210}" y="${28 + k * 30}" width="10" height="10" fill="${colorOf(server)}"/>`);
+    parts.push(`<text x="${width - 196}" y="${37 + k * 30}" font-size="11">${serverLabel(server)}</text>`);
     parts.push(`<text x="${width - 196}" y="${50 + k * 30}" font-size="10" fill="#444">${label}</text>`);
   });
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width + 20}" height="${height}">${parts.join('')}</svg>`;

@@ -12,6 +12,8 @@
 // with a 15-minute idle timeout. `skip` may name servers
 // with no fair equivalent of a scenario, and why (none today: the C server
 // reaps idle connections and caps too); `policy` says what each does over the cap.
+import { kindOf } from './servers.mjs';
+
 export function scenarios(quick) {
   const many = quick ? 1000 : 10000;
   return [
@@ -52,4 +54,4 @@ export function scenarios(quick) {
 export const scenarioNames = (quick) => scenarios(quick).map((s) => s.name);
 
 /** The servers of `servers` that run `scenario` (the others have no fair equivalent). */
-export const serversFor = (scenario, servers) => servers.filter((s) => !scenario.skip?.[s]);
+export const serversFor = (scenario, servers) => servers.filter((s) => !scenario.skip?.[kindOf(s)]);

@@ -8,7 +8,27 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cSource = join(root, 'bench', 'c', 'echo_server.c');
 const cBinary = join(root, 'bench', '.build', 'echo_server');
 
-export const SERVER_LABELS = { reactor: 'native-reactor', net: 'node:net', c: 'C epoll' };
+const LABELS = { reactor: 'native-reactor', net: 'node:net', c: 'C epoll' };
+
+// A server is named by a key: 'reactor', 'net', 'c', or 'reactor:BACKEND'
+// when several native-reactor backends run side by side.
+export const kindOf = (key) => key.split(':')[0];
+const backendOf = (key) => key.split(':')[1];
+
+export function serverLabel(key) {
+  const backend = backendOf(key);
+  return backend ? `${LABELS[kindOf(key)]} ${backend}` : LABELS[key];
+}
+
+/**
+ * The server keys for `servers` (kinds) and `backends` (native-reactor's; 'all'
+ * expands to `available`): one native-reactor server per backend when there
+ * are several, else plain 'reactor' run on that one backend.
+ */
+export function serverKeys(servers, backends, available) {
+  const chosen = [...new Set(backends.flatMap((b) => (b === 'all' ? available : [b])))];
+  return servers.flatMap((s) => (s === 'reactor' && (chosen.length > 1 || chosen[0] !== 'auto') ? chosen.map((b) => `reactor:${b}`) : [s]));
+}
 
 /** Compiles the C server with the system compiler when its source is newer. Returns an error text or null. */
 export function buildCServer() {
@@ -31,15 +51,15 @@ export function buildCServer() {
  * 15-minute idle timeout; it is turned off unless asked for, as the other
  * servers have none.
  */
-export function serverCommand(name, { backend }, settings = {}) {
+export function serverCommand(key, settings = {}) {
   const idle = settings.idleTimeoutMs ?? 0;
   const cap = settings.maxConnections;
-  switch (name) {
+  switch (kindOf(key)) {
     case 'reactor':
       return [
         process.execPath,
         join(root, 'examples', 'echo-server.mjs'),
-        ...['--port', '0', '--backend', backend, '--idle-timeout-ms', String(idle)],
+        ...['--port', '0', '--backend', backendOf(key) ?? 'auto', '--idle-timeout-ms', String(idle)],
         ...(cap === undefined ? [] : ['--max-connections', String(cap)]),
       ];
     case 'net':
@@ -54,6 +74,6 @@ export function serverCommand(name, { backend }, settings = {}) {
       if (!idle) return [cBinary, '0', ...(cap === undefined ? [] : [String(cap)])];
       return [cBinary, '0', String(cap ?? 0), String(idle)];
     default:
-      throw new Error(`unknown server ${name}`);
+      throw new Error(`unknown server ${key}`);
   }
 }
