@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Reactor, type Transport } from '../src/index.js';
-import { Collector, ServerCounter, closeQuietly, deferred, hasProcFd, newReactor, openFds, tmpSocketPath } from './helpers.js';
+import { Collector, ServerCounter, closeQuietly, deferred, hasFdDirectory, newReactor, openFds, tmpSocketPath } from './helpers.js';
 
 const CYCLES = 5000;
 const WAVE = 100;
@@ -10,7 +10,7 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
-describe.runIf(hasProcFd)('descriptor accounting (needs /proc/self/fd, Linux only)', () => {
+describe.runIf(hasFdDirectory)('descriptor accounting (needs /dev/fd: Linux, macOS)', () => {
   describe.each(Reactor.backends)('%s backend', (backend) => {
     let reactor: Reactor;
     beforeEach(() => {

@@ -156,11 +156,12 @@ export function tmpSocketPath(tag: string): string {
   }
 }
 
-export const hasProcFd = existsSync('/proc/self/fd');
+// Linux (a link to /proc/self/fd) and macOS list a process's descriptors here.
+export const hasFdDirectory = existsSync('/dev/fd/0');
 
 /** Open descriptors of this process. */
 export function openFds(): number {
-  return readdirSync('/proc/self/fd').length;
+  return readdirSync('/dev/fd').length;
 }
 
 /** Bytes that never repeat with a short period: a 32-bit counter, little-endian. */

@@ -1,11 +1,27 @@
-// Process figures read from /proc, and CPU pinning with taskset.
-import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+// Process figures read from /proc (Linux) or ps (macOS, BSD: coarser), and
+// CPU pinning with taskset.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 
 const TICK_NANOS = 1e9 / 100; // USER_HZ is 100 on Linux
+const hasProc = existsSync('/proc/self/stat');
+
+/** `ps -o FIELD=` for pid: one value per field, in the order asked. */
+function ps(pid, fields) {
+  const out = execFileSync('ps', ['-o', fields.map((f) => `${f}=`).join(','), '-p', String(pid)], { encoding: 'utf8' });
+  return out.trim().split(/\s+/);
+}
+
+/** ps's "[[DD-]HH:]MM:SS.cc" as nanoseconds. */
+function psTimeNanos(text) {
+  const [days, clock] = text.includes('-') ? text.split('-') : ['0', text];
+  const seconds = clock.split(':').reduce((sum, part) => sum * 60 + Number(part), 0);
+  return (Number(days) * 86400 + seconds) * 1e9;
+}
 
 /** CPU time of a whole process (all threads) in nanoseconds. */
 export function cpuNanos(pid) {
+  if (!hasProc) return psTimeNanos(ps(pid, ['time'])[0]);
   try {
     // schedstat is per thread and in nanoseconds; sum the threads.
     let total = 0;
@@ -22,6 +38,10 @@ export function cpuNanos(pid) {
 
 /** Kernel (system) CPU time of a whole process in nanoseconds, from /proc/PID/stat (10 ms ticks). */
 export function systemCpuNanos(pid) {
+  if (!hasProc) {
+    const [total, user] = ps(pid, ['time', 'utime']);
+    return psTimeNanos(total) - psTimeNanos(user);
+  }
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return Number(fields[12]) * TICK_NANOS; // stime
 }
@@ -33,6 +53,7 @@ export function systemCpuNanos(pid) {
  * and paid once, not per connection.
  */
 export function rssBytes(pid) {
+  if (!hasProc) return Number(ps(pid, ['rss'])[0]) * 1024; // all of RSS: no anonymous share there
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const match = /RssAnon:\s+(\d+) kB/.exec(status) ?? /VmRSS:\s+(\d+) kB/.exec(status);
   return match ? Number(match[1]) * 1024 : null;
