@@ -4,9 +4,6 @@
 // directly.
 #pragma once
 
-#include <sys/types.h>
-#include <sys/uio.h>
-
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -17,6 +14,7 @@
 
 #include "admission.h"
 #include "deadline_heap.h"
+#include "platform.h"
 #include "poller.h"
 #include "slot_table.h"
 #include "sockets.h"
