@@ -108,14 +108,15 @@ ssize_t socket_recv(int fd, void* data, size_t size, bool peek) {
 
 ssize_t socket_send(int fd, const iovec* chunks, int count) {
   WSABUF buffers[kMaxSendChunks];
-  DWORD used = 0;
+  int used = 0;
   for (int i = 0; i < count && used < kMaxSendChunks; i++) {
     size_t length = std::min<size_t>(chunks[i].iov_len, ULONG_MAX);
     buffers[used++] = {static_cast<ULONG>(length), static_cast<char*>(chunks[i].iov_base)};
     if (length < chunks[i].iov_len) break;
   }
   DWORD sent = 0;
-  if (WSASend(native_socket(fd), buffers, used, &sent, 0, nullptr, nullptr) != 0) {
+  if (WSASend(native_socket(fd), buffers, static_cast<DWORD>(used), &sent, 0, nullptr, nullptr) !=
+      0) {
     return -socket_error();
   }
   return static_cast<ssize_t>(sent);
