@@ -24,7 +24,9 @@
       }],
       # Windows: select on Winsock only (poller.cc says why not WSAPoll).
       ["OS=='win'", {
-        # Node's common.gypi turns C++ exceptions off; the core uses them.
+        # Node's common.gypi turns C++ exceptions off (a later /D wins, so
+        # its define is removed); the core uses them.
+        "defines!": ["_HAS_EXCEPTIONS=0"],
         "defines": ["_HAS_EXCEPTIONS=1", "NOMINMAX", "WIN32_LEAN_AND_MEAN"],
         "libraries": ["-lws2_32.lib"],
         "msvs_settings": {
