@@ -44,6 +44,8 @@ int to_errno(int code) {
       return EMSGSIZE;
     case WSAEPROTONOSUPPORT:
       return EPROTONOSUPPORT;
+    case WSAENOPROTOOPT:
+      return ENOPROTOOPT;  // an option this Windows lacks (TCP_KEEPCNT before 10 1709)
     case WSAEOPNOTSUPP:
       return ENOTSUP;
     case WSAEAFNOSUPPORT:

@@ -73,8 +73,8 @@ int fail(int fd, int error) {
 }
 
 #ifdef _WIN32
-// Accepted sockets inherit the listener's mode; said again to be sure, and
-// kept out of child processes like every socket we make.
+// For accepted sockets: non-blocking (inherited from the listener; said again
+// to be sure) and kept out of child processes, like every socket we make.
 int set_nonblock_cloexec(int fd) {
   if (!SetHandleInformation(reinterpret_cast<HANDLE>(native_socket(fd)), HANDLE_FLAG_INHERIT, 0)) {
     return -EBADF;
@@ -126,8 +126,9 @@ int new_socket(int family) {
 }
 
 int bind_and_listen(int fd, const Endpoint& endpoint, int backlog) {
-  if (::bind(native_socket(fd), endpoint.addr(), endpoint.length) != 0)
+  if (::bind(native_socket(fd), endpoint.addr(), endpoint.length) != 0) {
     return fail(fd, -socket_error());
+  }
   if (::listen(native_socket(fd), backlog) != 0) return fail(fd, -socket_error());
   return fd;
 }
