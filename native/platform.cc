@@ -12,9 +12,14 @@ namespace reactor {
 #ifdef _WIN32
 
 int net_init() {
-  WSADATA data;
-  int rc = WSAStartup(MAKEWORD(2, 2), &data);
-  return rc == 0 ? 0 : to_errno(rc);
+  // Once per process, and never undone: sockets may outlive any one addon
+  // instance (worker threads each load it).
+  static const int result = [] {
+    WSADATA data;
+    int rc = WSAStartup(MAKEWORD(2, 2), &data);
+    return rc == 0 ? 0 : to_errno(rc);
+  }();
+  return result;
 }
 
 // The Winsock errors a socket call can end with, by the POSIX names the

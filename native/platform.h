@@ -59,8 +59,9 @@ inline NativeSocket native_socket(int fd) {
   return static_cast<NativeSocket>(static_cast<intptr_t>(fd));
 }
 
-// Once per process, before any socket call: WSAStartup on Windows (reference
-// counted, so each addon instance may call it). 0 or an errno-style code.
+// Before any socket call: WSAStartup on Windows, done once per process
+// however often this is called (each addon instance does). 0 or an
+// errno-style code.
 int net_init();
 // An errno-style code for a system error code (errno, or a WSAE* code).
 int to_errno(int system_code);

@@ -196,9 +196,10 @@ class SelectPoller final : public Poller {
   // Winsock's select fails (WSAEINVAL) when every set is empty.
   static int select_sets(int top, fd_set* read, fd_set* write, fd_set* except, timeval* timeout) {
     if (top == 0) {
-      if (timeout)
+      if (timeout) {
         std::this_thread::sleep_for(std::chrono::seconds(timeout->tv_sec) +
                                     std::chrono::microseconds(timeout->tv_usec));
+      }
       return 0;
     }
     int ready = ::select(0, read, write, except, timeout);
