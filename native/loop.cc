@@ -511,6 +511,7 @@ void Loop::on_listener_ready(Id listener) {
     }
     stats_.accepted++;
     backoff_ms_ = limits_.backoff_first_ms;
+    // Asked here so a refusal can be told to the client; adopt() asks again.
     if (!poller_->claim(fd)) {
       refuse_unwatchable(fd, admission->policy);
       continue;
@@ -619,7 +620,7 @@ void Loop::reject(Id id, Conn* c, const AdmissionPolicy& policy) {
   linger(id, c, limits_.linger_ms);
 }
 
-// A connection the backend cannot watch (select beyond FD_SETSIZE) cannot be
+// A connection the backend cannot watch (select beyond what an fd_set holds) cannot be
 // parked or lingered on: it is told at once, as well as a non-blocking send
 // can, and closed.
 void Loop::refuse_unwatchable(int fd, const AdmissionPolicy& policy) {

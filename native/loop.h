@@ -240,8 +240,8 @@ class Loop {
   static constexpr uint8_t kUnregistered = 0xff;
   static constexpr uint32_t kDetached = 0x80;  // desired interest: not watched at all
 
-  // Takes fd into the table (closing it if the table is full or the backend
-  // cannot watch it).
+  // Takes fd into the table and claims its place in the backend (closing it
+  // if the table is full or the backend cannot watch it).
   Conn* adopt(int fd, Kind kind, State state, bool tcp, Id* id);
   // A connecting socket (or -errno from starting it) becomes a connection.
   int64_t adopt_outgoing(int fd, bool tcp);
