@@ -174,6 +174,7 @@ struct Harness {
     std::string error;
     std::unique_ptr<Poller> poller = make_poller(backend_under_test(), &error);
     if (poller) {
+      this->poller = poller.get();
       loop = std::make_unique<Loop>(std::move(poller), &sink, buffer.data(), buffer.size(), limits);
     }
   }
@@ -254,6 +255,7 @@ struct Harness {
   TestSink sink;
   std::vector<Record> buffer;
   std::unique_ptr<Loop> loop;
+  Poller* poller = nullptr;  // the loop's, for tests that reach past it
 };
 
 struct Pair {
@@ -1357,3 +1359,36 @@ TEST(loop_cap_in_backlog_mode_accepts_nothing_over_the_cap) {
   close_socket(first);
   close_socket(second);
 }
+
+#ifdef _WIN32
+// Windows' select ceiling is a count of sockets, not an fd value (POSIX's is
+// tested past FD_SETSIZE in test/): with the fd_set's places taken, an
+// accepted client is refused by the listener's policy and a connect fails
+// with EMFILE.
+TEST(loop_select_full_set_refuses_cleanly) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  REQUIRE(std::string(h.loop->backend()) == "select");
+  Configured server = configured_listener(h, AdmissionPolicy{});
+  REQUIRE(server.port > 0);
+  // Made-up socket values take every place left but one (claim only counts).
+  constexpr int kFake = 0x40000000;
+  int fakes = 0;
+  while (h.poller->claim(kFake + 4 * fakes)) fakes++;
+  CHECK_EQ(fakes, 1023 - 1);  // the listener has one place
+  h.poller->remove(kFake);    // one place frees: the first client takes it
+  int served = raw_connect(server.port);
+  REQUIRE(served >= 0);
+  CHECK(h.pump_until([&] { return accepted_ids(h).size() == 1; }));
+  int refused = raw_connect(server.port);
+  REQUIRE(refused >= 0);
+  CHECK(h.pump_until([&] { return h.loop->stats().rejected == 1; }));
+  CHECK(h.pump_until([&] { return peer_state(refused) != 0; }));  // closed on it
+  CHECK_EQ(peer_state(served), 0);
+  CHECK_EQ(accepted_ids(h).size(), 1u);
+  CHECK_EQ(h.loop->connect_tcp("127.0.0.1", server.port), -EMFILE);
+  CHECK_EQ(h.loop->live_handles(), 2u);
+  close_socket(served);
+  close_socket(refused);
+}
+#endif
