@@ -234,16 +234,31 @@ int Loop::listener_counts(uint64_t packed, uint32_t* open, uint32_t* queued) {
   return 0;
 }
 
+// The new socket's place in the backend is claimed before it dials, so one
+// select cannot watch never reaches the peer.
 int64_t Loop::connect_tcp(const std::string& host, int port) {
-  return adopt_outgoing(reactor::connect_tcp(host, port), true);
+  int claimed = -1;
+  int fd = reactor::connect_tcp(host, port, [&](int s) { return claim_for(s, &claimed); });
+  return adopt_outgoing(fd, claimed, true);
 }
 
 int64_t Loop::connect_unix(const std::string& path) {
-  return adopt_outgoing(reactor::connect_unix(path), false);
+  int claimed = -1;
+  int fd = reactor::connect_unix(path, [&](int s) { return claim_for(s, &claimed); });
+  return adopt_outgoing(fd, claimed, false);
 }
 
-int64_t Loop::adopt_outgoing(int fd, bool tcp) {
-  if (fd < 0) return fd;
+bool Loop::claim_for(int fd, int* claimed) {
+  if (!poller_->claim(fd)) return false;
+  *claimed = fd;
+  return true;
+}
+
+int64_t Loop::adopt_outgoing(int fd, int claimed, bool tcp) {
+  if (fd < 0) {
+    if (claimed >= 0) poller_->remove(claimed);  // the connect failed after its claim
+    return fd;
+  }
   Id id;
   Conn* c = adopt(fd, Kind::kStream, State::kConnecting, tcp, &id);
   if (!c) return -EMFILE;

@@ -243,8 +243,11 @@ class Loop {
   // Takes fd into the table and claims its place in the backend (closing it
   // if the table is full or the backend cannot watch it).
   Conn* adopt(int fd, Kind kind, State state, bool tcp, Id* id);
-  // A connecting socket (or -errno from starting it) becomes a connection.
-  int64_t adopt_outgoing(int fd, bool tcp);
+  // Claims fd's place in the backend, noting it in *claimed.
+  bool claim_for(int fd, int* claimed);
+  // A connecting socket (or -errno from starting it, with the fd whose claim
+  // to give back, or -1) becomes a connection.
+  int64_t adopt_outgoing(int fd, int claimed, bool tcp);
   Conn* find(uint64_t id, Id* out);
   Conn* find_stream(uint64_t id, Id* out);
   Admission* admission_of(Id listener);

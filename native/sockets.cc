@@ -186,22 +186,24 @@ int listen_unix(const std::string& path, const ListenOptions& options) {
   return bind_and_listen(fd, endpoint, options.backlog);
 }
 
-int connect_tcp(const std::string& host, int port) {
+int connect_tcp(const std::string& host, int port, const std::function<bool(int)>& usable) {
   Endpoint endpoint;
   int rc = parse_ip(host, port, &endpoint);
   if (rc < 0) return rc;
   int fd = new_socket(endpoint.family());
   if (fd < 0) return fd;
+  if (!usable(fd)) return fail(fd, -EMFILE);
   if ((rc = set_no_delay(fd, true)) < 0) return fail(fd, rc);
   return start_connect(fd, endpoint);
 }
 
-int connect_unix(const std::string& path) {
+int connect_unix(const std::string& path, const std::function<bool(int)>& usable) {
   Endpoint endpoint;
   int rc = parse_unix(path, &endpoint);
   if (rc < 0) return rc;
   int fd = new_socket(AF_UNIX);
   if (fd < 0) return fd;
+  if (!usable(fd)) return fail(fd, -EMFILE);
   return start_connect(fd, endpoint);
 }
 

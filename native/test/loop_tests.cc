@@ -1388,6 +1388,8 @@ TEST(loop_select_full_set_refuses_cleanly) {
   CHECK_EQ(accepted_ids(h).size(), 1u);
   CHECK_EQ(h.loop->connect_tcp("127.0.0.1", server.port), -EMFILE);
   CHECK_EQ(h.loop->live_handles(), 2u);
+  h.pump_for(100);
+  CHECK_EQ(h.loop->stats().accepted, 2u);  // that connect never dialled
   close_socket(served);
   close_socket(refused);
 }
