@@ -19,10 +19,11 @@
       "native/timer_heap.cc"
     ],
     "conditions": [
+      # Not on Windows, where select is the only backend (poller.cc says why
+      # not WSAPoll).
       ["OS!='win'", {
         "sources": ["native/poller_poll.cc"]
       }],
-      # Windows: select on Winsock only (poller.cc says why not WSAPoll).
       ["OS=='win'", {
         # Node's common.gypi turns C++ exceptions off (a later /D wins, so
         # its define is removed); the core uses them.
