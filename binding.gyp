@@ -8,17 +8,35 @@
       "MACOSX_DEPLOYMENT_TARGET": "11.0",
       "WARNING_CFLAGS": ["-Wall", "-Wextra", "-Wno-unused-parameter"]
     },
-    # The core and the portable backends, then each platform's own.
+    # The core and select, then each platform's own backends.
     "sources": [
       "native/loop.cc",
+      "native/platform.cc",
       "native/poller.cc",
-      "native/poller_poll.cc",
       "native/poller_select.cc",
       "native/poller_thread.cc",
       "native/sockets.cc",
       "native/timer_heap.cc"
     ],
     "conditions": [
+      # Not on Windows, where select is the only backend (poller.cc says why
+      # not WSAPoll).
+      ["OS!='win'", {
+        "sources": ["native/poller_poll.cc"]
+      }],
+      ["OS=='win'", {
+        # Node's common.gypi turns C++ exceptions off (a later /D wins, so
+        # its define is removed); the core uses them.
+        "defines!": ["_HAS_EXCEPTIONS=0"],
+        "defines": ["_HAS_EXCEPTIONS=1", "NOMINMAX", "WIN32_LEAN_AND_MEAN"],
+        "libraries": ["-lws2_32.lib"],
+        "msvs_settings": {
+          "VCCLCompilerTool": {
+            "ExceptionHandling": 1,
+            "AdditionalOptions": ["/std:c++17"]
+          }
+        }
+      }],
       ["OS=='linux'", {
         "sources": ["native/poller_epoll.cc"],
         "conditions": [
@@ -51,8 +69,14 @@
         "native/test/poller_tests.cc",
         "native/test/fallback_tests.cc"
       ],
-      "cflags": ["-pthread"],
-      "ldflags": ["-pthread"]
+      # A plain program: no delay-load hook for node.exe.
+      "win_delay_load_hook": "false",
+      "conditions": [
+        ["OS!='win'", {
+          "cflags": ["-pthread"],
+          "ldflags": ["-pthread"]
+        }]
+      ]
     }
   ],
   "conditions": [

@@ -17,6 +17,55 @@
 namespace reactor {
 namespace {
 
+#ifdef _WIN32
+// The core reports errors by their <errno.h> names (platform.h); libuv on
+// Windows numbers them its own way, and JavaScript names them with libuv.
+int js_errno(int error) {
+  switch (error) {
+#define REACTOR_UV_ERROR(name) \
+  case name:                   \
+    return -UV_##name;
+    REACTOR_UV_ERROR(EACCES)
+    REACTOR_UV_ERROR(EADDRINUSE)
+    REACTOR_UV_ERROR(EADDRNOTAVAIL)
+    REACTOR_UV_ERROR(EAFNOSUPPORT)
+    REACTOR_UV_ERROR(EAGAIN)
+    REACTOR_UV_ERROR(EALREADY)
+    REACTOR_UV_ERROR(EBADF)
+    REACTOR_UV_ERROR(ECONNABORTED)
+    REACTOR_UV_ERROR(ECONNREFUSED)
+    REACTOR_UV_ERROR(ECONNRESET)
+    REACTOR_UV_ERROR(EEXIST)
+    REACTOR_UV_ERROR(EFAULT)
+    REACTOR_UV_ERROR(EHOSTUNREACH)
+    REACTOR_UV_ERROR(EINTR)
+    REACTOR_UV_ERROR(EINVAL)
+    REACTOR_UV_ERROR(EIO)
+    REACTOR_UV_ERROR(EISCONN)
+    REACTOR_UV_ERROR(EMFILE)
+    REACTOR_UV_ERROR(EMSGSIZE)
+    REACTOR_UV_ERROR(ENAMETOOLONG)
+    REACTOR_UV_ERROR(ENETDOWN)
+    REACTOR_UV_ERROR(ENETUNREACH)
+    REACTOR_UV_ERROR(ENFILE)
+    REACTOR_UV_ERROR(ENOBUFS)
+    REACTOR_UV_ERROR(ENOENT)
+    REACTOR_UV_ERROR(ENOMEM)
+    REACTOR_UV_ERROR(ENOPROTOOPT)
+    REACTOR_UV_ERROR(ENOTCONN)
+    REACTOR_UV_ERROR(ENOTSUP)
+    REACTOR_UV_ERROR(EPIPE)
+    REACTOR_UV_ERROR(EPROTONOSUPPORT)
+    REACTOR_UV_ERROR(ETIMEDOUT)
+#undef REACTOR_UV_ERROR
+    default:
+      return -UV_UNKNOWN;
+  }
+}
+#else
+int js_errno(int error) { return error; }  // libuv numbers them as the system does
+#endif
+
 constexpr size_t kRecordCapacity = 1024;
 constexpr size_t kSlabSize = 1024 * 1024;
 
@@ -38,7 +87,11 @@ class Core final : public Sink {
 
     uv_loop_t* uv = nullptr;
     napi_get_uv_event_loop(env, &uv);
+#ifdef _WIN32
+    uv_poll_init_socket(uv, &poll_, native_socket(loop_->pollable_fd()));
+#else
     uv_poll_init(uv, &poll_, loop_->pollable_fd());
+#endif
     uv_timer_init(uv, &timer_);
     uv_prepare_init(uv, &prepare_);
     for (uv_handle_t* h : handles()) {
@@ -110,8 +163,17 @@ class Core final : public Sink {
     free_if_done();
   }
 
-  bool deliver(const Record*, size_t count) override {
+  bool deliver(const Record* records, size_t count) override {
     if (closed_) return false;
+#ifdef _WIN32
+    // The records live in our own ArrayBuffer.
+    Record* out = const_cast<Record*>(records);
+    for (size_t i = 0; i < count; i++) {
+      if (out[i].kind == kClosed && out[i].a > 0) out[i].a = js_errno(out[i].a);
+    }
+#else
+    (void)records;
+#endif
     napi_value slab = slab_changed_ ? slab_.Value() : env_.Undefined();
     slab_changed_ = false;
     napi_value args[] = {Napi::Number::New(env_, static_cast<double>(count)), slab};
@@ -282,16 +344,19 @@ struct Call {
     napi_create_double(env, v, &out);
     return out;
   }
+  // A count or id, or a failure as -errno in the numbering JavaScript's
+  // util.getSystemErrorName() reads.
+  napi_value outcome(double v) const { return result(v < 0 ? -js_errno(static_cast<int>(-v)) : v); }
 };
 
 // Runs op on the live loop, then brings libuv in step; -EBADF once closed.
 template <typename Op>
 napi_value with_loop(const Call& call, Op op) {
   Loop* loop = call.core->loop();
-  if (!loop) return call.result(-EBADF);
+  if (!loop) return call.outcome(-EBADF);
   double value = static_cast<double>(op(*loop));
   call.core->sync();
-  return call.result(value);
+  return call.outcome(value);
 }
 
 ListenOptions listen_options(const Call& call, size_t at) {
@@ -365,10 +430,10 @@ napi_value configure_listener(napi_env env, napi_callback_info info) {
 napi_value listener_counts(napi_env env, napi_callback_info info) {
   Call call(env, info);
   Loop* loop = call.core->loop();
-  if (!loop) return call.result(-EBADF);
+  if (!loop) return call.outcome(-EBADF);
   uint32_t open = 0, queued = 0;
   int rc = loop->listener_counts(call.id(0), &open, &queued);
-  if (rc < 0) return call.result(rc);
+  if (rc < 0) return call.outcome(rc);
   napi_value result;
   napi_create_array_with_length(env, 2, &result);
   napi_set_element(env, result, 0, call.result(open));
@@ -396,7 +461,7 @@ napi_value set_write_limits(napi_env env, napi_callback_info info) {
 napi_value stats(napi_env env, napi_callback_info info) {
   Call call(env, info);
   Loop* loop = call.core->loop();
-  if (!loop) return call.result(-EBADF);
+  if (!loop) return call.outcome(-EBADF);
   const Stats& s = loop->stats();
   const std::pair<const char*, double> fields[] = {
       {"open", static_cast<double>(loop->open_connections())},
@@ -456,8 +521,8 @@ napi_value writev(napi_env env, napi_callback_info info) {
   }
   return with_loop(call, [&](Loop& l) {
     int64_t result = 0;
-    for (size_t at = 0; at < chunks.size() && result >= 0; at += IOV_MAX) {
-      int n = static_cast<int>(std::min<size_t>(IOV_MAX, chunks.size() - at));
+    for (size_t at = 0; at < chunks.size() && result >= 0; at += kMaxSendChunks) {
+      int n = static_cast<int>(std::min<size_t>(kMaxSendChunks, chunks.size() - at));
       result = l.write(call.id(0), &chunks[at], n);
     }
     return result;
@@ -492,10 +557,10 @@ napi_value set_keep_alive(napi_env env, napi_callback_info info) {
 napi_value address(napi_env env, napi_callback_info info) {
   Call call(env, info);
   Loop* loop = call.core->loop();
-  if (!loop) return call.result(-EBADF);
+  if (!loop) return call.outcome(-EBADF);
   SocketAddress address;
   int rc = loop->address(call.id(0), call.boolean(1), &address);
-  if (rc < 0) return call.result(rc);
+  if (rc < 0) return call.outcome(rc);
   Napi::Object result = Napi::Object::New(env);
   result.Set("address", address.address);
   result.Set("port", address.port);
@@ -598,6 +663,10 @@ Napi::Value create_reactor(const Napi::CallbackInfo& info) {
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports) {
+    if (int error = net_init()) {
+      throw Napi::Error::New(
+          env, std::string("socket layer unavailable: errno ") + std::to_string(error));
+    }
     Napi::Array backends = Napi::Array::New(env);
     for (const std::string& name : available_backends()) backends[backends.Length()] = name;
     DefineAddon(exports, {InstanceMethod<&Addon::CreateReactor>("createReactor"),

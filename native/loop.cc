@@ -1,38 +1,16 @@
 #include "loop.h"
 
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
+
+#include "platform.h"
 
 namespace reactor {
 namespace {
 
 bool would_block(int error) { return error == EAGAIN || error == EWOULDBLOCK; }
-
-// A write to a reset peer must be an error, never SIGPIPE: MSG_NOSIGNAL per
-// call where send() has it; elsewhere (macOS) sockets.cc sets SO_NOSIGPIPE
-// on every socket it creates or accepts.
-#ifdef MSG_NOSIGNAL
-constexpr int kSendFlags = MSG_NOSIGNAL | MSG_DONTWAIT;
-#else
-constexpr int kSendFlags = MSG_DONTWAIT;
-#endif
-
-// Sends as much of the chunks as the socket takes. Returns bytes sent or -errno.
-ssize_t send_chunks(int fd, const iovec* chunks, int count) {
-  msghdr message{};
-  message.msg_iov = const_cast<iovec*>(chunks);
-  message.msg_iovlen = static_cast<size_t>(count);
-  ssize_t n;
-  do {
-    n = ::sendmsg(fd, &message, kSendFlags);
-  } while (n < 0 && errno == EINTR);
-  return n < 0 ? -errno : n;
-}
 
 size_t total_length(const iovec* chunks, int count) {
   size_t total = 0;
@@ -41,6 +19,14 @@ size_t total_length(const iovec* chunks, int count) {
 }
 
 constexpr size_t kDiscardSize = 16 * 1024;
+
+// steady_clock is CLOCK_MONOTONIC on Linux and QueryPerformanceCounter on
+// Windows.
+uint64_t monotonic_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
 
 }  // namespace
 
@@ -56,20 +42,11 @@ Loop::Loop(std::unique_ptr<Poller> poller, Sink* sink, Record* records, size_t r
 
 Loop::~Loop() { close_all(); }
 
-uint64_t Loop::now_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
-}
+uint64_t Loop::now_ms() { return monotonic_ns() / 1000000; }
 
 // The clock rounded up to the next millisecond. Every deadline counts from
 // it, so none comes before its full delay has passed (now_ms() rounds down).
-uint64_t Loop::start_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000 +
-         (static_cast<uint64_t>(ts.tv_nsec) + 999999) / 1000000;
-}
+uint64_t Loop::start_ms() { return (monotonic_ns() + 999999) / 1000000; }
 
 uint64_t Loop::deadline_after(uint64_t delay_ms) {
   return delay_ms == 0 ? now_ms() : start_ms() + delay_ms;
@@ -78,8 +55,13 @@ uint64_t Loop::deadline_after(uint64_t delay_ms) {
 // ---- table ---------------------------------------------------------------
 
 Loop::Conn* Loop::adopt(int fd, Kind kind, State state, bool tcp, Id* id) {
-  if (!poller_->can_watch(fd) || !table_.allocate(id)) {
-    ::close(fd);
+  if (!poller_->claim(fd)) {
+    close_socket(fd);
+    return nullptr;
+  }
+  if (!table_.allocate(id)) {
+    poller_->remove(fd);  // gives its claim back
+    close_socket(fd);
     return nullptr;
   }
   Conn* c = table_.get(*id);
@@ -172,7 +154,7 @@ void Loop::forget(Id id, Conn* c) {
   if (c->kind == Kind::kListener) {
     auto it = admissions_.find(id.slot);
     if (it != admissions_.end()) {
-      if (!it->second.unix_path.empty()) ::unlink(it->second.unix_path.c_str());
+      if (!it->second.unix_path.empty()) std::remove(it->second.unix_path.c_str());
       admissions_.erase(it);
     }
   } else {
@@ -193,7 +175,7 @@ void Loop::forget(Id id, Conn* c) {
     }
   }
   poller_->remove(c->fd);
-  ::close(c->fd);
+  close_socket(c->fd);
   table_.release(id);
   // A descriptor is free again: listeners that ran out may accept now.
   if (!backed_off_.empty()) end_backoffs();
@@ -228,7 +210,7 @@ int64_t Loop::listen_unix(const std::string& path, const ListenOptions& options)
   if (fd < 0) return fd;
   Id id;
   if (!adopt(fd, Kind::kListener, State::kOpen, false, &id)) {
-    ::unlink(path.c_str());
+    std::remove(path.c_str());
     return -EMFILE;
   }
   admissions_[id.slot].unix_path = path;
@@ -252,16 +234,31 @@ int Loop::listener_counts(uint64_t packed, uint32_t* open, uint32_t* queued) {
   return 0;
 }
 
+// The new socket's place in the backend is claimed before it dials, so one
+// select cannot watch never reaches the peer.
 int64_t Loop::connect_tcp(const std::string& host, int port) {
-  return adopt_outgoing(reactor::connect_tcp(host, port), true);
+  int claimed = -1;
+  int fd = reactor::connect_tcp(host, port, [&](int s) { return claim_for(s, &claimed); });
+  return adopt_outgoing(fd, claimed, true);
 }
 
 int64_t Loop::connect_unix(const std::string& path) {
-  return adopt_outgoing(reactor::connect_unix(path), false);
+  int claimed = -1;
+  int fd = reactor::connect_unix(path, [&](int s) { return claim_for(s, &claimed); });
+  return adopt_outgoing(fd, claimed, false);
 }
 
-int64_t Loop::adopt_outgoing(int fd, bool tcp) {
-  if (fd < 0) return fd;
+bool Loop::claim_for(int fd, int* claimed) {
+  if (!poller_->claim(fd)) return false;
+  *claimed = fd;
+  return true;
+}
+
+int64_t Loop::adopt_outgoing(int fd, int claimed, bool tcp) {
+  if (fd < 0) {
+    if (claimed >= 0) poller_->remove(claimed);  // the connect failed after its claim
+    return fd;
+  }
   Id id;
   Conn* c = adopt(fd, Kind::kStream, State::kConnecting, tcp, &id);
   if (!c) return -EMFILE;
@@ -284,7 +281,7 @@ int64_t Loop::write(uint64_t packed, const iovec* chunks, int count) {
   if (c->idle_resets_on_write) c->last_active = start_ms();
   size_t sent = 0;
   if (c->state == State::kOpen && c->queue.empty()) {
-    ssize_t n = send_chunks(c->fd, chunks, count);
+    ssize_t n = socket_send(c->fd, chunks, count);
     if (n >= 0) {
       sent = static_cast<size_t>(n);
       stats_.bytes_out += sent;
@@ -315,7 +312,7 @@ int Loop::end(uint64_t packed) {
   if (c->end_requested || c->state == State::kClosing) return 0;
   c->end_requested = true;
   if (c->state == State::kOpen && c->queue.empty() && !c->error) {
-    ::shutdown(c->fd, SHUT_WR);
+    shutdown_write(c->fd);
     c->write_shut = true;
   }
   return 0;
@@ -529,7 +526,8 @@ void Loop::on_listener_ready(Id listener) {
     }
     stats_.accepted++;
     backoff_ms_ = limits_.backoff_first_ms;
-    if (!poller_->can_watch(fd)) {
+    // Asked here so a refusal can be told to the client; adopt() asks again.
+    if (!poller_->claim(fd)) {
       refuse_unwatchable(fd, admission->policy);
       continue;
     }
@@ -629,7 +627,7 @@ void Loop::reject(Id id, Conn* c, const AdmissionPolicy& policy) {
   }
   if (!policy.overflow_bytes.empty()) {
     iovec reply{const_cast<char*>(policy.overflow_bytes.data()), policy.overflow_bytes.size()};
-    ssize_t n = send_chunks(c->fd, &reply, 1);
+    ssize_t n = socket_send(c->fd, &reply, 1);
     size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
     stats_.bytes_out += sent;
     c->queue.append(&reply, 1, sent);
@@ -637,7 +635,7 @@ void Loop::reject(Id id, Conn* c, const AdmissionPolicy& policy) {
   linger(id, c, limits_.linger_ms);
 }
 
-// A connection the backend cannot watch (select beyond FD_SETSIZE) cannot be
+// A connection the backend cannot watch (select beyond what an fd_set holds) cannot be
 // parked or lingered on: it is told at once, as well as a non-blocking send
 // can, and closed.
 void Loop::refuse_unwatchable(int fd, const AdmissionPolicy& policy) {
@@ -646,11 +644,11 @@ void Loop::refuse_unwatchable(int fd, const AdmissionPolicy& policy) {
     set_reset_on_close(fd);
   } else if (!policy.overflow_bytes.empty()) {
     iovec reply{const_cast<char*>(policy.overflow_bytes.data()), policy.overflow_bytes.size()};
-    ssize_t n = send_chunks(fd, &reply, 1);
+    ssize_t n = socket_send(fd, &reply, 1);
     if (n > 0) stats_.bytes_out += static_cast<uint64_t>(n);
-    ::shutdown(fd, SHUT_WR);
+    shutdown_write(fd);
   }
-  ::close(fd);
+  close_socket(fd);
 }
 
 void Loop::serve_waiting() {
@@ -683,8 +681,8 @@ void Loop::on_parked_event(Id id, Conn* c, const PollEvent& event) {
     // stay for when it is served, and watching a socket that stays readable
     // would spin, so its leaving goes unnoticed from here on.
     char byte;
-    ssize_t n = ::recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0 || (n < 0 && would_block(errno))) {
+    ssize_t n = socket_recv(c->fd, &byte, 1, true);
+    if (n > 0 || (n < 0 && would_block(static_cast<int>(-n)))) {
       c->hup_seen = true;
       mark_dirty(id, c);
       return;
@@ -798,7 +796,7 @@ void Loop::linger(Id id, Conn* c, uint32_t ms) {
   c->end_requested = true;
   c->drain_wanted = false;
   if (c->queue.empty() && !c->write_shut) {
-    ::shutdown(c->fd, SHUT_WR);
+    shutdown_write(c->fd);
     c->write_shut = true;
   }
   mark_dirty(id, c);
@@ -860,13 +858,10 @@ bool Loop::read_once(Id id, Conn* c) {
   if (c->state == State::kLingering) {
     // Nobody wants these bytes; reading them lets the peer's close arrive.
     if (discard_.empty()) discard_.resize(kDiscardSize);
-    ssize_t n;
-    do {
-      n = ::recv(c->fd, discard_.data(), discard_.size(), 0);
-    } while (n < 0 && errno == EINTR);
-    if (n > 0 || (n < 0 && would_block(errno))) return true;
+    ssize_t n = socket_recv(c->fd, discard_.data(), discard_.size());
+    if (n > 0 || (n < 0 && would_block(static_cast<int>(-n)))) return true;
     if (n < 0) {
-      release(id, c, errno);
+      release(id, c, static_cast<int>(-n));
       return false;
     }
     c->peer_ended = true;
@@ -886,10 +881,7 @@ bool Loop::read_once(Id id, Conn* c) {
     if (slab_.size < limits_.max_read) return true;  // no memory now; still readable next wake-up
   }
   size_t room = std::min(limits_.max_read, slab_.size - slab_used_);
-  ssize_t n;
-  do {
-    n = ::recv(c->fd, slab_.data + slab_used_, room, 0);
-  } while (n < 0 && errno == EINTR);
+  ssize_t n = socket_recv(c->fd, slab_.data + slab_used_, room);
   if (n > 0) {
     stats_.bytes_in += static_cast<uint64_t>(n);
     if (c->idle_ms) c->last_active = start_ms();
@@ -897,9 +889,9 @@ bool Loop::read_once(Id id, Conn* c) {
     slab_used_ += static_cast<size_t>(n);
     return true;
   }
-  if (n < 0 && would_block(errno)) return true;
+  if (n < 0 && would_block(static_cast<int>(-n))) return true;
   if (n < 0) {
-    release(id, c, errno);
+    release(id, c, static_cast<int>(-n));
     return false;
   }
   c->peer_ended = true;
@@ -915,7 +907,7 @@ bool Loop::read_once(Id id, Conn* c) {
 
 bool Loop::flush(Id id, Conn* c) {
   iovec chunk{const_cast<uint8_t*>(c->queue.data()), c->queue.size()};
-  ssize_t n = send_chunks(c->fd, &chunk, 1);
+  ssize_t n = socket_send(c->fd, &chunk, 1);
   if (n < 0) {
     if (would_block(static_cast<int>(-n))) return true;
     release(id, c, static_cast<int>(-n));
@@ -943,7 +935,7 @@ bool Loop::after_drain(Id id, Conn* c) {
     return false;
   }
   if (c->end_requested && !c->write_shut) {
-    ::shutdown(c->fd, SHUT_WR);
+    shutdown_write(c->fd);
     c->write_shut = true;
     if (c->peer_ended) {
       release(id, c, 0);

@@ -4,9 +4,6 @@
 // directly.
 #pragma once
 
-#include <sys/types.h>
-#include <sys/uio.h>
-
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -17,6 +14,7 @@
 
 #include "admission.h"
 #include "deadline_heap.h"
+#include "platform.h"
 #include "poller.h"
 #include "slot_table.h"
 #include "sockets.h"
@@ -242,11 +240,14 @@ class Loop {
   static constexpr uint8_t kUnregistered = 0xff;
   static constexpr uint32_t kDetached = 0x80;  // desired interest: not watched at all
 
-  // Takes fd into the table (closing it if the table is full or the backend
-  // cannot watch it).
+  // Takes fd into the table and claims its place in the backend (closing it
+  // if the table is full or the backend cannot watch it).
   Conn* adopt(int fd, Kind kind, State state, bool tcp, Id* id);
-  // A connecting socket (or -errno from starting it) becomes a connection.
-  int64_t adopt_outgoing(int fd, bool tcp);
+  // Claims fd's place in the backend, noting it in *claimed.
+  bool claim_for(int fd, int* claimed);
+  // A connecting socket (or -errno from starting it, with the fd whose claim
+  // to give back, or -1) becomes a connection.
+  int64_t adopt_outgoing(int fd, int claimed, bool tcp);
   Conn* find(uint64_t id, Id* out);
   Conn* find_stream(uint64_t id, Id* out);
   Admission* admission_of(Id listener);

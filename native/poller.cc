@@ -14,7 +14,12 @@ std::unique_ptr<Poller> make_kqueue_poller(std::string* error);
 #ifdef NATIVE_REACTOR_IO_URING
 std::unique_ptr<Poller> make_io_uring_poller(int* refused);
 #endif
+#ifndef _WIN32
+// Windows has WSAPoll, but it does not report a failed connect before
+// Windows 10 2004; select serves there.
 std::unique_ptr<Poller> make_poll_poller(std::string* error);
+#define REACTOR_HAVE_POLL 1
+#endif
 std::unique_ptr<Poller> make_select_poller(std::string* error);
 
 std::unique_ptr<Poller> make_poller(const std::string& name, std::string* error, int* fallback) {
@@ -38,8 +43,15 @@ std::unique_ptr<Poller> make_poller(const std::string& name, std::string* error,
 #ifdef REACTOR_HAVE_KQUEUE
   if (name == "auto" || name == "kqueue") return make_kqueue_poller(error);
 #endif
+#ifdef REACTOR_HAVE_POLL
   if (name == "poll") return make_poll_poller(error);
+#endif
+#ifdef _WIN32
+  // The only backend there, so the default.
+  if (name == "auto" || name == "select") return make_select_poller(error);
+#else
   if (name == "select") return make_select_poller(error);
+#endif
   *error = "ERR_REACTOR_BACKEND_UNAVAILABLE";
   return nullptr;
 }

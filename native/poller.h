@@ -39,9 +39,11 @@ class Poller {
   // not a pollable fd (poll, select) provide one with a helper thread
   // (poller_thread.h).
   virtual int pollable_fd() const = 0;
-  // Whether fd can be watched at all (select: only fds below FD_SETSIZE). The
-  // loop asks before taking a socket in, so a refusal is a clean error.
-  virtual bool can_watch(int fd) const { return fd >= 0; }
+  // Whether fd can be watched at all (select: only fds below FD_SETSIZE, or
+  // on Windows only as many sockets as an fd_set holds). A yes holds fd's
+  // place until remove(fd); asking again for the same fd is harmless. The loop
+  // asks before taking a socket in, so a refusal is a clean error.
+  virtual bool claim(int fd) { return fd >= 0; }
   // Whether kPeerClosed works. Without it the loop watches parked
   // connections for readability and peeks.
   virtual bool reports_peer_closed() const { return false; }

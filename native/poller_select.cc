@@ -1,41 +1,74 @@
-// select backend (the portable fallback of last resort). An fd_set holds fds
-// below FD_SETSIZE only; writing a larger fd into one corrupts memory, so
-// can_watch() refuses them and the loop turns such sockets away cleanly.
+// select backend (the portable fallback; Winsock's select on Windows). An
+// fd_set has a fixed capacity, and going past it corrupts memory, so claim()
+// refuses what would not fit and the loop turns such sockets away cleanly:
+// - POSIX: a bitmap indexed by fd value, so only fds below FD_SETSIZE;
+// - Windows: an array of FD_SETSIZE sockets whatever their handle values, so
+//   at most kCapacity sockets at once (one place is the helper's wake socket).
 // select has no error, hang-up or peer-closed conditions of its own: a socket
 // error or an EOF shows as readable (and writable), which the loop's read and
 // connect paths already decode; there is no kPeerClosed (the loop watches
 // parked connections for readability and peeks instead). Its wait is not a
 // pollable fd: a ReadinessThread provides one.
+#ifdef _WIN32
+// Winsock's default is 64 sockets; it must be set before winsock2.h.
+#define FD_SETSIZE 1024
+#include <unordered_set>
+#else
 #include <sys/select.h>
+#endif
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <mutex>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
+#include "platform.h"
 #include "poller.h"
 #include "poller_thread.h"
 
 namespace reactor {
 namespace {
 
+enum Ready : uint8_t { kReadReady = 1, kWriteReady = 2 };
+
 struct Watched {
-  uint32_t interest = kNone;
-  uint64_t token = 0;
-  bool present = false;
+  int fd;
+  uint32_t interest;
+  uint64_t token;
+  uint8_t ready;  // scan(): what select() found
 };
 
-// The sets select() needs for `watched`; returns the highest fd + 1.
-int fill(const std::vector<Watched>& watched, fd_set* read, fd_set* write) {
+#ifdef _WIN32
+constexpr size_t kCapacity = FD_SETSIZE - 1;
+
+// Windows' fd_set is a counted array; FD_SET would search it for duplicates
+// on every insertion.
+void put(int fd, fd_set* set) { set->fd_array[set->fd_count++] = native_socket(fd); }
+#else
+void put(int fd, fd_set* set) { FD_SET(fd, set); }
+#endif
+
+// The sets select() needs for `watched`; returns the highest fd + 1 (POSIX)
+// or whether any set is non-empty (Windows, where an empty call fails).
+// Windows reports a failed connect in the exception set only: it is read as
+// writable, as POSIX's select reports it.
+int fill(const std::vector<Watched>& watched, fd_set* read, fd_set* write, fd_set* except) {
   FD_ZERO(read);
   FD_ZERO(write);
+  FD_ZERO(except);
   int top = 0;
-  for (size_t fd = 0; fd < watched.size(); fd++) {
-    const Watched& w = watched[fd];
-    if (!w.present) continue;
-    if (w.interest & kReadable) FD_SET(static_cast<int>(fd), read);
-    if (w.interest & kWritable) FD_SET(static_cast<int>(fd), write);
-    if (w.interest & (kReadable | kWritable)) top = static_cast<int>(fd) + 1;
+  for (const Watched& w : watched) {
+    if (w.interest & kReadable) put(w.fd, read);
+    if (w.interest & kWritable) {
+      put(w.fd, write);
+#ifdef _WIN32
+      put(w.fd, except);
+#endif
+    }
+    if (w.interest & (kReadable | kWritable)) top = std::max(top, w.fd + 1);
   }
   return top;
 }
@@ -50,24 +83,36 @@ class SelectPoller final : public Poller {
 
   const char* name() const override { return "select"; }
   int pollable_fd() const override { return thread_.notify_fd(); }
-  bool can_watch(int fd) const override { return fd >= 0 && fd < FD_SETSIZE; }
+
+#ifdef _WIN32
+  // Only the loop thread claims and releases, so no lock.
+  bool claim(int fd) override {
+    if (fd < 0) return false;
+    if (claimed_.count(fd)) return true;
+    if (claimed_.size() >= kCapacity) return false;
+    claimed_.insert(fd);
+    return true;
+  }
+#else
+  bool claim(int fd) override { return fd >= 0 && fd < FD_SETSIZE; }
+#endif
 
   int add(int fd, uint64_t token, uint32_t interest) override {
-    if (!can_watch(fd)) return -EMFILE;
+    if (!claim(fd)) return -EMFILE;
     std::lock_guard<std::mutex> lock(thread_.mutex());
-    if (static_cast<size_t>(fd) >= watched_.size()) watched_.resize(fd + 1);
-    if (watched_[fd].present) return -EEXIST;
-    watched_[fd] = {interest, token, true};
+    if (index_.count(fd)) return -EEXIST;
+    index_[fd] = watched_.size();
+    watched_.push_back({fd, interest, token, 0});
     thread_.changed();
     return 0;
   }
 
   int modify(int fd, uint64_t token, uint32_t interest) override {
     std::lock_guard<std::mutex> lock(thread_.mutex());
-    if (fd < 0 || static_cast<size_t>(fd) >= watched_.size() || !watched_[fd].present) {
-      return -ENOENT;
-    }
-    watched_[fd] = {interest, token, true};
+    auto it = index_.find(fd);
+    if (it == index_.end()) return -ENOENT;
+    watched_[it->second].interest = interest;
+    watched_[it->second].token = token;
     thread_.changed();
     return 0;
   }
@@ -76,15 +121,24 @@ class SelectPoller final : public Poller {
   int remove(int fd) override {
     int rc = detach(fd);
     thread_.quiesce();
+#ifdef _WIN32
+    claimed_.erase(fd);
+#endif
     return rc;
   }
 
+  // Keeps the claim: the fd comes back with add().
   int detach(int fd) override {
     std::lock_guard<std::mutex> lock(thread_.mutex());
-    if (fd < 0 || static_cast<size_t>(fd) >= watched_.size() || !watched_[fd].present) {
-      return -ENOENT;
+    auto it = index_.find(fd);
+    if (it == index_.end()) return -ENOENT;
+    size_t at = it->second;
+    index_.erase(it);
+    if (at != watched_.size() - 1) {
+      watched_[at] = watched_.back();
+      index_[watched_[at].fd] = at;
     }
-    watched_[fd] = Watched{};
+    watched_.pop_back();
     thread_.changed();
     return 0;
   }
@@ -98,47 +152,92 @@ class SelectPoller final : public Poller {
 
  private:
   int scan(PollEvent* out, int max, int timeout_ms) {
-    fd_set read, write;
-    int top = fill(watched_, &read, &write);
+    fd_set read, write, except;
+    int top = fill(watched_, &read, &write, &except);
     timeval timeout{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    int ready;
-    do {
-      ready = ::select(top, &read, &write, nullptr, timeout_ms < 0 ? nullptr : &timeout);
-    } while (ready < 0 && errno == EINTR);
-    if (ready <= 0) return ready < 0 ? -errno : 0;
+    int ready = select_sets(top, &read, &write, &except, timeout_ms < 0 ? nullptr : &timeout);
+    if (ready <= 0) return ready;
+    mark(read, kReadReady);
+    mark(write, kWriteReady);
+#ifdef _WIN32
+    mark(except, kWriteReady);
+#endif
     // Start where the last scan stopped so a full batch never starves the rest.
-    int n = 0, start = next_ % top;
-    for (int i = 0; i < top && n < max; i++) {
-      int fd = (start + i) % top;
-      bool readable = FD_ISSET(fd, &read), writable = FD_ISSET(fd, &write);
-      if (!readable && !writable) continue;
-      PollEvent& e = out[n++];
-      e.token = watched_[fd].token;
-      e.readable = readable;
-      e.writable = writable;
-      e.error = 0;
-      e.hangup = 0;
-      e.peer_closed = 0;
-      next_ = (fd + 1) % top;
+    int n = 0;
+    size_t size = watched_.size(), start = next_ % size;
+    for (size_t i = 0; i < size; i++) {
+      size_t at = (start + i) % size;
+      Watched& w = watched_[at];
+      if (!w.ready) continue;
+      if (n < max) {
+        PollEvent& e = out[n++];
+        e.token = w.token;
+        e.readable = (w.ready & kReadReady) != 0;
+        e.writable = (w.ready & kWriteReady) != 0;
+        e.error = 0;
+        e.hangup = 0;
+        e.peer_closed = 0;
+        next_ = (at + 1) % size;
+      }
+      w.ready = 0;  // the rest are still ready at the next wait
     }
     return n;
   }
 
-  // Helper thread: the watched copy plus the wake pipe.
-  int block(int wake) {
-    fd_set read, write;
-    int top = fill(snapshot_, &read, &write);
-    FD_SET(wake, &read);
-    int ready;
-    do {
-      ready = ::select(std::max(top, wake + 1), &read, &write, nullptr, nullptr);
-    } while (ready < 0 && errno == EINTR);
-    if (ready < 0) return 0;
-    return ready - (FD_ISSET(wake, &read) ? 1 : 0);
+#ifdef _WIN32
+  // The sets hold only what was found ready.
+  void mark(const fd_set& set, uint8_t bit) {
+    for (u_int i = 0; i < set.fd_count; i++) {
+      auto it = index_.find(static_cast<int>(set.fd_array[i]));
+      if (it != index_.end()) watched_[it->second].ready |= bit;
+    }
   }
 
-  std::vector<Watched> watched_;  // by fd
-  int next_ = 0;
+  // Winsock's select fails (WSAEINVAL) when every set is empty.
+  static int select_sets(int top, fd_set* read, fd_set* write, fd_set* except, timeval* timeout) {
+    if (top == 0) {
+      if (timeout) {
+        std::this_thread::sleep_for(std::chrono::seconds(timeout->tv_sec) +
+                                    std::chrono::microseconds(timeout->tv_usec));
+      }
+      return 0;
+    }
+    int ready = ::select(0, read, write, except, timeout);
+    return ready < 0 ? -socket_error() : ready;
+  }
+#else
+  void mark(const fd_set& set, uint8_t bit) {
+    for (Watched& w : watched_) {
+      if (FD_ISSET(w.fd, &set)) w.ready |= bit;
+    }
+  }
+
+  // The exception set stays empty here.
+  static int select_sets(int top, fd_set* read, fd_set* write, fd_set*, timeval* timeout) {
+    int ready;
+    do {
+      ready = ::select(top, read, write, nullptr, timeout);
+    } while (ready < 0 && errno == EINTR);
+    return ready < 0 ? -errno : ready;
+  }
+#endif
+
+  // Helper thread: the watched copy plus the wake fd.
+  int block(int wake) {
+    fd_set read, write, except;
+    int top = fill(snapshot_, &read, &write, &except);
+    put(wake, &read);
+    int ready = select_sets(std::max(top, wake + 1), &read, &write, &except, nullptr);
+    if (ready < 0) return 0;
+    return ready - (FD_ISSET(native_socket(wake), &read) ? 1 : 0);
+  }
+
+  std::vector<Watched> watched_;           // dense; an fd's place found through index_
+  std::unordered_map<int, size_t> index_;  // fd -> place in watched_
+  size_t next_ = 0;
+#ifdef _WIN32
+  std::unordered_set<int> claimed_;  // fds the loop holds a place for (an fd_set's capacity)
+#endif
   std::vector<Watched> snapshot_;  // the helper thread's copy
   ReadinessThread thread_;         // last: stopped before the sets above go
 };
@@ -148,11 +247,13 @@ class SelectPoller final : public Poller {
 std::unique_ptr<Poller> make_select_poller(std::string* error) {
   auto poller = std::make_unique<SelectPoller>();
   if (!poller->start(error)) return nullptr;
+#ifndef _WIN32
   // The wake pipe goes into an fd_set too.
   if (poller->highest_own_fd() >= FD_SETSIZE) {
     *error = "ERR_REACTOR_BACKEND_UNAVAILABLE";
     return nullptr;
   }
+#endif
   return poller;
 }
 

@@ -1,42 +1,12 @@
 #include "poller_thread.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
+#include "platform.h"
 
 namespace reactor {
 namespace {
 
-// A non-blocking, close-on-exec pipe (pipe2 is not everywhere).
-bool make_pipe(int* read_end, int* write_end) {
-  int fds[2];
-  if (::pipe(fds) != 0) return false;
-  for (int fd : fds) {
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-  }
-  *read_end = fds[0];
-  *write_end = fds[1];
-  return true;
-}
-
-void drain(int fd) {
-  char buffer[64];
-  while (::read(fd, buffer, sizeof buffer) > 0) {
-  }
-}
-
-// A full pipe already says what this byte would.
-void signal(int fd) {
-  char byte = 1;
-  ssize_t ignored = ::write(fd, &byte, 1);
-  (void)ignored;
-}
-
-void close_fd(int* fd) {
-  if (*fd >= 0) ::close(*fd);
+void close_end(int* fd) {
+  if (*fd >= 0) close_socket(*fd);
   *fd = -1;
 }
 
@@ -52,17 +22,18 @@ ReadinessThread::~ReadinessThread() {
       stop_ = true;
     }
     armed_cv_.notify_one();
-    signal(wake_write_);
+    wake_signal(wake_write_);
     thread_.join();
   }
-  close_fd(&notify_read_);
-  close_fd(&notify_write_);
-  close_fd(&wake_read_);
-  close_fd(&wake_write_);
+  close_end(&notify_read_);
+  close_end(&notify_write_);
+  close_end(&wake_read_);
+  close_end(&wake_write_);
 }
 
 bool ReadinessThread::start(std::string* error) {
-  if (!make_pipe(&notify_read_, &notify_write_) || !make_pipe(&wake_read_, &wake_write_)) {
+  if (!make_wake_pair(&notify_read_, &notify_write_) ||
+      !make_wake_pair(&wake_read_, &wake_write_)) {
     *error = "ERR_REACTOR_BACKEND_UNAVAILABLE";
     return false;
   }
@@ -80,7 +51,7 @@ void ReadinessThread::leave_wait(std::unique_lock<std::mutex>& lock) {
   // That wait is over once `waits_` moves, even if the helper (still armed)
   // has started the next one on a fresh snapshot.
   uint64_t current = waits_;
-  signal(wake_write_);
+  wake_signal(wake_write_);
   idle_cv_.wait(lock, [&] { return waits_ != current; });
 }
 
@@ -88,7 +59,7 @@ void ReadinessThread::pause() {
   std::unique_lock<std::mutex> lock(mutex_);
   armed_ = false;
   leave_wait(lock);
-  drain(notify_read_);
+  wake_drain(notify_read_);
 }
 
 void ReadinessThread::quiesce() {
@@ -102,7 +73,7 @@ void ReadinessThread::resume() {
     armed_ = true;
     armed_cv_.notify_one();
   } else if (changed_) {
-    signal(wake_write_);  // its snapshot is stale
+    wake_signal(wake_write_);  // its snapshot is stale
   }
 }
 
@@ -116,14 +87,14 @@ void ReadinessThread::run() {
     blocking_ = true;
     lock.unlock();
     int ready = block_(wake_read_);
-    drain(wake_read_);
+    wake_drain(wake_read_);
     lock.lock();
     blocking_ = false;
     waits_++;
     idle_cv_.notify_all();
     if (ready > 0 && armed_ && !stop_) {
       armed_ = false;
-      signal(notify_write_);
+      wake_signal(notify_write_);
     }
   }
 }

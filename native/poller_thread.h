@@ -18,6 +18,10 @@
 // outside a wake-up (JavaScript closing from a promise) first gets the helper
 // out of its wait (quiesce). Interest changes made while it waits wake it
 // through a second pipe so it re-takes its snapshot.
+//
+// On Windows both "pipes" are connected loopback TCP pairs (platform.h):
+// Winsock's select waits only on sockets, and libuv's uv_poll there takes a
+// socket (uv_poll_init_socket), not a pipe.
 #pragma once
 
 #include <algorithm>
@@ -40,7 +44,8 @@ class ReadinessThread {
   ReadinessThread(const ReadinessThread&) = delete;
   ReadinessThread& operator=(const ReadinessThread&) = delete;
 
-  // Creates the pipes and starts the thread; false (and *error) on failure.
+  // Creates the pipes (socket pairs on Windows) and starts the thread; false
+  // (and *error) on failure.
   bool start(std::string* error);
   int notify_fd() const { return notify_read_; }
   // The highest fd of its own (select can only take fds below FD_SETSIZE).

@@ -1,16 +1,15 @@
 #include "sockets.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstddef>
 #include <cstring>
+
+#include "platform.h"
+
+#ifndef _WIN32
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <sys/un.h>
+#endif
 
 namespace reactor {
 namespace {
@@ -41,6 +40,11 @@ int parse_ip(const std::string& host, int port, Endpoint* out) {
   return -EINVAL;
 }
 
+#ifdef _WIN32
+// Windows 10 has AF_UNIX stream sockets, but they are not supported here yet:
+// listen_unix and connect_unix fail with EAFNOSUPPORT.
+int parse_unix(const std::string&, Endpoint*) { return -EAFNOSUPPORT; }
+#else
 int parse_unix(const std::string& path, Endpoint* out) {
   auto* un = reinterpret_cast<sockaddr_un*>(&out->storage);
   if (path.empty() || path.size() >= sizeof(un->sun_path)) return -ENAMETOOLONG;
@@ -49,25 +53,42 @@ int parse_unix(const std::string& path, Endpoint* out) {
   out->length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
   return 0;
 }
+#endif
+
+// Winsock takes option values as char*.
+int set_option(int fd, int level, int name, const void* value, int size) {
+  return setsockopt(native_socket(fd), level, name, static_cast<const char*>(value), size) == 0
+             ? 0
+             : -socket_error();
+}
 
 int set_flag(int fd, int level, int name, int value) {
-  return setsockopt(fd, level, name, &value, sizeof value) == 0 ? 0 : -errno;
+  return set_option(fd, level, name, &value, sizeof value);
 }
 
 // Closes fd and passes the error through, preserving errno-derived results.
 int fail(int fd, int error) {
-  ::close(fd);
+  close_socket(fd);
   return error;
 }
 
-#if !defined(SOCK_NONBLOCK) || !defined(SOCK_CLOEXEC)
+#ifdef _WIN32
+// For accepted sockets: non-blocking (inherited from the listener; said again
+// to be sure) and kept out of child processes, like every socket we make.
+int set_nonblock_cloexec(int fd) {
+  if (!SetHandleInformation(reinterpret_cast<HANDLE>(native_socket(fd)), HANDLE_FLAG_INHERIT, 0)) {
+    return -EBADF;
+  }
+  return set_nonblocking(fd);
+}
+#elif !defined(SOCK_NONBLOCK) || !defined(SOCK_CLOEXEC)
 // Where socket() takes no such flags and accept4() is missing (macOS), they
 // are set after the call. A fork+exec on another thread in between could
 // inherit the fd: the same window libuv has there.
 int set_nonblock_cloexec(int fd) {
-  int flags = fcntl(fd, F_GETFL);
-  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) return -errno;
-  flags = fcntl(fd, F_GETFD);
+  int rc = set_nonblocking(fd);
+  if (rc < 0) return rc;
+  int flags = fcntl(fd, F_GETFD);
   if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) return -errno;
   return 0;
 }
@@ -85,7 +106,14 @@ int prepare_socket(int fd) {
 }
 
 int new_socket(int family) {
-#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+#ifdef _WIN32
+  SOCKET s = WSASocketW(family, SOCK_STREAM, 0, nullptr, 0,
+                        WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+  if (s == INVALID_SOCKET) return -socket_error();
+  int fd = static_cast<int>(s);
+  int rc = set_nonblocking(fd);
+  if (rc < 0) return fail(fd, rc);
+#elif defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
   int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
 #else
@@ -98,17 +126,20 @@ int new_socket(int family) {
 }
 
 int bind_and_listen(int fd, const Endpoint& endpoint, int backlog) {
-  if (::bind(fd, endpoint.addr(), endpoint.length) != 0) return fail(fd, -errno);
-  if (::listen(fd, backlog) != 0) return fail(fd, -errno);
+  if (::bind(native_socket(fd), endpoint.addr(), endpoint.length) != 0) {
+    return fail(fd, -socket_error());
+  }
+  if (::listen(native_socket(fd), backlog) != 0) return fail(fd, -socket_error());
   return fd;
 }
 
 int start_connect(int fd, const Endpoint& endpoint) {
-  int rc;
+  int error;
   do {
-    rc = ::connect(fd, endpoint.addr(), endpoint.length);
-  } while (rc != 0 && errno == EINTR);
-  if (rc != 0 && errno != EINPROGRESS) return fail(fd, -errno);
+    error =
+        ::connect(native_socket(fd), endpoint.addr(), endpoint.length) == 0 ? 0 : socket_error();
+  } while (error == EINTR);
+  if (error && !connect_pending(error)) return fail(fd, -error);
   return fd;
 }
 
@@ -120,8 +151,12 @@ int listen_tcp(const std::string& host, int port, const ListenOptions& options) 
   if (rc < 0) return rc;
   int fd = new_socket(endpoint.family());
   if (fd < 0) return fd;
-  // A restarted server must be able to bind while old connections sit in TIME_WAIT.
+#ifndef _WIN32
+  // A restarted server must be able to bind while old connections sit in
+  // TIME_WAIT. Windows allows that anyway, and its SO_REUSEADDR would let a
+  // second listener take a port in use (no EADDRINUSE): libuv leaves it off.
   if ((rc = set_flag(fd, SOL_SOCKET, SO_REUSEADDR, 1)) < 0) return fail(fd, rc);
+#endif
 #if defined(SO_REUSEPORT_LB)
   // FreeBSD: SO_REUSEPORT lets several sockets bind but sends every
   // connection to one of them; _LB balances them as Linux's SO_REUSEPORT does.
@@ -151,27 +186,35 @@ int listen_unix(const std::string& path, const ListenOptions& options) {
   return bind_and_listen(fd, endpoint, options.backlog);
 }
 
-int connect_tcp(const std::string& host, int port) {
+int connect_tcp(const std::string& host, int port, const std::function<bool(int)>& usable) {
   Endpoint endpoint;
   int rc = parse_ip(host, port, &endpoint);
   if (rc < 0) return rc;
   int fd = new_socket(endpoint.family());
   if (fd < 0) return fd;
+  if (!usable(fd)) return fail(fd, -EMFILE);
   if ((rc = set_no_delay(fd, true)) < 0) return fail(fd, rc);
   return start_connect(fd, endpoint);
 }
 
-int connect_unix(const std::string& path) {
+int connect_unix(const std::string& path, const std::function<bool(int)>& usable) {
   Endpoint endpoint;
   int rc = parse_unix(path, &endpoint);
   if (rc < 0) return rc;
   int fd = new_socket(AF_UNIX);
   if (fd < 0) return fd;
+  if (!usable(fd)) return fail(fd, -EMFILE);
   return start_connect(fd, endpoint);
 }
 
 int accept_connection(int listen_fd) {
-#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+#ifdef _WIN32
+  SOCKET s = ::accept(native_socket(listen_fd), nullptr, nullptr);
+  if (s == INVALID_SOCKET) return -socket_error();
+  int fd = static_cast<int>(s);
+  int rc = set_nonblock_cloexec(fd);
+  if (rc < 0) return fail(fd, rc);
+#elif defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
   // accept4: Linux, FreeBSD >= 10, NetBSD >= 8, OpenBSD >= 5.7 (all define
   // these flags); macOS has neither.
   int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -188,8 +231,11 @@ int accept_connection(int listen_fd) {
 int pending_error(int fd) {
   int error = 0;
   socklen_t length = sizeof error;
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) return errno;
-  return error;
+  if (getsockopt(native_socket(fd), SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&error),
+                 &length) != 0) {
+    return socket_error();
+  }
+  return to_errno(error);
 }
 
 int set_no_delay(int fd, bool enable) { return set_flag(fd, IPPROTO_TCP, TCP_NODELAY, enable); }
@@ -221,15 +267,16 @@ int set_keep_alive(int fd, bool enable, int idle_seconds, int interval_seconds, 
 
 int set_reset_on_close(int fd) {
   linger option{1, 0};
-  return setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, sizeof option) == 0 ? 0 : -errno;
+  return set_option(fd, SOL_SOCKET, SO_LINGER, &option, sizeof option);
 }
 
 int socket_address(int fd, bool peer, SocketAddress* out) {
   sockaddr_storage storage{};
   socklen_t length = sizeof storage;
   auto* addr = reinterpret_cast<sockaddr*>(&storage);
-  if ((peer ? getpeername(fd, addr, &length) : getsockname(fd, addr, &length)) != 0) {
-    return -errno;
+  if ((peer ? getpeername(native_socket(fd), addr, &length)
+            : getsockname(native_socket(fd), addr, &length)) != 0) {
+    return -socket_error();
   }
   char text[INET6_ADDRSTRLEN] = {};
   switch (storage.ss_family) {
@@ -245,6 +292,7 @@ int socket_address(int fd, bool peer, SocketAddress* out) {
       *out = {SocketAddress::kIPv6, text, ntohs(v6->sin6_port)};
       return 0;
     }
+#ifndef _WIN32
     case AF_UNIX: {
       auto* un = reinterpret_cast<sockaddr_un*>(&storage);
       size_t max =
@@ -252,6 +300,7 @@ int socket_address(int fd, bool peer, SocketAddress* out) {
       *out = {SocketAddress::kUnix, std::string(un->sun_path, strnlen(un->sun_path, max)), 0};
       return 0;
     }
+#endif
     default:
       return -EAFNOSUPPORT;
   }
@@ -260,7 +309,9 @@ int socket_address(int fd, bool peer, SocketAddress* out) {
 int peer_ip(int fd, uint8_t out[16]) {
   sockaddr_storage storage{};
   socklen_t length = sizeof(storage);
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&storage), &length) != 0) return -errno;
+  if (::getpeername(native_socket(fd), reinterpret_cast<sockaddr*>(&storage), &length) != 0) {
+    return -socket_error();
+  }
   std::memset(out, 0, 16);
   if (storage.ss_family == AF_INET) {
     out[10] = out[11] = 0xff;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace reactor {
@@ -22,9 +23,11 @@ struct SocketAddress {
 
 int listen_tcp(const std::string& host, int port, const ListenOptions& options);
 int listen_unix(const std::string& path, const ListenOptions& options);
-// Starts a non-blocking connect; the result arrives as writability.
-int connect_tcp(const std::string& host, int port);
-int connect_unix(const std::string& path);
+// Starts a non-blocking connect; the result arrives as writability. The new
+// socket is first offered to `usable` (the backend's claim): when refused it
+// is closed with -EMFILE before anyone is dialled.
+int connect_tcp(const std::string& host, int port, const std::function<bool(int)>& usable);
+int connect_unix(const std::string& path, const std::function<bool(int)>& usable);
 // Accepts one connection as a non-blocking, close-on-exec fd.
 int accept_connection(int listen_fd);
 int pending_error(int fd);  // SO_ERROR

@@ -4,13 +4,13 @@
 // small.
 #pragma once
 
-#include <sys/uio.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <vector>
+
+#include "platform.h"
 
 namespace reactor {
 

@@ -1,12 +1,17 @@
 // Native unit tests: the framework's runner and main, plus the data-structure
 // tests (SlotTable, TimerHeap, DeadlineHeap, WriteQueue). The reactor loop tests live in
 // loop_tests.cc. Usage: native_tests [name-substring]
+#ifdef _WIN32
+#include <thread>
+#else
 #include <signal.h>
-#include <sys/uio.h>
 #include <unistd.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <map>
@@ -17,6 +22,7 @@
 #include <vector>
 
 #include "../deadline_heap.h"
+#include "../platform.h"
 #include "../slot_table.h"
 #include "../timer_heap.h"
 #include "../write_queue.h"
@@ -77,19 +83,40 @@ int run_all(const std::string& filter) {
 
 namespace {
 
+const char kWatchdogMessage[] =
+    "native_tests: watchdog expired (a test hung)\n0 passed, 1 failed\n";
+
+#ifdef _WIN32
+// No SIGALRM: a thread that ends the process if the run takes too long.
+void start_watchdog(int seconds) {
+  std::thread([seconds] {
+    std::this_thread::sleep_for(std::chrono::seconds(seconds));
+    std::fputs(kWatchdogMessage, stdout);
+    std::fflush(stdout);
+    std::_Exit(2);
+  }).detach();
+}
+#else
 void on_watchdog(int) {
-  static const char message[] =
-      "native_tests: watchdog expired (a test hung)\n0 passed, 1 failed\n";
-  ssize_t ignored = ::write(STDOUT_FILENO, message, sizeof message - 1);
+  ssize_t ignored = ::write(STDOUT_FILENO, kWatchdogMessage, sizeof kWatchdogMessage - 1);
   (void)ignored;
   _exit(2);
 }
 
+void start_watchdog(int seconds) {
+  signal(SIGALRM, on_watchdog);
+  alarm(static_cast<unsigned>(seconds));
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  signal(SIGALRM, on_watchdog);
-  alarm(50);
+  if (int error = reactor::net_init()) {
+    std::printf("native_tests: no socket layer (errno %d)\n", error);
+    return 1;
+  }
+  start_watchdog(50);
   return testing::run_all(argc > 1 ? argv[1] : "");
 }
 
