@@ -1,8 +1,15 @@
 import { defineConfig } from 'vitest/config';
 
+// What cannot apply on Windows: descriptor rlimits (emfile), fd numbers past
+// FD_SETSIZE (fdceiling: Windows' select counts sockets instead; the native
+// tests check that ceiling there), and the bench's process figures, read from
+// /proc or ps (bench-smoke).
+const posixOnly = ['test/emfile.test.ts', 'test/fdceiling.test.ts', 'test/bench-smoke.test.ts'];
+
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    exclude: ['**/node_modules/**', ...(process.platform === 'win32' ? posixOnly : [])],
     pool: 'forks',
     testTimeout: 20_000,
     hookTimeout: 20_000,

@@ -156,6 +156,10 @@ export function tmpSocketPath(tag: string): string {
   }
 }
 
+// Windows builds have no Unix-domain sockets yet: listenUnix and connectUnix
+// fail there with EAFNOSUPPORT (test/unix.test.ts checks that instead).
+export const hasUnixSockets = process.platform !== 'win32';
+
 // Linux (a link to /proc/self/fd) and macOS list a process's descriptors here.
 export const hasFdDirectory = existsSync('/dev/fd/0');
 

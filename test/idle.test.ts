@@ -6,7 +6,7 @@
 // are scheduled with callLater, and setTimeout appears only as a time bound.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Reactor, type Protocol, type ReactorError, type Transport } from '../src/index.js';
-import { closeQuietly, codeOf, connectionsFor, deferred, newReactor, tmpSocketPath } from './helpers.js';
+import { closeQuietly, codeOf, connectionsFor, deferred, hasUnixSockets, newReactor, tmpSocketPath } from './helpers.js';
 
 const HOST = '127.0.0.1';
 /** The clocks count whole milliseconds: allow one for rounding. */
@@ -577,7 +577,7 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     expect(await c.lost.promise).toBeUndefined();
   });
 
-  it('idleTimeoutMs applies to Unix socket listeners too', async () => {
+  it.runIf(hasUnixSockets)('idleTimeoutMs applies to Unix socket listeners too', async () => {
     const server = new IdleServer();
     const listener = reactor.listenUnix({ path: tmpSocketPath('idle'), idleTimeoutMs: 200 }, server.factory);
     const client = new EndWatcher(true);

@@ -3,9 +3,38 @@ import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Reactor, type Transport } from '../src/index.js';
-import { Collector, ServerCounter, closeQuietly, codeOf, deferred, echoProtocol, newReactor, rejectionCode, tmpSocketPath } from './helpers.js';
+import {
+  Collector,
+  ServerCounter,
+  closeQuietly,
+  codeOf,
+  deferred,
+  echoProtocol,
+  hasUnixSockets,
+  newReactor,
+  rejectionCode,
+  tmpSocketPath,
+} from './helpers.js';
 
-describe.each(Reactor.backends)('%s backend', (backend) => {
+if (!hasUnixSockets) {
+  // Windows: no AF_UNIX in this build; the calls say so with a code and leave nothing behind.
+  describe.each(Reactor.backends)('%s backend without Unix sockets', (backend) => {
+    it('listenUnix throws and connectUnix rejects with EAFNOSUPPORT', async () => {
+      const reactor = newReactor(backend);
+      try {
+        const path = tmpSocketPath('none');
+        expect(codeOf(() => reactor.listenUnix({ path }, () => echoProtocol()))).toBe('EAFNOSUPPORT');
+        expect(existsSync(path)).toBe(false);
+        expect(await rejectionCode(reactor.connectUnix({ path }, new Collector()))).toBe('EAFNOSUPPORT');
+        expect(reactor.stats().open).toBe(0);
+      } finally {
+        reactor.close();
+      }
+    });
+  });
+}
+
+describe.runIf(hasUnixSockets).each(Reactor.backends)('%s backend', (backend) => {
   let reactor: Reactor;
   const paths: string[] = [];
   const fresh = (tag: string) => {
