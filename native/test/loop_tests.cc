@@ -903,29 +903,37 @@ TEST(loop_small_slabs_and_record_buffer) {
 TEST(loop_accept_exhaustion_backs_off_then_serves_the_waiting_clients) {
   Harness h;
   REQUIRE(h.loop != nullptr);
-  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
-  REQUIRE(listener >= 0);
-  int port = h.local_port(listener);
-  h.loop->prepare_wait();
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   std::vector<int> raw;
   for (int i = 0; i < 3; i++) {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(fd >= 0);
     raw.push_back(fd);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
   }
+  // Descriptors run out for real: a low limit, set before the listener is
+  // watched (io_uring's accept keeps the limit of when it was submitted),
+  // then the table filled up to it.
   rlimit saved;
   REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
-  int lowest_free = ::dup(h.loop->pollable_fd());
+  int lowest_free = ::dup(raw[0]);
   REQUIRE(lowest_free >= 0);
   ::close(lowest_free);
   rlimit tight = saved;
-  tight.rlim_cur = static_cast<rlim_t>(lowest_free);  // no new fd can be made
+  tight.rlim_cur = static_cast<rlim_t>(lowest_free + 8);
   REQUIRE(setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
+  REQUIRE(listener >= 0);
+  int port = h.local_port(listener);
+  h.loop->prepare_wait();
+  std::vector<int> filler;
+  for (int fd; (fd = ::dup(raw[0])) >= 0;) filler.push_back(fd);
+  CHECK_EQ(errno, EMFILE);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int fd : raw) {
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  }
   uint64_t wakes_before = h.loop->stats().loop_iterations;
   h.pump_for(300);
   uint64_t emfile = h.loop->stats().emfile;
@@ -935,6 +943,7 @@ TEST(loop_accept_exhaustion_backs_off_then_serves_the_waiting_clients) {
     char byte;
     if (::recv(fd, &byte, 1, MSG_DONTWAIT) >= 0 || errno != EAGAIN) clients_waiting = false;
   }
+  for (int fd : filler) ::close(fd);
   setrlimit(RLIMIT_NOFILE, &saved);
   // Backoff of 50, 100, 200 ms: a handful of attempts, not one per wake-up.
   CHECK(emfile >= 1);
