@@ -1031,6 +1031,13 @@ void Loop::on_accepted(Id listener, int result) {
   admit(listener, admission, result);
 }
 
+// Whether the undelivered batch has a kData record of this connection
+// (emitted by take(); the batch it goes out with is stats_.batches + 1).
+bool Loop::data_in_batch(Id id) const {
+  return record_count_ > 0 && id.slot < data_batch_.size() &&
+         data_batch_[id.slot] == stats_.batches + 1;
+}
+
 bool Loop::holds(Id id, const Conn& c) const {
   return c.paused || (!held_.empty() && held_.count(id.slot) != 0);
 }
@@ -1083,6 +1090,11 @@ void Loop::on_received_end(Id id, int result) {
     release(id, c, error);
     return;
   }
+  if (data_in_batch(id)) {
+    deliver();  // its bytes first: JavaScript may pause it there
+    on_received_end(id, result);
+    return;
+  }
   // As read() == 0.
   c->peer_ended = true;
   c->reading = false;
@@ -1119,19 +1131,29 @@ bool Loop::take(Id id, const uint8_t* data, size_t length) {
       }
       continue;  // the delivery may have paused or closed it
     }
-    std::memcpy(slab_.data + slab_used_, data, n);
-    stats_.bytes_in += n;
-    if (c->idle_ms) c->last_active = start_ms();
     // Bytes of one receive split over buffers, or of several receives in
     // one wake-up, arrive back to back: one record for them.
     Record* last = record_count_ > 0 ? &records_[record_count_ - 1] : nullptr;
-    if (last && last->kind == kData && last->slot == static_cast<int32_t>(id.slot) &&
-        last->gen == static_cast<int32_t>(id.gen) &&
-        static_cast<size_t>(last->a) + static_cast<size_t>(last->b) == slab_used_ &&
-        static_cast<size_t>(last->b) + n <= limits_.max_read) {
+    bool joined = last && last->kind == kData && last->slot == static_cast<int32_t>(id.slot) &&
+                  last->gen == static_cast<int32_t>(id.gen) &&
+                  static_cast<size_t>(last->a) + static_cast<size_t>(last->b) == slab_used_ &&
+                  static_cast<size_t>(last->b) + n <= limits_.max_read;
+    if (!joined && (record_count_ == record_capacity_ || data_in_batch(id))) {
+      // Delivered first: JavaScript may pause the connection there, and no
+      // record of it may follow a pause in the same batch.
+      deliver();
+      c = table_.get(id);
+      continue;
+    }
+    std::memcpy(slab_.data + slab_used_, data, n);
+    stats_.bytes_in += n;
+    if (c->idle_ms) c->last_active = start_ms();
+    if (joined) {
       last->b += static_cast<int32_t>(n);
     } else {
       emit(kData, id, static_cast<int32_t>(slab_used_), static_cast<int32_t>(n));
+      if (data_batch_.size() <= id.slot) data_batch_.resize(id.slot + 1, 0);
+      data_batch_[id.slot] = stats_.batches + 1;
     }
     slab_used_ += n;
     data += n;

@@ -292,6 +292,7 @@ class Loop {
   bool take(Id id, const uint8_t* data, size_t length);
   // Input that arrived while paused waits here, in order, until resume.
   bool holds(Id id, const Conn& c) const;
+  bool data_in_batch(Id id) const;
   void serve_held();
   void on_listener_ready(Id id);
   void on_connect_ready(Id id, Conn* c);
@@ -340,7 +341,8 @@ class Loop {
     int error = 0;
   };
   std::unordered_map<uint32_t, Held> held_;
-  std::vector<Id> to_unhold_;  // resumed connections with held input
+  std::vector<Id> to_unhold_;         // resumed connections with held input
+  std::vector<uint64_t> data_batch_;  // by slot: the batch its last kData record went out with
   Stats stats_;
   size_t open_ = 0;    // connections JavaScript knows
   size_t queued_ = 0;  // parked
