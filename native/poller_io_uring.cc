@@ -45,7 +45,7 @@
 namespace reactor {
 namespace {
 
-// CQEs of poll-remove and cancel requests carry this; they say nothing about an fd.
+// CQEs of cancel requests carry this; they say nothing about an fd.
 constexpr uint64_t kCancelTag = ~0ull;
 // user_data of a recv or accept request: this bit, a generation (so a cancel
 // never hits a later request in the same slot) and the index in ops_. Poll
@@ -149,10 +149,9 @@ class IoUringPoller final : public Poller {
     io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
     if (!probe) return -ENOSYS;
     bool ok = io_uring_opcode_supported(probe, IORING_OP_POLL_ADD) &&
-              io_uring_opcode_supported(probe, IORING_OP_POLL_REMOVE);
+              io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL);
     bool completions = io_uring_opcode_supported(probe, IORING_OP_RECV) &&
-                       io_uring_opcode_supported(probe, IORING_OP_ACCEPT) &&
-                       io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL);
+                       io_uring_opcode_supported(probe, IORING_OP_ACCEPT);
     io_uring_free_probe(probe);
     if (!ok) return -ENOSYS;
     // Without completions the backend is what it was: readiness only.
@@ -332,11 +331,7 @@ class IoUringPoller final : public Poller {
   // What the cancelled request posted before it ends is still reported.
   void cancel_op(Reg& r) {
     if (r.op < 0) return;
-    io_uring_sqe* sqe = next_sqe();
-    if (sqe) {
-      io_uring_prep_cancel64(sqe, op_data(static_cast<uint32_t>(r.op), ops_[r.op].gen), 0);
-      io_uring_sqe_set_data64(sqe, kCancelTag);
-    }
+    cancel(op_data(static_cast<uint32_t>(r.op), ops_[r.op].gen));
     r.op = -1;
   }
 
@@ -422,13 +417,20 @@ class IoUringPoller final : public Poller {
   // Cancels the live request; whatever it still posts carries an old gen.
   void disarm(int fd, Reg& r) {
     if (!r.armed) return;
-    io_uring_sqe* sqe = next_sqe();
-    if (sqe) {
-      io_uring_prep_poll_remove(sqe, pack(fd, r.gen));
-      io_uring_sqe_set_data64(sqe, kCancelTag);
-    }
+    cancel(pack(fd, r.gen));
     r.armed = false;
     r.gen++;
+  }
+
+  // IORING_OP_ASYNC_CANCEL, not POLL_REMOVE: a poll-remove that meets a
+  // poll while its wake-up is being handled fails (-EALREADY), which would
+  // leave a multishot poll alive, holding the socket open after close().
+  // A cancellation marks it and always takes effect.
+  void cancel(uint64_t user_data) {
+    io_uring_sqe* sqe = next_sqe();
+    if (!sqe) return;
+    io_uring_prep_cancel64(sqe, user_data, 0);
+    io_uring_sqe_set_data64(sqe, kCancelTag);
   }
 
   void arm(int fd, Reg& r, bool multishot) {
@@ -500,7 +502,12 @@ class IoUringPoller final : public Poller {
       }
       int fd = static_cast<int>(data >> 32);
       Reg* r = find(fd);
-      if (!r || !r->armed || r->gen != static_cast<uint32_t>(data)) continue;  // stale
+      if (!r || !r->armed || r->gen != static_cast<uint32_t>(data)) {
+        // Stale. A multishot poll still posting was not cancelled after
+        // all (the ring was full): again, so it cannot outlive its socket.
+        if (more) cancel(data);
+        continue;
+      }
       if (!more) r->armed = false;
       if (res < 0) {
         // The request failed (not cancelled by us: that would be stale).
@@ -575,6 +582,7 @@ class IoUringPoller final : public Poller {
     }
     if (orphan) {
       if (accept && res >= 0) reset_and_close(res);
+      if (flags & IORING_CQE_F_MORE) cancel(op_data(index, op.gen));  // as for stale polls
       return false;
     }
     if (res == -ECANCELED) return false;
