@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 
 #include "platform.h"
 
@@ -107,7 +108,10 @@ void Loop::mark_dirty(Id id, Conn* c) {
 }
 
 uint32_t Loop::desired_interest(const Conn& c) const {
-  if (c.kind == Kind::kListener) return c.backoff || c.at_cap ? kNone : kReadable;
+  if (c.kind == Kind::kListener) {
+    if (c.backoff || c.at_cap) return kNone;
+    return poller_->receives() && !c.backlog_cap ? kAccept : kReadable;
+  }
   if (c.state == State::kConnecting) return kWritable;
   if (c.state == State::kParked) {
     if (c.hup_seen) return kNone;
@@ -115,7 +119,11 @@ uint32_t Loop::desired_interest(const Conn& c) const {
   }
   // A paused connection whose peer hung up would be reported at every wait.
   if (c.paused && c.hup_seen) return kDetached;
-  uint32_t interest = c.reading && !c.paused ? kReadable : kNone;
+  uint32_t interest = kNone;
+  if (c.reading && !c.paused) {
+    // Lingering input is discarded: readiness and a read into discard_.
+    interest = poller_->receives() && c.state != State::kLingering ? kReceive : kReadable;
+  }
   // A socket with a pending error reports writable at once, which is how the
   // error gets reported from inside a batch.
   if (!c.queue.empty() || c.error) interest |= kWritable;
@@ -160,6 +168,7 @@ void Loop::forget(Id id, Conn* c) {
   } else {
     if (c->visible) open_--;
     if (c->state == State::kParked) leave_queue(id, c);
+    if (!held_.empty()) held_.erase(id.slot);
     if (Admission* admission = admission_of(c->listener)) {
       if (c->visible) {
         admission->open--;
@@ -223,6 +232,10 @@ int Loop::configure_listener(uint64_t packed, const AdmissionPolicy& policy,
   if (!admission) return -EBADF;
   admission->policy = policy;
   admission->defaults = defaults;
+  Id id = Id::unpack(packed);
+  Conn* l = table_.get(id);
+  l->backlog_cap = policy.wait_in_backlog;
+  mark_dirty(id, l);
   return 0;
 }
 
@@ -365,7 +378,17 @@ int Loop::set_reading(uint64_t packed, bool reading) {
   if (!c) return -EBADF;
   c->paused = !reading;
   if (reading) c->hup_seen = false;
+  if (reading && holds(id, *c)) to_unhold_.push_back(id);
   mark_dirty(id, c);
+  if (!reading && c->registered != kUnregistered && (c->registered & kReceive)) {
+    // A multishot receive takes bytes from the socket until it is cancelled:
+    // at once, not before the next wait, so the kernel pushes back as it
+    // does with readiness. What it took meanwhile is held for resume.
+    uint32_t want = desired_interest(*c);
+    if (want != kDetached && poller_->modify(c->fd, id.packed(), want) == 0) {
+      c->registered = static_cast<uint8_t>(want);
+    }
+  }
   return 0;
 }
 
@@ -484,6 +507,12 @@ void Loop::prepare_wait() {
 // Serves parked connections whose listener has room again. Only called where
 // records may be emitted: not while JavaScript walks a batch.
 void Loop::settle() {
+  if (!to_unhold_.empty()) {
+    // Once: what its deliveries resume (or a slab it could not get) waits
+    // for the next settle.
+    serve_held();
+    deliver();
+  }
   while (!to_serve_.empty()) {
     serve_waiting();
     deliver();
@@ -491,6 +520,10 @@ void Loop::settle() {
 }
 
 void Loop::on_event(const PollEvent& event) {
+  if (event.completion != kNoCompletion) {
+    on_completion(event);
+    return;
+  }
   Id id = Id::unpack(event.token);
   Conn* c = table_.get(id);
   if (!c) return;  // closed earlier in this batch
@@ -795,6 +828,7 @@ void Loop::linger(Id id, Conn* c, uint32_t ms) {
   c->reading = !c->peer_ended;
   c->end_requested = true;
   c->drain_wanted = false;
+  if (holds(id, *c)) to_unhold_.push_back(id);  // an end may wait there
   if (c->queue.empty() && !c->write_shut) {
     shutdown_write(c->fd);
     c->write_shut = true;
@@ -943,6 +977,214 @@ bool Loop::after_drain(Id id, Conn* c) {
     }
   }
   return true;
+}
+
+// ---- completions ------------------------------------------------------------
+//
+// The same paths as the readiness ones (on_listener_ready, read_once), for
+// what the backend already did: an accept, a receive.
+
+void Loop::on_completion(const PollEvent& event) {
+  Id id = Id::unpack(event.token);
+  if (event.completion == kAcceptedFd) {
+    on_accepted(id, event.result);
+  } else if (event.result > 0) {
+    on_received(id, event.data, static_cast<size_t>(event.result));
+  } else {
+    on_received_end(id, event.result);
+  }
+}
+
+void Loop::on_accepted(Id listener, int result) {
+  Conn* l = table_.get(listener);
+  Admission* admission = admission_of(listener);
+  if (result < 0) {
+    // The multishot accept ended; it is armed again when the interest says
+    // so: after the backoff for EMFILE/ENFILE, at once for the rest.
+    if ((result == -EMFILE || result == -ENFILE) && l && admission && !l->backoff) {
+      start_backoff(listener, l);
+    }
+    return;
+  }
+  if (!admission) {
+    // The listener closed while the accept was in flight: reset, as the
+    // kernel resets the connections left in a closed listener's backlog.
+    set_reset_on_close(result);
+    close_socket(result);
+    return;
+  }
+  stats_.accepted++;
+  backoff_ms_ = limits_.backoff_first_ms;
+  if (!poller_->claim(result)) {
+    refuse_unwatchable(result, admission->policy);
+    return;
+  }
+  if (l->tcp) reactor::set_no_delay(result, true);
+  admit(listener, admission, result);
+}
+
+// Whether the undelivered batch has a kData record of this connection
+// (emitted by take(); the batch it goes out with is stats_.batches + 1).
+bool Loop::data_in_batch(Id id) const {
+  return record_count_ > 0 && id.slot < data_batch_.size() &&
+         data_batch_[id.slot] == stats_.batches + 1;
+}
+
+bool Loop::holds(Id id, const Conn& c) const {
+  return c.paused || (!held_.empty() && held_.count(id.slot) != 0);
+}
+
+void Loop::on_received(Id id, const uint8_t* data, size_t length) {
+  Conn* c = table_.get(id);
+  if (!c || c->kind != Kind::kStream) return;
+  if (c->state == State::kLingering || !c->reading) return;  // nobody wants them
+  if (holds(id, *c)) {
+    held_[id.slot].bytes.append(reinterpret_cast<const char*>(data), length);
+    return;
+  }
+  if (c->error) {
+    release(id, c, c->error);
+    return;
+  }
+  take(id, data, length);
+}
+
+void Loop::on_received_end(Id id, int result) {
+  Conn* c = table_.get(id);
+  if (!c || c->kind != Kind::kStream) return;
+  int error = result < 0 ? -result : 0;
+  if (c->state == State::kLingering) {
+    if (error) {
+      release(id, c, error);
+      return;
+    }
+    c->peer_ended = true;
+    c->reading = false;
+    mark_dirty(id, c);
+    if (c->write_shut) release(id, c, 0);  // else after_drain closes it once flushed
+    return;
+  }
+  if (!c->reading) {
+    // Closing (or ended): an error still ends it, as a hang-up would.
+    if (error) release(id, c, error);
+    return;
+  }
+  if (holds(id, *c)) {
+    Held& held = held_[id.slot];
+    if (error) {
+      if (!held.error) held.error = error;
+    } else {
+      held.ended = true;
+    }
+    return;
+  }
+  if (error) {
+    release(id, c, error);
+    return;
+  }
+  if (data_in_batch(id)) {
+    deliver();  // its bytes first: JavaScript may pause it there
+    on_received_end(id, result);
+    return;
+  }
+  // As read() == 0.
+  c->peer_ended = true;
+  c->reading = false;
+  if (c->write_shut) {
+    release(id, c, 0);
+    return;
+  }
+  mark_dirty(id, c);
+  emit(kEof, id);
+}
+
+bool Loop::take(Id id, const uint8_t* data, size_t length) {
+  Conn* c = table_.get(id);
+  while (length > 0) {
+    if (!c) return false;
+    if (holds(id, *c)) {  // paused by JavaScript during a delivery
+      held_[id.slot].bytes.append(reinterpret_cast<const char*>(data), length);
+      return true;
+    }
+    if (!c->reading || c->state == State::kLingering) return true;
+    size_t n = std::min(length, limits_.max_read);
+    if (slab_.size - slab_used_ < limits_.max_read) {
+      deliver();  // records still point into the old slab
+      slab_ = sink_->fresh_slab();
+      slab_used_ = 0;
+      undelivered_from_ = 0;
+      c = table_.get(id);
+      if (!c) return false;
+      if (slab_.size < n) {
+        // No memory now: keep the bytes and try again at the next settle.
+        held_[id.slot].bytes.append(reinterpret_cast<const char*>(data), length);
+        to_unhold_.push_back(id);
+        return true;
+      }
+      continue;  // the delivery may have paused or closed it
+    }
+    // Bytes of one receive split over buffers, or of several receives in
+    // one wake-up, arrive back to back: one record for them.
+    Record* last = record_count_ > 0 ? &records_[record_count_ - 1] : nullptr;
+    bool joined = last && last->kind == kData && last->slot == static_cast<int32_t>(id.slot) &&
+                  last->gen == static_cast<int32_t>(id.gen) &&
+                  static_cast<size_t>(last->a) + static_cast<size_t>(last->b) == slab_used_ &&
+                  static_cast<size_t>(last->b) + n <= limits_.max_read;
+    if (!joined && (record_count_ == record_capacity_ || data_in_batch(id))) {
+      // Delivered first: JavaScript may pause the connection there, and no
+      // record of it may follow a pause in the same batch.
+      deliver();
+      c = table_.get(id);
+      continue;
+    }
+    std::memcpy(slab_.data + slab_used_, data, n);
+    stats_.bytes_in += n;
+    if (c->idle_ms) c->last_active = start_ms();
+    if (joined) {
+      last->b += static_cast<int32_t>(n);
+    } else {
+      emit(kData, id, static_cast<int32_t>(slab_used_), static_cast<int32_t>(n));
+      if (data_batch_.size() <= id.slot) data_batch_.resize(id.slot + 1, 0);
+      data_batch_[id.slot] = stats_.batches + 1;
+    }
+    slab_used_ += n;
+    data += n;
+    length -= n;
+    c = table_.get(id);
+  }
+  return true;
+}
+
+// Resumed connections get their held input first, then what follows.
+void Loop::serve_held() {
+  std::vector<Id> ids;
+  ids.swap(to_unhold_);
+  for (Id id : ids) {
+    Conn* c = table_.get(id);
+    if (!c || c->paused) continue;  // resume() queues it again
+    auto it = held_.find(id.slot);
+    if (it == held_.end()) continue;
+    Held held = std::move(it->second);
+    held_.erase(it);
+    if (!held.bytes.empty()) {
+      if (c->state == State::kLingering || !c->reading) {
+        // Nobody wants them any more.
+      } else if (!take(id, reinterpret_cast<const uint8_t*>(held.bytes.data()),
+                       held.bytes.size())) {
+        continue;
+      }
+    }
+    if (!held.error && !held.ended) continue;
+    c = table_.get(id);
+    if (!c) continue;
+    if (holds(id, *c)) {  // paused again while its bytes were delivered
+      Held& rest = held_[id.slot];
+      rest.ended = rest.ended || held.ended;
+      if (!rest.error) rest.error = held.error;
+      continue;
+    }
+    on_received_end(id, held.error ? -held.error : 0);
+  }
 }
 
 // ---- records ----------------------------------------------------------------

@@ -172,7 +172,9 @@ class Loop {
   // changes recorded since the last wait; the binding calls this before its
   // loop blocks.
   void prepare_wait();
-  bool has_pending_changes() const { return !dirty_.empty() || !to_serve_.empty(); }
+  bool has_pending_changes() const {
+    return !dirty_.empty() || !to_serve_.empty() || !to_unhold_.empty();
+  }
   // Listeners and connections that should keep the process alive.
   size_t live_handles() const { return table_.used(); }
 
@@ -206,10 +208,11 @@ class Loop {
     bool drain_wanted : 1;  // passed the high watermark: report kDrain at the low one
     bool idle_notify : 1;   // idle expiry goes to JavaScript
     bool idle_resets_on_write : 1;
-    bool reaped : 1;   // ended for idleness: its close reports kReasonIdle
-    bool backoff : 1;  // listener: accepting paused after EMFILE
-    bool at_cap : 1;   // listener: accepting paused at the cap (clients wait in the backlog)
-    int error = 0;     // a failed send, reported on the next event
+    bool reaped : 1;       // ended for idleness: its close reports kReasonIdle
+    bool backoff : 1;      // listener: accepting paused after EMFILE
+    bool at_cap : 1;       // listener: accepting paused at the cap (clients wait in the backlog)
+    bool backlog_cap : 1;  // listener: its cap leaves clients in the backlog (accepts on readiness)
+    int error = 0;         // a failed send, reported on the next event
     uint32_t idle_ms = 0;
     uint32_t grace_ms = 0;
     uint32_t high_water = 0;
@@ -235,7 +238,8 @@ class Loop {
           idle_resets_on_write(false),
           reaped(false),
           backoff(false),
-          at_cap(false) {}
+          at_cap(false),
+          backlog_cap(false) {}
   };
   static constexpr uint8_t kUnregistered = 0xff;
   static constexpr uint32_t kDetached = 0x80;  // desired interest: not watched at all
@@ -278,6 +282,19 @@ class Loop {
   void linger(Id id, Conn* c, uint32_t ms);
 
   void on_event(const PollEvent& event);
+  // Completions (Poller::receives()): bytes or an end the backend received,
+  // a connection it accepted.
+  void on_completion(const PollEvent& event);
+  void on_accepted(Id listener, int result);
+  void on_received(Id id, const uint8_t* data, size_t length);
+  void on_received_end(Id id, int result);
+  // Copies bytes into the slab as kData records. Returns false once the
+  // connection is gone.
+  bool take(Id id, const uint8_t* data, size_t length);
+  // Input that arrived while paused waits here, in order, until resume.
+  bool holds(Id id, const Conn& c) const;
+  bool data_in_batch(Id id) const;
+  void serve_held();
   void on_listener_ready(Id id);
   void on_connect_ready(Id id, Conn* c);
   void on_stream_ready(Id id, Conn* c, const PollEvent& event);
@@ -317,6 +334,16 @@ class Loop {
   std::vector<Id> backed_off_;  // listeners not accepting after EMFILE
   uint32_t backoff_ms_;
   std::vector<uint8_t> discard_;  // input of lingering connections is read into this
+  // Received while paused (a cancelled recv still posting), by slot: bytes,
+  // then an end of stream or an error.
+  struct Held {
+    std::string bytes;
+    bool ended = false;
+    int error = 0;
+  };
+  std::unordered_map<uint32_t, Held> held_;
+  std::vector<Id> to_unhold_;         // resumed connections with held input
+  std::vector<uint64_t> data_batch_;  // by slot: the batch its last kData record went out with
   Stats stats_;
   size_t open_ = 0;    // connections JavaScript knows
   size_t queued_ = 0;  // parked

@@ -19,6 +19,19 @@ enum Interest : uint32_t {
   // The peer shut down its write side, reported without reading and even
   // while unread bytes wait (a parked connection whose client went away).
   kPeerClosed = 4,
+  // Completions instead of readiness, for backends whose receives() is true:
+  // the backend reads the socket itself and reports kReceived events
+  // (kReceive), or accepts connections and reports kAcceptedFd events
+  // (kAccept). A backend that cannot do it for an fd after all reports
+  // readiness instead, as for kReadable; the loop takes either.
+  kReceive = 8,
+  kAccept = 16,
+};
+
+enum Completion : uint8_t {
+  kNoCompletion = 0,  // a readiness report (every backend)
+  kReceived = 1,      // result: bytes at data (0: end of stream) or -errno
+  kAcceptedFd = 2,    // result: a connected, non-blocking, close-on-exec fd or -errno
 };
 
 struct PollEvent {
@@ -28,6 +41,11 @@ struct PollEvent {
   uint32_t error : 1;        // an error is pending on the socket (SO_ERROR says which)
   uint32_t hangup : 1;       // both directions are shut down
   uint32_t peer_closed : 1;  // the peer shut down its write side (kPeerClosed)
+  // Set by completion-based backends only; the others never touch these.
+  uint8_t completion = kNoCompletion;
+  int32_t result = 0;
+  // kReceived bytes, lent by the backend until the next wait() or commit().
+  const uint8_t* data = nullptr;
 };
 
 class Poller {
@@ -47,6 +65,12 @@ class Poller {
   // Whether kPeerClosed works. Without it the loop watches parked
   // connections for readability and peeks.
   virtual bool reports_peer_closed() const { return false; }
+  // Whether kReceive and kAccept are understood (io_uring's multishot recv
+  // and accept). Elsewhere the loop never asks for them. The bytes of a
+  // receive cancelled by modify() or detach() that were already taken from
+  // the socket are still reported, so none is lost; after remove() nothing
+  // about the fd is (an accepted fd still in flight is closed).
+  virtual bool receives() const { return false; }
   // Register, change or drop interest. Return 0 or -errno.
   virtual int add(int fd, uint64_t token, uint32_t interest) = 0;
   virtual int modify(int fd, uint64_t token, uint32_t interest) = 0;

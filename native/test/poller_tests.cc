@@ -5,13 +5,17 @@
 // the interest, stale registrations never reported, and a pollable fd that
 // turns readable while events wait.
 #ifndef _WIN32
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/select.h>
+#include <sys/un.h>
+#include <unistd.h>
 #endif
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -436,3 +440,108 @@ TEST(poller_select_claims_only_what_an_fd_set_holds) {
   CHECK_EQ(p->add(FD_SETSIZE, 1, kReadable), -EMFILE);
 #endif
 }
+
+// Completions (Poller::receives(): io_uring's multishot recv and accept);
+// elsewhere the same checks on readiness.
+
+TEST(poller_receive_reports_bytes_then_the_end) {
+  for_each_backend([](const std::string& name, Poller& p) {
+    Pair pair;
+    REQUIRE(pair.ok());
+    bool completes = p.receives();
+    REQUIRE(p.add(pair.a, 31, completes ? kReceive : kReadable) == 0);
+    p.commit();
+    REQUIRE(::send(native_socket(pair.b), "hello", 5, MSG_NOSIGNAL) == 5);
+    PollEvent e;
+    REQUIRE(wait_for(p, 31, &e));
+    std::string got;
+    if (completes) {
+      CHECK_MSG(e.completion == kReceived, name);
+      CHECK_EQ(e.result, 5);
+      if (e.result > 0 && e.data) got.assign(reinterpret_cast<const char*>(e.data), 5);
+    } else {
+      CHECK_MSG(e.completion == kNoCompletion && e.readable, name);
+      char buffer[16];
+      got.assign(buffer, static_cast<size_t>(socket_recv(pair.a, buffer, sizeof buffer)));
+    }
+    CHECK_EQ(got, std::string("hello"));
+    shutdown_write(pair.b);
+    REQUIRE(wait_for(p, 31, &e));
+    if (completes) {
+      CHECK_MSG(e.completion == kReceived && e.result == 0, name << ": end of stream");
+      CHECK_MSG(!reported_within(p, 31, 100), name << ": a recv that ended is not armed again");
+    } else {
+      char c;
+      CHECK_EQ(socket_recv(pair.a, &c, 1), 0);
+    }
+    p.remove(pair.a);
+  });
+}
+
+TEST(poller_receive_remove_then_close_releases_the_socket) {
+  for_each_backend([](const std::string& name, Poller& p) {
+    Pair pair;
+    REQUIRE(pair.ok());
+    REQUIRE(p.add(pair.a, 32, p.receives() ? kReceive | kWritable : kReadable) == 0);
+    wait_once(p, 0);
+    CHECK_EQ(p.remove(pair.a), 0);
+    close_socket(pair.a);
+    pair.a = -1;
+    CHECK_MSG(fd_readable(pair.b, 1000), name << ": the peer saw no close");
+    char c;
+    CHECK_EQ(socket_recv(pair.b, &c, 1), 0);
+  });
+}
+
+#ifndef _WIN32  // on a Unix-domain listener
+TEST(poller_accept_reports_connections) {
+  for_each_backend([](const std::string& name, Poller& p) {
+    int listener = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    REQUIRE(listener >= 0);
+    ::fcntl(listener, F_SETFL, ::fcntl(listener, F_GETFL) | O_NONBLOCK);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::string path = "/tmp/native-reactor-poller-" + std::to_string(getpid()) + ".sock";
+    std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+    ::unlink(path.c_str());
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(::listen(listener, 16) == 0);
+    bool completes = p.receives();
+    REQUIRE(p.add(listener, 33, completes ? kAccept : kReadable) == 0);
+    p.commit();
+    std::vector<int> clients;
+    for (int i = 0; i < 3; i++) {
+      int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+      REQUIRE(fd >= 0);
+      REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+      clients.push_back(fd);
+    }
+    int accepted = 0;
+    uint64_t deadline = now_ms() + 2000;
+    while (accepted < 3 && now_ms() < deadline) {
+      for (const PollEvent& e : wait_once(p, 50)) {
+        if (e.token != 33) continue;
+        if (completes) {
+          CHECK_MSG(e.completion == kAcceptedFd && e.result >= 0, name);
+          if (e.result >= 0) {
+            CHECK(::fcntl(e.result, F_GETFL) & O_NONBLOCK);
+            CHECK(::fcntl(e.result, F_GETFD) & FD_CLOEXEC);
+            ::close(e.result);
+            accepted++;
+          }
+        } else {
+          for (int fd; (fd = ::accept(listener, nullptr, nullptr)) >= 0;) {
+            ::close(fd);
+            accepted++;
+          }
+        }
+      }
+    }
+    CHECK_EQ(accepted, 3);
+    p.remove(listener);
+    ::close(listener);
+    ::unlink(path.c_str());
+    for (int fd : clients) ::close(fd);
+  });
+}
+#endif
