@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { getSystemErrorName } from 'node:util';
 import { constants } from 'node:os';
+import { getSystemErrorName } from 'node:util';
 import { type Address, listenHost, toAddress } from './address.js';
 import { ReactorError, reactorClosed, systemError, type ErrorTarget } from './errors.js';
 import { type ConnectionLimitOptions, DEFAULT_WRITE_LIMITS, type ListenerConfig, parseListenerConfig, validateMs } from './limits.js';
