@@ -557,16 +557,21 @@ void Loop::on_listener_ready(Id listener) {
       if (fd == -EMFILE || fd == -ENFILE) start_backoff(listener, l);
       return;  // EAGAIN, or an error the next wake-up will meet again
     }
-    stats_.accepted++;
-    backoff_ms_ = limits_.backoff_first_ms;
-    // Asked here so a refusal can be told to the client; adopt() asks again.
-    if (!poller_->claim(fd)) {
-      refuse_unwatchable(fd, admission->policy);
-      continue;
-    }
-    if (l->tcp) reactor::set_no_delay(fd, true);
-    admit(listener, admission, fd);
+    take_accepted(listener, l->tcp, admission, fd);
   }
+}
+
+// A socket a listener accepted (by accept(), or by io_uring's multishot accept).
+void Loop::take_accepted(Id listener, bool tcp, Admission* admission, int fd) {
+  stats_.accepted++;
+  backoff_ms_ = limits_.backoff_first_ms;
+  // Asked here so a refusal can be told to the client; adopt() asks again.
+  if (!poller_->claim(fd)) {
+    refuse_unwatchable(fd, admission->policy);
+    return;
+  }
+  if (tcp) reactor::set_no_delay(fd, true);
+  admit(listener, admission, fd);
 }
 
 void Loop::admit(Id listener, Admission* admission, int fd) {
@@ -906,10 +911,7 @@ bool Loop::read_once(Id id, Conn* c) {
     return false;
   }
   if (slab_.size - slab_used_ < limits_.max_read) {
-    deliver();  // records still point into the old slab
-    slab_ = sink_->fresh_slab();
-    slab_used_ = 0;
-    undelivered_from_ = 0;
+    start_new_slab();
     c = table_.get(id);
     if (!c) return false;
     if (slab_.size < limits_.max_read) return true;  // no memory now; still readable next wake-up
@@ -1013,14 +1015,16 @@ void Loop::on_accepted(Id listener, int result) {
     close_socket(result);
     return;
   }
-  stats_.accepted++;
-  backoff_ms_ = limits_.backoff_first_ms;
-  if (!poller_->claim(result)) {
-    refuse_unwatchable(result, admission->policy);
-    return;
-  }
-  if (l->tcp) reactor::set_no_delay(result, true);
-  admit(listener, admission, result);
+  take_accepted(listener, l->tcp, admission, result);
+}
+
+// Delivers what points into the current slab (JavaScript may run), then reads
+// go to a fresh one.
+void Loop::start_new_slab() {
+  deliver();
+  slab_ = sink_->fresh_slab();
+  slab_used_ = 0;
+  undelivered_from_ = 0;
 }
 
 // Whether the undelivered batch has a kData record of this connection
@@ -1109,10 +1113,7 @@ bool Loop::take(Id id, const uint8_t* data, size_t length) {
     if (!c->reading || c->state == State::kLingering) return true;
     size_t n = std::min(length, limits_.max_read);
     if (slab_.size - slab_used_ < limits_.max_read) {
-      deliver();  // records still point into the old slab
-      slab_ = sink_->fresh_slab();
-      slab_used_ = 0;
-      undelivered_from_ = 0;
+      start_new_slab();
       c = table_.get(id);
       if (!c) return false;
       if (slab_.size < n) {

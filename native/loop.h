@@ -291,11 +291,13 @@ class Loop {
   // Copies bytes into the slab as kData records. Returns false once the
   // connection is gone.
   bool take(Id id, const uint8_t* data, size_t length);
+  void start_new_slab();
   // Input that arrived while paused waits here, in order, until resume.
   bool holds(Id id, const Conn& c) const;
   bool data_in_batch(Id id) const;
   void serve_held();
   void on_listener_ready(Id id);
+  void take_accepted(Id listener, bool tcp, Admission* admission, int fd);
   void on_connect_ready(Id id, Conn* c);
   void on_stream_ready(Id id, Conn* c, const PollEvent& event);
   // Each returns false once the connection is gone.

@@ -921,6 +921,37 @@ TEST(loop_small_slabs_and_record_buffer) {
 // Needs a descriptor limit to run into (RLIMIT_NOFILE); Windows has none a
 // process can tighten.
 #ifndef _WIN32
+namespace {
+
+// Lowers RLIMIT_NOFILE to `headroom` above the lowest free descriptor (probed
+// by duplicating `fd`) until restore() or the end of the scope. Set it before
+// a listener is watched: io_uring's accept keeps the limit of when it was
+// submitted.
+class TightFdLimit {
+ public:
+  TightFdLimit(int fd, int headroom) {
+    if (getrlimit(RLIMIT_NOFILE, &saved_) != 0) return;
+    int lowest_free = ::dup(fd);
+    if (lowest_free < 0) return;
+    ::close(lowest_free);
+    rlimit tight = saved_;
+    tight.rlim_cur = static_cast<rlim_t>(lowest_free + headroom);
+    set_ = setrlimit(RLIMIT_NOFILE, &tight) == 0;
+  }
+  ~TightFdLimit() { restore(); }
+  bool ok() const { return set_; }
+  void restore() {
+    if (set_) setrlimit(RLIMIT_NOFILE, &saved_);
+    set_ = false;
+  }
+
+ private:
+  rlimit saved_{};
+  bool set_ = false;
+};
+
+}  // namespace
+
 TEST(loop_accept_exhaustion_backs_off_then_serves_the_waiting_clients) {
   Harness h;
   REQUIRE(h.loop != nullptr);
@@ -930,17 +961,9 @@ TEST(loop_accept_exhaustion_backs_off_then_serves_the_waiting_clients) {
     REQUIRE(fd >= 0);
     raw.push_back(fd);
   }
-  // Descriptors run out for real: a low limit, set before the listener is
-  // watched (io_uring's accept keeps the limit of when it was submitted),
-  // then the table filled up to it.
-  rlimit saved;
-  REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
-  int lowest_free = ::dup(raw[0]);
-  REQUIRE(lowest_free >= 0);
-  close_socket(lowest_free);
-  rlimit tight = saved;
-  tight.rlim_cur = static_cast<rlim_t>(lowest_free + 8);
-  REQUIRE(setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  // Descriptors run out for real: a low limit, then the table filled up to it.
+  TightFdLimit limit(raw[0], 8);
+  REQUIRE(limit.ok());
   int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
   REQUIRE(listener >= 0);
   int port = h.local_port(listener);
@@ -965,7 +988,7 @@ TEST(loop_accept_exhaustion_backs_off_then_serves_the_waiting_clients) {
     if (recv_now(fd, &byte, 1) != -EAGAIN) clients_waiting = false;
   }
   for (int fd : filler) ::close(fd);
-  setrlimit(RLIMIT_NOFILE, &saved);
+  limit.restore();
   // Backoff of 50, 100, 200 ms: a handful of attempts, not one per wake-up.
   CHECK(emfile >= 1);
   CHECK(emfile <= 4);
@@ -1658,14 +1681,8 @@ TEST(loop_accept_exhaustion_with_clients_arriving_does_not_spin) {
     REQUIRE(fd >= 0);
     raw.push_back(fd);
   }
-  rlimit saved;
-  REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
-  int lowest_free = ::dup(raw[0]);
-  REQUIRE(lowest_free >= 0);
-  ::close(lowest_free);
-  rlimit tight = saved;
-  tight.rlim_cur = static_cast<rlim_t>(lowest_free + 8);
-  REQUIRE(setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  TightFdLimit limit(raw[0], 8);
+  REQUIRE(limit.ok());
   int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
   REQUIRE(listener >= 0);
   int port = h.local_port(static_cast<uint64_t>(listener));
@@ -1693,7 +1710,7 @@ TEST(loop_accept_exhaustion_with_clients_arriving_does_not_spin) {
   CHECK(h.loop->stats().emfile <= 8);
   CHECK(h.loop->stats().loop_iterations - wakes_before < 400);
   for (int fd : filler) ::close(fd);
-  setrlimit(RLIMIT_NOFILE, &saved);
+  limit.restore();
   CHECK(
       h.pump_until([&] { return h.count_kind(kAccepted) == static_cast<size_t>(kClients); }, 5000));
   CHECK_EQ(h.loop->stats().accepted, static_cast<uint64_t>(kClients));
