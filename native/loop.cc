@@ -150,11 +150,11 @@ void Loop::apply_interest() {
   dirty_.clear();
 }
 
-void Loop::release(Id id, Conn* c, int error) {
+void Loop::release(Id id, Conn* c, int error, CloseReason why) {
   bool report = c->visible;
-  int32_t reason = c->reaped ? kReasonIdle : kReasonNone;
+  if (why == kReasonNone && c->reaped) why = kReasonIdle;
   forget(id, c);
-  if (report) emit(kClosed, id, error, reason);
+  if (report) emit(kClosed, id, error, why);
 }
 
 void Loop::forget(Id id, Conn* c) {
@@ -785,7 +785,7 @@ void Loop::on_deadline(Id id, Conn* c, uint64_t now) {
     case State::kLingering:
       // The peer did not close in time.
       set_reset_on_close(c->fd);
-      release(id, c, 0);
+      release(id, c, 0, c->reaped ? kReasonGraceExpired : kReasonNone);
       return;
     case State::kConnecting:
       deadlines_.clear(id.slot);

@@ -45,7 +45,8 @@ enum RecordKind : int32_t {
 
 enum CloseReason : int32_t {
   kReasonNone = 0,
-  kReasonIdle = 1,  // reaped after an idle timeout
+  kReasonIdle = 1,          // reaped after an idle timeout
+  kReasonGraceExpired = 2,  // reaped, then aborted: the peer did not close within the grace
 };
 
 // Counters for reactor.stats(): kept as the events happen, never by a walk.
@@ -308,8 +309,8 @@ class Loop {
   void emit(RecordKind kind, Id id, int32_t a = 0, int32_t b = 0);
   void deliver();
   // Closes the fd and frees the slot, reporting kClosed if JavaScript knows
-  // the connection.
-  void release(Id id, Conn* c, int error);
+  // the connection (why: kReasonIdle by default for a reaped one).
+  void release(Id id, Conn* c, int error, CloseReason why = kReasonNone);
   // The same without a record: JavaScript closed it, or never knew it.
   void forget(Id id, Conn* c);
   static uint64_t start_ms();

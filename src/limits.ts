@@ -3,7 +3,7 @@
 // configuration. Defaults live here and nowhere else.
 import { type NativeReactor, NO_LIMIT } from './native.js';
 import { ReactorError } from './errors.js';
-import { invalidType, invalidValue, validateBoolean, validateDelay, validateInteger, validateObject } from './validate.js';
+import { invalidType, invalidValue, validateBoolean, validateDelay, validateInteger, validateKeys, validateObject } from './validate.js';
 
 export interface QueueOptions {
   /**
@@ -56,6 +56,19 @@ export interface WriteLimits {
   readonly max: number;
 }
 
+export const WRITE_BUFFER_KEYS = ['highWaterMark', 'lowWaterMark', 'maxWriteBuffer'] as const;
+/** Every key of ConnectionLimitOptions: listeners take these besides their own. */
+export const LIMIT_KEYS = [
+  ...WRITE_BUFFER_KEYS,
+  'idleTimeoutMs',
+  'idleResetOnWrite',
+  'idleGraceMs',
+  'maxConnections',
+  'maxConnectionsPerPeer',
+  'queue',
+] as const;
+const QUEUE_KEYS = ['mode', 'limit', 'timeoutMs', 'overflow'] as const;
+
 export const DEFAULT_WRITE_LIMITS: WriteLimits = Object.freeze({ high: 64 * 1024, low: 16 * 1024, max: 16 * 1024 * 1024 });
 export const DEFAULT_IDLE_GRACE_MS = 15_000;
 const DEFAULT_QUEUE_LIMIT = 1024;
@@ -95,7 +108,13 @@ function validateLimit(value: unknown, name: string, min: number): number {
 function validateOverflow(value: unknown): { reset: boolean; bytes: Uint8Array | undefined } {
   if (value === 'close') return { reset: false, bytes: undefined };
   if (value === 'reset') return { reset: true, bytes: undefined };
-  if (typeof value === 'string') return { reset: false, bytes: Buffer.from(value) };
+  if (typeof value === 'string') {
+    // A reply is bytes; a lone word is far likelier a misspelt policy ('rst').
+    if (/^[A-Za-z_-]{1,16}$/.test(value)) {
+      throw invalidValue('queue.overflow', JSON.stringify(value), "must be 'close', 'reset' or the reply's bytes (pass a lone word as a Buffer)");
+    }
+    return { reset: false, bytes: Buffer.from(value) };
+  }
   if (value instanceof Uint8Array) return { reset: false, bytes: value };
   throw invalidType('queue.overflow', "'close', 'reset', a string or a Uint8Array", value);
 }
@@ -109,6 +128,7 @@ function validateQueueMode(value: unknown): 'park' | 'backlog' {
 export function parseListenerConfig(options: ConnectionLimitOptions, tcp: boolean): ListenerConfig {
   const queue = options.queue ?? {};
   validateObject(queue, 'queue');
+  validateKeys(queue, 'queue', QUEUE_KEYS);
   if (!tcp && options.maxConnectionsPerPeer !== undefined) {
     throw invalidValue('maxConnectionsPerPeer', options.maxConnectionsPerPeer, 'applies to TCP listeners only');
   }

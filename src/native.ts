@@ -112,7 +112,8 @@ export const enum RecordKind {
 
 export const enum CloseReason {
   None = 0,
-  Idle = 1,
+  Idle = 1, // reaped after an idle timeout
+  GraceExpired = 2, // reaped, then aborted when the peer had not closed within the grace period
 }
 
 /** Identities are generation * 2^24 + slot (native/slot_table.h). */

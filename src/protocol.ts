@@ -1,5 +1,6 @@
-import type { ReactorError } from './errors.js';
+import { ReactorError } from './errors.js';
 import type { Transport } from './transport.js';
+import { editDistance, invalidType, validateObject } from './validate.js';
 
 /**
  * What a connection does with its events. Only `dataReceived` is required.
@@ -60,3 +61,53 @@ export interface Protocol {
 
 /** Builds the protocol for an accepted connection; null/undefined refuses it (closed at once). */
 export type ProtocolFactory = (transport: Transport) => Protocol | null | undefined;
+
+const METHODS = [
+  'connectionMade',
+  'dataReceived',
+  'readConnectionLost',
+  'writeDrained',
+  'timeoutConnection',
+  'shutdownRequested',
+  'connectionLost',
+] as const;
+const MEMBERS: readonly string[] = [...METHODS, 'keepsData'];
+// Objects (and class prototypes) already checked: a factory that returns the
+// same protocol, or instances of one class, cost one WeakSet lookup.
+const checked = new WeakSet<object>();
+
+/**
+ * A protocol has dataReceived, its known members have the right types, and no
+ * member is a near miss of a known one ("dataRecieved", "keepData"), which
+ * would otherwise never be called, without a word.
+ */
+export function validateProtocol(protocol: unknown): asserts protocol is Protocol {
+  validateObject(protocol, 'protocol');
+  if (checked.has(protocol)) return;
+  const members = protocol as Record<string, unknown>;
+  for (const name of METHODS) {
+    const value = members[name];
+    if (value !== undefined && typeof value !== 'function') throw invalidType(`protocol.${name}`, 'a function', value);
+  }
+  if (typeof members.dataReceived !== 'function') throw invalidType('protocol.dataReceived', 'a function', members.dataReceived);
+  if (members.keepsData !== undefined && typeof members.keepsData !== 'boolean') {
+    throw invalidType('protocol.keepsData', 'a boolean', members.keepsData);
+  }
+  for (let level: object | null = protocol; level !== null && level !== Object.prototype; level = Object.getPrototypeOf(level)) {
+    if (level !== protocol && checked.has(level)) break;
+    for (const key of Object.getOwnPropertyNames(level)) {
+      const miss = nearMiss(key);
+      if (miss !== undefined) {
+        throw new ReactorError('ERR_INVALID_ARG_VALUE', `"protocol.${key}" is not a protocol member; did you mean "${miss}"?`);
+      }
+    }
+    if (level !== protocol) checked.add(level);
+  }
+  checked.add(protocol);
+}
+
+function nearMiss(key: string): string | undefined {
+  if (key.length < 8 || MEMBERS.includes(key)) return undefined;
+  const lower = key.toLowerCase();
+  return MEMBERS.find((name) => editDistance(lower, name.toLowerCase()) <= 2);
+}

@@ -4,7 +4,14 @@ import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { type Address, listenHost, toAddress } from './address.js';
 import { ReactorError, reactorClosed, systemError, type ErrorTarget } from './errors.js';
-import { type ConnectionLimitOptions, DEFAULT_WRITE_LIMITS, type ListenerConfig, parseListenerConfig, validateMs } from './limits.js';
+import {
+  type ConnectionLimitOptions,
+  DEFAULT_WRITE_LIMITS,
+  LIMIT_KEYS,
+  type ListenerConfig,
+  parseListenerConfig,
+  validateMs,
+} from './limits.js';
 import { Listener, type ListenerHost } from './listener.js';
 import {
   createNativeReactor,
@@ -16,18 +23,19 @@ import {
   RecordKind,
   slotOf,
 } from './native.js';
-import type { Protocol, ProtocolFactory } from './protocol.js';
+import { type Protocol, type ProtocolFactory, validateProtocol } from './protocol.js';
 import { DelayedCall, type TimerHost } from './timers.js';
 import { Transport, type TransportHost } from './transport.js';
 import {
   invalidValue,
   validateBoolean,
+  validateCString,
   validateDelay,
   validateFunction,
   validateInteger,
+  validateKeys,
   validateObject,
   validatePort,
-  validateString,
 } from './validate.js';
 
 export const BACKEND_NAMES = ['auto', 'epoll', 'kqueue', 'poll', 'select', 'io_uring'] as const;
@@ -133,6 +141,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
 
   constructor(options: ReactorOptions = {}) {
     validateObject(options, 'options');
+    validateKeys(options, 'options', ['backend', 'onError']);
     const backend: string = options.backend ?? process.env.NATIVE_REACTOR_BACKEND ?? 'auto';
     if (!(BACKEND_NAMES as readonly string[]).includes(backend)) {
       throw invalidValue('backend', backend, `must be one of ${BACKEND_NAMES.join(', ')}`);
@@ -176,6 +185,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
   listenTCP(options: ListenTCPOptions, factory: ProtocolFactory): Listener {
     this.checkOpen();
     validateObject(options, 'options');
+    validateKeys(options, 'options', ['port', 'host', 'backlog', 'reusePort', 'ipv6Only', ...LIMIT_KEYS]);
     const port = validatePort(options.port);
     validateFunction(factory, 'factory');
     const backlog = validateInteger(options.backlog ?? 511, 'backlog', 1, 0x7fffffff);
@@ -192,7 +202,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
         id = this.native.listenTcp(host, port, backlog, reusePort, ipv6Only);
       }
     } else {
-      validateString(options.host, 'host');
+      validateCString(options.host, 'host');
       host = listenHost(options.host);
       id = this.native.listenTcp(host, port, backlog, reusePort, ipv6Only);
     }
@@ -204,7 +214,8 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
   listenUnix(options: ListenUnixOptions, factory: ProtocolFactory): Listener {
     this.checkOpen();
     validateObject(options, 'options');
-    validateString(options.path, 'path');
+    validateKeys(options, 'options', ['path', 'backlog', ...LIMIT_KEYS]);
+    validateCString(options.path, 'path');
     validateFunction(factory, 'factory');
     const backlog = validateInteger(options.backlog ?? 511, 'backlog', 1, 0x7fffffff);
     const config = parseListenerConfig(options, false);
@@ -220,10 +231,11 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
   async connectTCP(options: ConnectTCPOptions, protocol: Protocol): Promise<Transport> {
     this.checkOpen();
     validateObject(options, 'options');
+    validateKeys(options, 'options', ['port', 'host']);
     const port = validatePort(options.port);
     validateProtocol(protocol);
     const name = options.host ?? 'localhost';
-    validateString(name, 'host');
+    validateCString(name, 'host');
     const host = await resolveHost(name);
     this.checkOpen();
     return this.#connect(this.native.connectTcp(host, port), protocol, { address: host, port });
@@ -233,7 +245,8 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
   async connectUnix(options: ConnectUnixOptions, protocol: Protocol): Promise<Transport> {
     this.checkOpen();
     validateObject(options, 'options');
-    validateString(options.path, 'path');
+    validateKeys(options, 'options', ['path']);
+    validateCString(options.path, 'path');
     validateProtocol(protocol);
     return this.#connect(this.native.connectUnix(options.path), protocol, { address: options.path });
   }
@@ -283,6 +296,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
     this.checkOpen();
     if (this.#shutdown) return this.#shutdown;
     validateObject(options, 'options');
+    validateKeys(options, 'options', ['timeoutMs']);
     const timeoutMs = validateMs(options.timeoutMs ?? 15_000, 'options.timeoutMs');
     for (const listener of [...this.#listeners.values()]) listener.close();
     const draining = new Set<Transport>();
@@ -294,7 +308,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
       const deadline = this.callLater(timeoutMs, () => {
         for (const transport of [...draining]) {
           aborted++;
-          transport.abort();
+          transport.abortWith(new ReactorError('ERR_SHUTDOWN_TIMEOUT', `still open ${timeoutMs} ms after shutdown()`));
         }
       });
       this.#drained = () => {
@@ -502,6 +516,9 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
       return;
     }
     const protocol = listener.factory(transport);
+    // Closed during the factory call (reactor.close(), transport.abort()):
+    // the protocol never had a connection, so it gets neither call.
+    if (transport.state === 'closed') return;
     if (protocol == null) {
       transport.close();
       return;
@@ -525,7 +542,11 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
 
   /** A protocol or timer callback threw: abort its connection and report the error. */
   #failed(transport: Transport | undefined, error: unknown): void {
-    if (transport !== undefined && transport.state !== 'closed' && !this.#closed) transport.abort();
+    if (transport !== undefined && !this.#closed) {
+      const reason = new ReactorError('ERR_CALLBACK_THREW', `a protocol method threw: ${String(error)}`);
+      reason.cause = error;
+      transport.abortWith(reason);
+    }
     if (this.#onError) this.#onError(error);
     else
       process.nextTick(() => {
@@ -535,11 +556,6 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
 }
 
 const EAFNOSUPPORT = constants.errno.EAFNOSUPPORT;
-
-function validateProtocol(protocol: unknown): asserts protocol is Protocol {
-  validateObject(protocol, 'protocol');
-  validateFunction((protocol as { dataReceived?: unknown }).dataReceived, 'protocol.dataReceived');
-}
 
 async function resolveHost(host: string): Promise<string> {
   if (host === 'localhost') return '127.0.0.1';

@@ -1,10 +1,20 @@
 import { constants } from 'node:os';
+import { isUint8Array } from 'node:util/types';
 import { type Address, toAddress } from './address.js';
 import { ReactorError, socketClosed, systemError } from './errors.js';
 import { parseWriteLimits, validateMs, type WriteBufferOptions, type WriteLimits } from './limits.js';
 import { CloseReason, NO_LIMIT, type NativeReactor } from './native.js';
 import type { Protocol } from './protocol.js';
-import { invalidType, validateBoolean, validateDelay, validateFunction, validateInteger, validateObject } from './validate.js';
+import {
+  invalidType,
+  validateBoolean,
+  validateDelay,
+  validateFunction,
+  validateInteger,
+  validateKeys,
+  validateObject,
+} from './validate.js';
+import { WRITE_BUFFER_KEYS } from './limits.js';
 
 /** What a transport needs from its reactor. */
 export interface TransportHost {
@@ -62,6 +72,15 @@ export class Transport implements Producer {
     return this.#state;
   }
 
+  /**
+   * Whether write() still sends: false once end(), close() or abort() was
+   * called, the peer's end closed it, or the native side ended its write side
+   * (an idle reap, noticed at the first refused write).
+   */
+  get writable(): boolean {
+    return (this.#state === 'open' || this.#state === 'connecting') && !this.#ended;
+  }
+
   /** Bytes accepted by write() that the kernel has not taken yet. */
   get bufferedAmount(): number {
     if (this.#state === 'closed') return 0;
@@ -73,51 +92,78 @@ export class Transport implements Producer {
    * Sends now what the socket takes and queues the rest natively. Returns
    * false once highWaterMark (64 KiB) or more are queued; a write that would
    * queue more than maxWriteBuffer aborts the connection (connectionLost gets
-   * ERR_WRITE_BUFFER_FULL) and returns false. Throws ERR_SOCKET_CLOSED after
-   * close()/abort() and ERR_STREAM_WRITE_AFTER_END after end().
+   * ERR_WRITE_BUFFER_FULL) and returns false.
+   *
+   * A write to a transport that is no longer `writable` never throws into the
+   * caller (a broadcast must not fail because one peer is leaving): it sends
+   * nothing, returns false and is this transport's error — one that is not
+   * closed yet is aborted and its connectionLost gets
+   * ERR_STREAM_WRITE_AFTER_END; a closed one has had its connectionLost.
+   * Bad arguments throw.
    */
   write(data: Uint8Array | string, encoding?: BufferEncoding): boolean {
     const bytes = toBytes(data, encoding, 'data');
-    this.#checkWritable();
+    this.host.checkOpen();
+    if (!this.writable) return this.#writeRefused();
     return this.#queued(this.host.native.write(this.id, bytes));
   }
 
-  /** Writes several chunks with one system call, in order. */
+  /** Writes several chunks with one system call, in order; like write() otherwise. */
   writev(chunks: ReadonlyArray<Uint8Array | string>): boolean {
     if (!Array.isArray(chunks)) throw invalidType('chunks', 'an array', chunks);
-    const list = chunks.map((chunk, i) => toBytes(chunk, undefined, `chunks[${i}]`));
-    this.#checkWritable();
+    const list: Uint8Array[] = [];
+    // Indexed, not mapped: a hole in a sparse array is an error, not skipped.
+    for (let i = 0; i < chunks.length; i++) list.push(toBytes(chunks[i], undefined, `chunks[${i}]`));
+    this.host.checkOpen();
+    if (!this.writable) return this.#writeRefused();
     return this.#queued(this.host.native.writev(this.id, list));
   }
 
   /**
    * Optionally writes `data`, then shuts down the write side once everything
    * queued is sent. Reading goes on; the connection closes when the peer ends
-   * too.
+   * too. Again, or once closing or closed, it does nothing (with `data`, that
+   * is a write after end: see write()).
    */
   end(data?: Uint8Array | string, encoding?: BufferEncoding): void {
-    if (data !== undefined) this.write(data, encoding);
-    else this.#checkWritable();
+    if (data !== undefined) {
+      this.write(data, encoding);
+    } else {
+      toBytes('', encoding, 'data'); // validates the encoding alone
+      this.host.checkOpen();
+    }
+    if (!this.writable) return;
     this.#ended = true;
     const result = this.host.native.end(this.id);
     if (result === 1) this.#release(undefined, false);
   }
 
-  /** Closes after everything queued is sent. Throws ERR_SOCKET_CLOSED if already closed. */
+  /**
+   * Closes after everything queued is sent; connectionLost gets undefined.
+   * Once closing or closed it does nothing.
+   */
   close(): void {
     this.host.checkOpen();
-    if (this.#state === 'closed' || this.#state === 'closing') throw socketClosed();
+    if (this.#state === 'closed' || this.#state === 'closing') return;
     const result = this.host.native.close(this.id);
     if (result === 1) this.#release(undefined, false);
     else this.#state = 'closing';
   }
 
-  /** Closes at once with a reset (RST); queued bytes are dropped. */
+  /**
+   * Closes at once with a reset (RST); queued bytes are dropped and
+   * connectionLost gets ERR_CONNECTION_ABORTED. Once closed it does nothing.
+   */
   abort(): void {
     this.host.checkOpen();
-    if (this.#state === 'closed') throw socketClosed();
+    this.abortWith(new ReactorError('ERR_CONNECTION_ABORTED', 'abort() was called'));
+  }
+
+  /** @internal abort() with the reason connectionLost gets. */
+  abortWith(reason: ReactorError): void {
+    if (this.#state === 'closed') return;
     this.host.native.abort(this.id);
-    this.#release(undefined, false);
+    this.#release(reason, false);
   }
 
   /**
@@ -145,6 +191,8 @@ export class Transport implements Producer {
   setIdleTimeout(ms: number, options: IdleTimeoutOptions = {}): void {
     const idle = validateMs(ms, 'ms');
     validateObject(options, 'options');
+    validateKeys(options, 'options', ['resetOnWrite', 'graceMs']);
+    this.#checkNotClosing();
     const resetOnWrite = validateBoolean(options.resetOnWrite ?? false, 'options.resetOnWrite');
     const grace = options.graceMs === undefined ? NO_LIMIT : validateMs(options.graceMs, 'options.graceMs');
     this.#option('setIdleTimeout', () => this.host.native.setIdleTimeout(this.id, idle, resetOnWrite, grace));
@@ -157,6 +205,7 @@ export class Transport implements Producer {
    */
   setWriteBuffer(options: WriteBufferOptions): void {
     validateObject(options, 'options');
+    validateKeys(options, 'options', WRITE_BUFFER_KEYS);
     const limits = parseWriteLimits(options, this.#limits);
     this.#option('setWriteBuffer', () => this.host.native.setWriteLimits(this.id, limits.high, limits.low, limits.max));
     this.#limits = limits;
@@ -245,6 +294,9 @@ export class Transport implements Producer {
     let error: ReactorError | undefined;
     if (!seen) error = undefined;
     else if (reason === CloseReason.Idle) error = new ReactorError('ERR_IDLE_TIMEOUT', 'the connection was idle too long');
+    else if (reason === CloseReason.GraceExpired) {
+      error = new ReactorError('ERR_IDLE_GRACE_EXPIRED', 'ended for idleness, the peer did not close within the grace period');
+    }
     else if (errno) error = systemError(errno, 'read');
     this.#release(error, true);
   }
@@ -253,7 +305,7 @@ export class Transport implements Producer {
   drained(): void {
     if (this.#producerPaused) {
       this.#producerPaused = false;
-      this.#producer!.resume();
+      if (stillReads(this.#producer!)) this.#producer!.resume();
     }
     this.protocol?.writeDrained?.(this);
   }
@@ -277,21 +329,30 @@ export class Transport implements Producer {
     this.host.released(this, reason, now);
   }
 
-  #checkWritable(): void {
-    this.host.checkOpen();
-    if (this.#state === 'closed' || this.#state === 'closing') throw socketClosed();
-    if (this.#ended) throw new ReactorError('ERR_STREAM_WRITE_AFTER_END', 'write after end');
+  /** A write this transport can no longer take: reported on it, never thrown. */
+  #writeRefused(): boolean {
+    if (this.#state !== 'closed') {
+      this.abortWith(new ReactorError('ERR_STREAM_WRITE_AFTER_END', 'write after end() or close()'));
+    }
+    return false;
+  }
+
+  #checkNotClosing(): void {
+    if (this.#state === 'closing') throw socketClosed();
   }
 
   #queued(result: number): boolean {
+    if (result >= 0) return this.#throttle(result);
     if (result === -ENOBUFS) {
       // The native side has aborted the connection: the reader is too slow.
       const limit = this.#limits.max;
       this.#release(new ReactorError('ERR_WRITE_BUFFER_FULL', `more than maxWriteBuffer (${limit} bytes) queued`), false);
-      return false;
+    } else if (result === -EPIPE) {
+      // The native side ended the write side (an idle reap); its close follows.
+      this.#ended = true;
     }
-    if (result < 0) throw systemError(-result, 'write');
-    return this.#throttle(result);
+    // Else gone natively (EBADF): its close record is on its way.
+    return false;
   }
 
   /** Pauses the producer at the high watermark; true while below it. */
@@ -299,12 +360,14 @@ export class Transport implements Producer {
     if (queued < this.#limits.high) return true;
     if (this.#producer !== undefined && !this.#producerPaused) {
       this.#producerPaused = true;
-      this.#producer.pause();
+      if (stillReads(this.#producer)) this.#producer.pause();
     }
     return false;
   }
 
   #reading(reading: boolean): void {
+    this.host.checkOpen();
+    this.#checkNotClosing();
     this.#option(reading ? 'resume' : 'pause', () => this.host.native.setReading(this.id, reading));
     this.#paused = !reading;
   }
@@ -313,6 +376,7 @@ export class Transport implements Producer {
     this.host.checkOpen();
     if (this.#state === 'closed') throw socketClosed();
     const result = apply();
+    if (result === -EBADF) throw socketClosed(); // gone natively; its close record follows
     if (result < 0) throw systemError(-result, syscall);
   }
 
@@ -323,10 +387,20 @@ export class Transport implements Producer {
   }
 }
 
-const ENOBUFS = constants.errno.ENOBUFS;
+const { EBADF, ENOBUFS, EPIPE } = constants.errno;
 
-function toBytes(data: unknown, encoding: BufferEncoding | undefined, name: string): Uint8Array {
-  if (typeof data === 'string') return Buffer.from(data, encoding);
-  if (data instanceof Uint8Array) return data;
-  throw invalidType(name, 'a Buffer, Uint8Array or string', data);
+/** A transport that closes stops reading anyway: pausing it is not an error to raise. */
+function stillReads(producer: Producer): boolean {
+  return !(producer instanceof Transport) || producer.state === 'open' || producer.state === 'connecting';
+}
+
+function toBytes(data: unknown, encoding: unknown, name: string): Uint8Array {
+  if (encoding !== undefined && (typeof encoding !== 'string' || !Buffer.isEncoding(encoding))) {
+    throw new ReactorError('ERR_UNKNOWN_ENCODING', `unknown encoding: ${String(encoding)}`);
+  }
+  if (typeof data === 'string') return Buffer.from(data, encoding as BufferEncoding | undefined);
+  // A real view only: an object that merely inherits from Uint8Array has no bytes.
+  if (isUint8Array(data)) return data;
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  throw invalidType(name, 'a Buffer, TypedArray, DataView or string', data);
 }

@@ -52,3 +52,57 @@ export function validateBoolean(value: unknown, name: string): boolean {
   if (typeof value !== 'boolean') throw invalidType(name, 'a boolean', value);
   return value;
 }
+
+/** A string without NUL bytes (a C string on the native side would be cut there). */
+export function validateCString(value: unknown, name: string): asserts value is string {
+  validateString(value, name);
+  if (value.includes('\0')) throw invalidValue(name, JSON.stringify(value), 'must not contain NUL bytes');
+}
+
+/**
+ * Rejects keys an options object does not know (a misspelt option would
+ * otherwise be ignored without a word), suggesting the closest known name.
+ */
+export function validateKeys(value: object, name: string, known: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (known.includes(key)) continue;
+    const hint = closest(key, known);
+    throw new ReactorError(
+      'ERR_INVALID_ARG_VALUE',
+      `"${name}.${key}" is not a known option${hint ? `; did you mean "${hint}"?` : ''} (known: ${known.join(', ')})`,
+    );
+  }
+}
+
+/** The known name a key is most likely a misspelling of, if any is close. */
+export function closest(key: string, known: readonly string[]): string | undefined {
+  const lower = key.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of known) {
+    const target = candidate.toLowerCase();
+    // A prefix or suffix counts as close: "idleTimeout" for "idleTimeoutMs".
+    const distance = target.startsWith(lower) || lower.startsWith(target) ? 1 : editDistance(lower, target);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(key.length / 4)) ? best : undefined;
+}
+
+/** Edits (insert, delete, substitute, swap two neighbours) turning a into b. */
+export function editDistance(a: string, b: string): number {
+  const rows: number[][] = [Array.from({ length: b.length + 1 }, (_, j) => j)];
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(rows[i - 1]![j]! + 1, row[j - 1]! + 1, rows[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, rows[i - 2]![j - 2]! + 1);
+      row.push(best);
+    }
+    rows.push(row);
+  }
+  return rows[a.length]![b.length]!;
+}

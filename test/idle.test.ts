@@ -363,7 +363,7 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     // reported by Linux as EPIPE, elsewhere as ECONNRESET.
     expect([undefined, 'ECONNRESET', 'EPIPE']).toContain(stubbornReason?.code);
     const [stubbornSide] = server.tagged('S');
-    expect(stubbornSide?.reason?.code).toBe('ERR_IDLE_TIMEOUT');
+    expect(stubbornSide?.reason?.code).toBe('ERR_IDLE_GRACE_EXPIRED');
     expect(stubbornSide!.lostAt - stubborn.sentAt).toBeGreaterThanOrEqual(IDLE + GRACE - SLACK);
 
     expect(reactor.stats().reaped).toBe(2);

@@ -1321,6 +1321,30 @@ TEST(loop_idle_connection_is_reaped_after_its_timeout_and_reported) {
   close_socket(busy);
 }
 
+TEST(loop_idle_connection_whose_peer_stays_past_the_grace_is_reported_as_grace_expired) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  ConnDefaults defaults;
+  defaults.idle_ms = 100;
+  defaults.grace_ms = 100;
+  Configured server = configured_listener(h, AdmissionPolicy{}, defaults);
+  REQUIRE(server.port > 0);
+  int stays = raw_connect(server.port);  // reads our FIN, never closes
+  REQUIRE(stays >= 0);
+  int32_t reason = -1;
+  CHECK(h.pump_until(
+      [&] {
+        for (const Record& r : h.sink.records) {
+          if (r.kind == kClosed) reason = r.b;
+        }
+        return reason >= 0;
+      },
+      2000));
+  CHECK_EQ(reason, static_cast<int32_t>(kReasonGraceExpired));
+  CHECK_EQ(h.loop->stats().reaped, 1u);
+  close_socket(stays);
+}
+
 TEST(loop_pause_stops_reads_and_resume_delivers_every_byte_in_order) {
   Harness h;
   REQUIRE(h.loop != nullptr);
