@@ -101,7 +101,7 @@ export class Transport implements Producer {
    * ERR_STREAM_WRITE_AFTER_END; a closed one has had its connectionLost.
    * Bad arguments throw.
    */
-  write(data: Uint8Array | string, encoding?: BufferEncoding): boolean {
+  write(data: ArrayBufferView | string, encoding?: BufferEncoding): boolean {
     const bytes = toBytes(data, encoding, 'data');
     this.host.checkOpen();
     if (!this.writable) return this.#writeRefused();
@@ -109,7 +109,7 @@ export class Transport implements Producer {
   }
 
   /** Writes several chunks with one system call, in order; like write() otherwise. */
-  writev(chunks: ReadonlyArray<Uint8Array | string>): boolean {
+  writev(chunks: ReadonlyArray<ArrayBufferView | string>): boolean {
     if (!Array.isArray(chunks)) throw invalidType('chunks', 'an array', chunks);
     const list: Uint8Array[] = [];
     // Indexed, not mapped: a hole in a sparse array is an error, not skipped.
@@ -125,7 +125,7 @@ export class Transport implements Producer {
    * too. Again, or once closing or closed, it does nothing (with `data`, that
    * is a write after end: see write()).
    */
-  end(data?: Uint8Array | string, encoding?: BufferEncoding): void {
+  end(data?: ArrayBufferView | string, encoding?: BufferEncoding): void {
     if (data !== undefined) {
       this.write(data, encoding);
     } else {

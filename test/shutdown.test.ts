@@ -143,6 +143,7 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     expect(Object.fromEntries([...conns.values()].map((c) => [c.tag, c.lostCalls]))).toEqual({ i: 1, b: 1, s: 1 });
     expect(conns.get('i')!.reason).toBeUndefined();
     expect(conns.get('b')!.reason).toBeUndefined();
+    expect(conns.get('s')!.reason?.code).toBe('ERR_SHUTDOWN_TIMEOUT');
 
     // The stuck one was reset: it sees ECONNRESET once it reads again.
     if (stuckT.state !== 'closed') stuckT.resume();
