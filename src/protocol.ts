@@ -51,10 +51,13 @@ export interface Protocol {
    */
   shutdownRequested?(transport: Transport): void;
   /**
-   * The connection is closed and its descriptor released. `reason` is
-   * undefined for a clean close (either side) and an Error with a code
-   * (ECONNRESET, EPIPE, ERR_IDLE_TIMEOUT, ERR_WRITE_BUFFER_FULL,
-   * ERR_REACTOR_CLOSED, ...) otherwise.
+   * The connection is closed and its descriptor released; runs once, and
+   * only after connectionMade. `reason` is undefined for a clean close
+   * (either side) and otherwise a ReactorError whose code says how it ended:
+   * a system error (ECONNRESET, EPIPE, ...), ERR_CONNECTION_ABORTED (abort()),
+   * ERR_STREAM_WRITE_AFTER_END, ERR_WRITE_BUFFER_FULL, ERR_IDLE_TIMEOUT,
+   * ERR_IDLE_GRACE_EXPIRED, ERR_SHUTDOWN_TIMEOUT, ERR_CALLBACK_THREW or
+   * ERR_REACTOR_CLOSED (README, Errors).
    */
   connectionLost?(reason: ReactorError | undefined, transport: Transport): void;
 }
