@@ -544,7 +544,7 @@ class World {
     if (rng.chance(0.5)) protocol.writeDrained = (t) => enter('writeDrained', t, needMade('writeDrained'));
     if (rng.chance(0.3)) protocol.timeoutConnection = (t) => enter('timeoutConnection', t, needMade('timeoutConnection'));
     if (rng.chance(0.4)) protocol.shutdownRequested = (t) =>
-      enter('shutdownRequested', t, () => {}, (x) => {
+      enter('shutdownRequested', t, needMade('shutdownRequested'), (x) => {
         if (rng.chance(0.5)) w.call('close', `t${x.n}`, 'either', () => t.close());
       });
     if (rng.chance(0.2)) (protocol as { keepsData?: boolean }).keepsData = false;
