@@ -151,13 +151,20 @@ void Loop::apply_interest() {
 }
 
 void Loop::release(Id id, Conn* c, int error, CloseReason why) {
+  if (c->visible && record_count_ == record_capacity_) {
+    // Room for the record first, so that the slot cannot be reused by the
+    // delivery that makes room while its kClosed is not yet written.
+    deliver();
+    c = table_.get(id);
+    if (!c) return;  // JavaScript closed it meanwhile
+  }
   bool report = c->visible;
   if (why == kReasonNone && c->reaped) why = kReasonIdle;
-  forget(id, c);
+  forget(id, c, report);
   if (report) emit(kClosed, id, error, why);
 }
 
-void Loop::forget(Id id, Conn* c) {
+void Loop::forget(Id id, Conn* c, bool reported) {
   deadlines_.clear(id.slot);
   if (c->kind == Kind::kListener) {
     auto it = admissions_.find(id.slot);
@@ -185,7 +192,7 @@ void Loop::forget(Id id, Conn* c) {
   }
   poller_->remove(c->fd);
   close_socket(c->fd);
-  table_.release(id);
+  table_.release(id, reported);
   // A descriptor is free again: listeners that ran out may accept now.
   if (!backed_off_.empty()) end_backoffs();
 }
@@ -1209,7 +1216,9 @@ void Loop::deliver() {
   stats_.max_batch = std::max<uint64_t>(stats_.max_batch, count);
   uint8_t* slab = slab_.data;
   size_t from = undelivered_from_;
+  size_t closed_slots = table_.deferred();  // their kClosed records go out now
   bool released = sink_->deliver(records_, count);
+  table_.reuse_deferred(closed_slots);
   if (released && slab == slab_.data) slab_used_ = from;  // nobody kept those bytes
   undelivered_from_ = slab_used_;
 }

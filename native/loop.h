@@ -312,7 +312,8 @@ class Loop {
   // the connection (why: kReasonIdle by default for a reaped one).
   void release(Id id, Conn* c, int error, CloseReason why = kReasonNone);
   // The same without a record: JavaScript closed it, or never knew it.
-  void forget(Id id, Conn* c);
+  // reported: a kClosed record follows, so the slot waits for its delivery.
+  void forget(Id id, Conn* c, bool reported = false);
   static uint64_t start_ms();
   // now + delay on the rounded-up clock; a zero delay is due at once.
   static uint64_t deadline_after(uint64_t delay_ms);

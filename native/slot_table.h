@@ -1,7 +1,10 @@
 // Slot table with generations: identities are (slot, generation) pairs, so a
 // stale identity held by JavaScript never reaches whatever reuses its slot.
 // Storage is a deque, so a pointer to an entry stays valid while others are
-// added; freed slots are reused last-in first-out.
+// added; freed slots are reused last-in first-out. A slot released with
+// `deferred` is not reused until reuse_deferred(): JavaScript indexes its
+// objects by slot, so a slot must not be taken again while a record about
+// its last occupant is still on its way there.
 #pragma once
 
 #include <cstddef>
@@ -50,14 +53,21 @@ class SlotTable {
     return true;
   }
 
-  void release(Id id) {
+  void release(Id id, bool deferred = false) {
     Entry* e = entry(id);
     if (!e) return;
     e->used = false;
     e->gen = (e->gen + 1) & kGenerationMask;
     e->value = T{};
-    free_.push_back(id.slot);
+    (deferred ? deferred_ : free_).push_back(id.slot);
     used_--;
+  }
+
+  size_t deferred() const { return deferred_.size(); }
+  // The first `count` deferred slots (in release order) may be reused now.
+  void reuse_deferred(size_t count) {
+    free_.insert(free_.end(), deferred_.begin(), deferred_.begin() + count);
+    deferred_.erase(deferred_.begin(), deferred_.begin() + count);
   }
 
   T* get(Id id) {
@@ -90,6 +100,7 @@ class SlotTable {
 
   std::deque<Entry> entries_;
   std::vector<uint32_t> free_;
+  std::vector<uint32_t> deferred_;
   size_t used_ = 0;
 };
 

@@ -28,6 +28,7 @@ import { DelayedCall, type TimerHost } from './timers.js';
 import { Transport, type TransportHost } from './transport.js';
 import {
   invalidValue,
+  show,
   validateBoolean,
   validateCString,
   validateDelay,
@@ -294,44 +295,49 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
    */
   shutdown(options: ShutdownOptions = {}): Promise<ShutdownResult> {
     this.checkOpen();
-    if (this.#shutdown) return this.#shutdown;
     validateObject(options, 'options');
     validateKeys(options, 'options', ['timeoutMs']);
     const timeoutMs = validateMs(options.timeoutMs ?? 15_000, 'options.timeoutMs');
+    if (this.#shutdown) return this.#shutdown;
+    let resolve!: (result: ShutdownResult) => void;
+    // Set before any protocol runs: a shutdownRequested that calls shutdown() gets this promise.
+    this.#shutdown = new Promise<ShutdownResult>((settle) => (resolve = settle));
     for (const listener of [...this.#listeners.values()]) listener.close();
     const draining = new Set<Transport>();
     for (const transport of this.#transports) if (transport !== undefined) draining.add(transport);
     const total = draining.size;
     this.#draining = draining;
-    this.#shutdown = new Promise<ShutdownResult>((resolve) => {
-      let aborted = 0;
-      const deadline = this.callLater(timeoutMs, () => {
-        for (const transport of [...draining]) {
-          aborted++;
-          transport.abortWith(new ReactorError('ERR_SHUTDOWN_TIMEOUT', `still open ${timeoutMs} ms after shutdown()`));
-        }
-      });
-      this.#drained = () => {
-        this.#draining = undefined;
-        this.#drained = undefined;
-        if (!this.#closed) {
-          deadline.cancel();
-          this.close();
-        }
-        resolve({ closed: total - aborted, aborted });
-      };
+    let aborted = 0;
+    const deadline = this.callLater(timeoutMs, () => {
       for (const transport of [...draining]) {
-        if (transport.state === 'closed' || transport.state === 'closing') continue;
-        try {
-          const protocol = transport.protocol;
-          if (protocol?.shutdownRequested) protocol.shutdownRequested(transport);
-          else transport.close();
-        } catch (error) {
-          this.#failed(transport, error);
-        }
+        aborted++;
+        transport.abortWith(new ReactorError('ERR_SHUTDOWN_TIMEOUT', `still open ${timeoutMs} ms after shutdown()`));
       }
-      if (draining.size === 0) this.#drained();
     });
+    const drained = (): void => {
+      if (this.#drained !== drained) return; // once
+      this.#draining = undefined;
+      this.#drained = undefined;
+      if (!this.#closed) {
+        deadline.cancel();
+        this.close();
+      }
+      resolve({ closed: total - aborted, aborted });
+    };
+    this.#drained = drained;
+    for (const transport of [...draining]) {
+      if (this.#closed) break;
+      if (transport.state === 'closed' || transport.state === 'closing') continue;
+      try {
+        const protocol = transport.protocol;
+        // A connection still being made has no conversation to finish.
+        if (transport.state !== 'connecting' && protocol?.shutdownRequested) protocol.shutdownRequested(transport);
+        else transport.close();
+      } catch (error) {
+        this.#failed(transport, error);
+      }
+    }
+    if (draining.size === 0) drained();
     return this.#shutdown;
   }
 
@@ -543,7 +549,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
   /** A protocol or timer callback threw: abort its connection and report the error. */
   #failed(transport: Transport | undefined, error: unknown): void {
     if (transport !== undefined && !this.#closed) {
-      const reason = new ReactorError('ERR_CALLBACK_THREW', `a protocol method threw: ${String(error)}`);
+      const reason = new ReactorError('ERR_CALLBACK_THREW', `a protocol method threw: ${show(error)}`);
       reason.cause = error;
       transport.abortWith(reason);
     }

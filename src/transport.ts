@@ -7,6 +7,7 @@ import { CloseReason, NO_LIMIT, type NativeReactor } from './native.js';
 import type { Protocol } from './protocol.js';
 import {
   invalidType,
+  show,
   validateBoolean,
   validateDelay,
   validateFunction,
@@ -376,8 +377,9 @@ export class Transport implements Producer {
     this.host.checkOpen();
     if (this.#state === 'closed') throw socketClosed();
     const result = apply();
-    if (result === -EBADF) throw socketClosed(); // gone natively; its close record follows
-    if (result < 0) throw systemError(-result, syscall);
+    // EBADF: closed natively in this batch, its connectionLost on its way:
+    // nothing left to change, as on a transport that is closed.
+    if (result < 0 && result !== -EBADF) throw systemError(-result, syscall);
   }
 
   #address(peer: boolean): Address | undefined {
@@ -396,7 +398,7 @@ function stillReads(producer: Producer): boolean {
 
 function toBytes(data: unknown, encoding: unknown, name: string): Uint8Array {
   if (encoding !== undefined && (typeof encoding !== 'string' || !Buffer.isEncoding(encoding))) {
-    throw new ReactorError('ERR_UNKNOWN_ENCODING', `unknown encoding: ${String(encoding)}`);
+    throw new ReactorError('ERR_UNKNOWN_ENCODING', `unknown encoding: ${show(encoding)}`);
   }
   if (typeof data === 'string') return Buffer.from(data, encoding as BufferEncoding | undefined);
   // A real view only: an object that merely inherits from Uint8Array has no bytes.

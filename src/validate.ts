@@ -8,7 +8,16 @@ export function invalidType(name: string, expected: string, value: unknown): Rea
 }
 
 export function invalidValue(name: string, value: unknown, reason: string): ReactorError {
-  return new ReactorError('ERR_INVALID_ARG_VALUE', `"${name}" ${reason}, got ${String(value)}`);
+  return new ReactorError('ERR_INVALID_ARG_VALUE', `"${name}" ${reason}, got ${show(value)}`);
+}
+
+/** A value for an error message; objects without toString (Object.create(null)) too. */
+export function show(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
 }
 
 export function validateObject(value: unknown, name: string): asserts value is object {
@@ -26,7 +35,7 @@ export function validateString(value: unknown, name: string): asserts value is s
 
 export function validatePort(value: unknown, name = 'port'): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535) {
-    throw new ReactorError('ERR_SOCKET_BAD_PORT', `"${name}" must be an integer >= 0 and <= 65535, got ${String(value)}`);
+    throw new ReactorError('ERR_SOCKET_BAD_PORT', `"${name}" must be an integer >= 0 and <= 65535, got ${show(value)}`);
   }
   return value;
 }
