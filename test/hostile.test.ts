@@ -250,7 +250,8 @@ async function churn(backend: string, cycles: number, concurrency: number, mode:
 function expectCleanChurn(r: ChurnResult, cycles: number, reasons: string[]): void {
   expect({ made: r.made, lost: r.lost, bad: r.bad, errors: r.errors, open: r.open }).toEqual({ made: cycles, lost: cycles, bad: 0, errors: [], open: 0 });
   expect(Object.keys(r.serverReasons).filter((k) => !reasons.includes(k))).toEqual([]);
-  expect(Object.keys(r.clientReasons)).toEqual(['clean']);
+  // A client that aborts hears ERR_CONNECTION_ABORTED; every other end is clean.
+  expect(Object.keys(r.clientReasons).filter((k) => k !== 'clean' && k !== 'ERR_CONNECTION_ABORTED')).toEqual([]);
   if (r.fdsBefore >= 0) expect(r.fdsAfter).toBe(r.fdsBefore);
   // Heap and allocator warm-up grow RSS by a few tens of MiB at first; a
   // per-connection leak would keep growing through the second half.
@@ -480,6 +481,7 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
       lastWriteAt: number;
       finSeen: boolean;
       lost: Deferred<string | undefined>;
+      transport?: Transport;
     }
     const slows: Slow[] = await Promise.all(
       Array.from({ length: SLOW }, async () => {
@@ -492,6 +494,7 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
           connectionLost: (reason) => s.lost.resolve(reason?.code),
         });
         s.port = t.localAddress!.port;
+        s.transport = t;
         for (let k = 0; k < TRICKLE; k++) {
           await new Promise<void>((resolve) => clients.callLater(k === 0 ? 0 : EVERY, resolve));
           if (t.state !== 'open') break;
@@ -508,7 +511,7 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
 
     const slowConns = watch.conns.slice(1); // conns[0] is the busy client (connected first)
     expect(slowConns.length).toBe(SLOW);
-    expect(tally(slowConns.map((c) => c.reason?.code))).toEqual({ ERR_IDLE_TIMEOUT: SLOW });
+    expect(tally(slowConns.map((c) => c.reason?.code))).toEqual({ ERR_IDLE_GRACE_EXPIRED: SLOW });
     // Every trickled byte arrived, in order.
     expect(slowConns.filter((c) => watch.bytes(c).toString() !== 'abcde').length).toBe(0);
     // Ended no sooner than IDLE after their last byte, then aborted GRACE later (the peer never closed).
@@ -529,6 +532,9 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     expect(slows.filter((s) => !s.finSeen).length).toBe(0);
     let slowLost = 0;
     for (const s of slows) void s.lost.promise.then(() => slowLost++);
+    // select cannot watch a socket for a reset once its peer's FIN was read
+    // (it would be readable for ever): there the clients learn of it by writing.
+    if (backend === 'select') for (const s of slows) s.transport!.write('?');
     const slowCodes = await within(Promise.all(slows.map((s) => s.lost.promise)), 3_000, 'the slowloris clients noticing the abort').catch((error: Error) => {
       throw new Error(`${error.message}: ${slowLost} of ${SLOW} did (all ${SLOW} saw the FIN; the server aborted them all)`);
     });
