@@ -875,12 +875,14 @@ TEST(loop_close_all_releases_every_fd) {
     size_t records = h.sink.records.size();
     h.loop->close_all();
     CHECK_EQ(h.loop->live_handles(), 0u);
-    CHECK_EQ(count_fds(), with_loop);
     CHECK_EQ(h.sink.records.size(), records);  // no records
     CHECK(!path_exists(path));
     CHECK_EQ(h.loop->queued_bytes(p1.client), -EBADF);
     h.pump_for(20);  // nothing left to report on
     CHECK_EQ(h.count_kind(kClosed), 0u);
+    // After a wake-up: io_uring may hold a connection its multishot accept
+    // took before the cancel, closed when that completion is reaped.
+    CHECK_EQ(count_fds(), with_loop);
     // The loop remains usable.
     Pair p3 = tcp_pair(h);
     CHECK(p3.ok);
