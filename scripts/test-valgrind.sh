@@ -18,13 +18,8 @@ filter=${1:-}
 # emulated limit succeeds in the kernel and valgrind then closes the socket,
 # and io_uring's accepts bypass the check. The two accept_exhaustion tests
 # lower the limit to run out of descriptors, so they cannot pass here.
-# io_uring:loop_close_all_releases_every_fd is a real race that valgrind's
-# slowness exposes: a connection the kernel accepted (multishot accept) whose
-# completion was not reaped yet keeps its descriptor past close_all(), until
-# the next wait. Reported; remove it from this list once fixed.
 known=" *:loop_accept_exhaustion_backs_off_then_serves_the_waiting_clients
-  *:loop_accept_exhaustion_with_clients_arriving_does_not_spin
-  io_uring:loop_close_all_releases_every_fd "
+  *:loop_accept_exhaustion_with_clients_arriving_does_not_spin "
 # 2^29 allocate/release cycles on one slot: 30-47 s under valgrind, against
 # the tests' 50 s watchdog. Plain arithmetic on one slot; test:asan runs it.
 skipped=" slot_table_generation_wraps_within_mask "
