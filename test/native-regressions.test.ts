@@ -1,0 +1,71 @@
+// Regressions in the native layer, each with the way it was seen:
+//   1. a client's bytes and its reset in one io_uring batch: the bytes reached
+//      dataReceived after the connection was released (write EBADF);
+import { connect, type Socket } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { Reactor, type ReactorError, type Transport } from '../src/index.js';
+import { closeQuietly, connectionsFor, deferred, newReactor } from './helpers.js';
+
+describe.each(Reactor.backends)('%s backend', (backend) => {
+  it('bytes followed at once by a reset reach an echo server before ECONNRESET, which never sees EBADF', async () => {
+    const errors: unknown[] = [];
+    const reactor = newReactor(backend, { onError: (error) => errors.push(error) });
+    try {
+      const total = 3000;
+      const concurrency = connectionsFor(backend, 8);
+      let made = 0;
+      const lost: string[] = [];
+      const allLost = deferred();
+      // What dataReceived saw: each write must find an open transport.
+      let writesOnOpen = 0;
+      let writesOnOther = 0;
+      const listener = reactor.listenTCP({ port: 0, host: '127.0.0.1' }, () => ({
+        connectionMade: () => void made++,
+        dataReceived(data: Buffer, transport: Transport) {
+          if (transport.state === 'open') writesOnOpen++;
+          else writesOnOther++;
+          transport.write(data);
+        },
+        connectionLost(reason: ReactorError | undefined) {
+          lost.push(reason?.code ?? 'clean');
+          if (lost.length === total) allLost.resolve();
+        },
+      }));
+      const port = listener.address.port;
+      const payload = Buffer.alloc(16, 0x61);
+      const client = () =>
+        new Promise<void>((resolve) => {
+          const socket: Socket = connect({ port, host: '127.0.0.1' }, () => {
+            socket.write(payload);
+            socket.resetAndDestroy();
+          });
+          socket.on('error', () => {});
+          socket.on('close', () => resolve());
+        });
+      let started = 0;
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (started < total) {
+            started++;
+            await client();
+          }
+        }),
+      );
+      await allLost.promise;
+      listener.close();
+      // Every client reset its connection: never a clean close.
+      const notReset: Record<string, number> = {};
+      for (const code of lost) if (code !== 'ECONNRESET') notReset[code] = (notReset[code] ?? 0) + 1;
+      expect({ errors: errors.length, first: errors.length ? String(errors[0]) : '', writesOnOther, notReset }).toEqual({
+        errors: 0,
+        first: '',
+        writesOnOther: 0,
+        notReset: {},
+      });
+      expect(made).toBe(total);
+      expect(writesOnOpen).toBeGreaterThan(0);
+    } finally {
+      closeQuietly(reactor);
+    }
+  }, 60_000);
+});
