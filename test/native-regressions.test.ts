@@ -1,10 +1,39 @@
 // Regressions in the native layer, each with the way it was seen:
 //   1. a client's bytes and its reset in one io_uring batch: the bytes reached
 //      dataReceived after the connection was released (write EBADF);
+//   2. worker.terminate() while a worker loads the addon or runs new Reactor()
+//      aborted the whole process (a node-addon-api C++ exception, rc 134);
+import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { Reactor, type ReactorError, type Transport } from '../src/index.js';
 import { closeQuietly, connectionsFor, deferred, newReactor } from './helpers.js';
+
+const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
+
+interface ChildResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a fixture with node (or through bash, for ulimit), killed after timeoutMs. */
+function runChild(command: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<ChildResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      resolve({ status, signal, stdout, stderr: stderr.slice(-2000) });
+    });
+  });
+}
 
 describe.each(Reactor.backends)('%s backend', (backend) => {
   it('bytes followed at once by a reset reach an echo server before ECONNRESET, which never sees EBADF', async () => {
@@ -68,4 +97,14 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
       closeQuietly(reactor);
     }
   }, 60_000);
+
+  it('terminating workers while they load the addon and make reactors never aborts the process', async () => {
+    const result = await runChild(process.execPath, [fixture('regress-terminate-parent.mjs'), backend, '25', '4'], 60_000);
+    expect({ status: result.status, signal: result.signal, stdout: result.stdout.trim(), stderr: result.stderr }).toEqual({
+      status: 0,
+      signal: null,
+      stdout: 'terminate ok 25',
+      stderr: '',
+    });
+  }, 70_000);
 });
