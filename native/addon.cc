@@ -195,7 +195,12 @@ class Core final : public Sink {
         uv_timer_stop(&timer_);
       } else {
         uint64_t now = Loop::now_ms();
-        uv_timer_start(&timer_, on_timer, deadline > now ? deadline - now : 0, 0);
+        uint64_t delay = deadline > now ? deadline - now : 0;
+        // libuv runs a timer armed with 0 from inside its timer phase again in
+        // the same pass: a callLater(0) that reschedules itself would never let
+        // the loop leave it. From there wait 1 ms, as Node's setTimeout(0) does.
+        if (delay == 0 && in_timer_) delay = 1;
+        uv_timer_start(&timer_, on_timer, delay, 0);
       }
     }
     bool timers_live = loop_->timers_keeping_alive() > 0;
@@ -341,7 +346,9 @@ class Core final : public Sink {
   static void on_timer(uv_timer_t* h) {
     Core* core = from(h);
     core->armed_deadline_ = TimerHeap::kNever;  // one-shot: it is no longer armed
+    core->in_timer_ = true;
     core->run([](Loop& loop) { loop.run_timers(); });
+    core->in_timer_ = false;
   }
 
   static void on_prepare(uv_prepare_t* h) {
@@ -376,8 +383,9 @@ class Core final : public Sink {
   uint64_t armed_deadline_ = TimerHeap::kNever;
   bool poll_ref_ = false;
   bool timer_ref_ = false;
-  bool hooked_ = false;  // the env cleanup hook is registered
-  int running_ = 0;      // depth of loop calls on the stack
+  bool in_timer_ = false;  // on_timer is on the stack
+  bool hooked_ = false;    // the env cleanup hook is registered
+  int running_ = 0;        // depth of loop calls on the stack
   bool closed_ = false;
   int js_refs_ = 0;
   int open_handles_ = 0;  // 3 once init() made them

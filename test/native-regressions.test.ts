@@ -3,6 +3,8 @@
 //      dataReceived after the connection was released (write EBADF);
 //   2. worker.terminate() while a worker loads the addon or runs new Reactor()
 //      aborted the whole process (a node-addon-api C++ exception, rc 134);
+//   3. a callLater(0) that reschedules itself kept libuv in its timer phase
+//      (re-armed with 0 ms from inside it): no I/O, no setTimeout, ever;
 import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
@@ -107,4 +109,20 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
       stderr: '',
     });
   }, 70_000);
+
+  it('a callLater(0) that reschedules itself forever lets setTimeout and I/O run', async () => {
+    const result = await runChild(process.execPath, [fixture('regress-calllater-zero.mjs'), backend], 15_000);
+    expect({ status: result.status, signal: result.signal, stderr: result.stderr }).toEqual({
+      status: 0,
+      signal: null,
+      stderr: '',
+    });
+    const match = /^calllater ok timeout=(\d+)ms echo=(\d+)ms ticks=(\d+)$/.exec(result.stdout.trim());
+    expect(match, result.stdout).not.toBeNull();
+    const [, timedOut, echoed, ticks] = match!.map(Number);
+    // Node's own setTimeout(0) chains let both through within a few ms.
+    expect(timedOut).toBeLessThan(1000);
+    expect(echoed).toBeLessThan(1000);
+    expect(ticks).toBeGreaterThan(0);
+  }, 20_000);
 });
