@@ -1824,3 +1824,27 @@ TEST(loop_bytes_then_reset_with_writes_queued_are_delivered_before_the_loss) {
   // completion backend has the bytes already.
   if (h.poller->receives()) CHECK(rounds_with_bytes > 0);
 }
+
+#ifndef _WIN32  // a descriptor limit to run into, as above
+TEST(loop_backend_out_of_descriptors_reports_emfile) {
+  // Every descriptor taken: making the backend fails with the errno name, so
+  // JavaScript can tell a full table (retry later) from a missing backend.
+  int probe = ::dup(0);
+  REQUIRE(probe >= 0);
+  TightFdLimit limit(probe, 4);
+  REQUIRE(limit.ok());
+  std::vector<int> filler;
+  for (int fd; (fd = ::dup(probe)) >= 0;) filler.push_back(fd);
+  std::string error;
+  int fallback = 0;
+  std::unique_ptr<Poller> poller = make_poller(backend_under_test(), &error, &fallback);
+  CHECK(poller == nullptr);
+  CHECK_EQ(error, std::string("EMFILE"));
+  CHECK_EQ(fallback, 0);  // io_uring: no fallback for want of a descriptor
+  for (int fd : filler) ::close(fd);
+  ::close(probe);
+  limit.restore();
+  error.clear();
+  CHECK(make_poller(backend_under_test(), &error) != nullptr);
+}
+#endif
