@@ -70,6 +70,19 @@ int js_errno(int error) { return error; }  // libuv numbers them as the system d
 constexpr size_t kRecordCapacity = 1024;
 constexpr size_t kSlabSize = 1024 * 1024;
 
+// What a reactor holds outside V8's heap, told to V8 so that forgotten
+// reactors are collected before they exhaust memory or descriptors: the core
+// and its tables, and what the backend holds in the kernel or its own thread
+// (io_uring: 1,024 SQEs, 16,384 CQEs and the buffer ring's entries; poll and
+// select: the readiness thread's stack and pipes). Read slabs are Buffers,
+// already known to V8.
+int64_t native_cost(const std::string& backend) {
+  int64_t cost = 32 * 1024;
+  if (backend == "io_uring") cost += 1024 * 64 + 16384 * 16 + 512 * 16 + 16 * 1024;
+  if (backend == "poll" || backend == "select") cost += 64 * 1024;
+  return cost;
+}
+
 // Plain Node-API throughout, every status checked: a call can fail at any
 // moment while a worker terminates, and a C++ exception thrown then (as
 // node-addon-api's would be) cannot reach JavaScript and aborts the process.
@@ -129,9 +142,15 @@ class Core final : public Sink {
   bool init(std::unique_ptr<Poller> poller, napi_value dispatch, napi_value allocate_slab,
             napi_value resource, napi_value* records_view, int* uv_error) {
     napi_value name = string_value(env_, "NativeReactor");
-    if (!name || napi_create_reference(env_, dispatch, 1, &dispatch_) != napi_ok ||
+    // dispatch (which holds the JavaScript Reactor) and the reactor object
+    // are held weakly until something is live (sync()); the object holds
+    // dispatch meanwhile, so it lives exactly as long as the Reactor.
+    napi_property_descriptor holds_dispatch = {"dispatch", nullptr,  nullptr,      nullptr,
+                                               nullptr,    dispatch, napi_default, nullptr};
+    if (!name || napi_define_properties(env_, resource, 1, &holds_dispatch) != napi_ok ||
+        napi_create_reference(env_, dispatch, 0, &dispatch_) != napi_ok ||
         napi_create_reference(env_, allocate_slab, 1, &allocate_slab_) != napi_ok ||
-        napi_create_reference(env_, resource, 1, &resource_) != napi_ok ||
+        napi_create_reference(env_, resource, 0, &resource_) != napi_ok ||
         napi_async_init(env_, resource, name, &async_context_) != napi_ok) {
       return false;
     }
@@ -144,8 +163,11 @@ class Core final : public Sink {
                                records, 0, records_view) != napi_ok) {
       return false;
     }
+    int64_t cost = native_cost(poller->name());
     loop_ = std::make_unique<Loop>(std::move(poller), this, static_cast<Record*>(data),
                                    kRecordCapacity);
+    int64_t ignored = 0;
+    if (napi_adjust_external_memory(env_, cost, &ignored) == napi_ok) accounted_ = cost;
     uv_loop_t* uv = nullptr;
     if (napi_get_uv_event_loop(env_, &uv) != napi_ok) return false;
 #ifdef _WIN32
@@ -188,6 +210,7 @@ class Core final : public Sink {
       live ? uv_ref(handle(&poll_)) : uv_unref(handle(&poll_));
       poll_ref_ = live;
     }
+    hold(live || loop_->timers_keeping_alive() > 0);
     uint64_t deadline = loop_->next_timer_deadline();
     if (deadline != armed_deadline_) {
       armed_deadline_ = deadline;
@@ -213,6 +236,24 @@ class Core final : public Sink {
     }
   }
 
+  // Strong references to the JavaScript Reactor while something of it is
+  // live, as libuv handles are ref'd: a listener keeps serving though nobody
+  // holds the Reactor. Weak otherwise: they would be a root of the cycle
+  // Reactor -> reactor object -> functions (whose finalizers free this) ->
+  // dispatch -> Reactor, and a dropped idle reactor would never be collected.
+  void hold(bool strong) {
+    if (strong == strong_ || closed_) return;
+    uint32_t count = 0;
+    for (napi_ref ref : {dispatch_, resource_}) {
+      if (strong) {
+        napi_reference_ref(env_, ref, &count);
+      } else {
+        napi_reference_unref(env_, ref, &count);
+      }
+    }
+    strong_ = strong;
+  }
+
   // Closes every socket and handle; no callback reaches JavaScript afterwards.
   void shutdown() {
     if (closed_) return;
@@ -225,6 +266,11 @@ class Core final : public Sink {
     }
     if (loop_) loop_->close_all();
     release_loop();
+    if (accounted_) {
+      int64_t ignored = 0;
+      napi_adjust_external_memory(env_, -accounted_, &ignored);
+      accounted_ = 0;
+    }
     // Release every Node-API resource now, while the environment is alive:
     // the handles may finish closing after it is gone.
     if (async_context_) napi_async_destroy(env_, async_context_);
@@ -384,6 +430,8 @@ class Core final : public Sink {
   bool poll_ref_ = false;
   bool timer_ref_ = false;
   bool in_timer_ = false;  // on_timer is on the stack
+  bool strong_ = false;    // dispatch_ and resource_ hold the Reactor (hold())
+  int64_t accounted_ = 0;  // reported with napi_adjust_external_memory
   bool hooked_ = false;    // the env cleanup hook is registered
   int running_ = 0;        // depth of loop calls on the stack
   bool closed_ = false;

@@ -5,6 +5,9 @@
 //      aborted the whole process (a node-addon-api C++ exception, rc 134);
 //   3. a callLater(0) that reschedules itself kept libuv in its timer phase
 //      (re-armed with 0 ms from inside it): no I/O, no setTimeout, ever;
+//   4. reactors nobody closed were never collected (a strong reference to the
+//      JavaScript Reactor from native code) and ran the process out of fds,
+//      and then new Reactor() said ERR_REACTOR_BACKEND_UNAVAILABLE, not EMFILE.
 import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
@@ -125,4 +128,37 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     expect(echoed).toBeLessThan(1000);
     expect(ticks).toBeGreaterThan(0);
   }, 20_000);
+
+  describe.runIf(process.platform === 'linux')('reactors nobody closes', () => {
+    const limits = fixture('regress-reactor-limits.mjs');
+    const shell = (limit: number, args: string[]) =>
+      runChild('bash', ['-c', `ulimit -n ${limit} && exec "$0" "$@"`, process.execPath, ...args], 60_000);
+    const json = (result: ChildResult): unknown => {
+      expect({ status: result.status, signal: result.signal, stderr: result.stderr }).toEqual({
+        status: 0,
+        signal: null,
+        stderr: '',
+      });
+      return JSON.parse(result.stdout.trim());
+    };
+
+    it('15,000 dropped reactors are collected as they go: no EMFILE under ulimit -n 2048', async () => {
+      // select must keep even its own pipes below FD_SETSIZE, so it collects
+      // at each yield; the others rely on the collector alone.
+      const args = backend === 'select' ? ['--expose-gc', limits, 'drop', backend, '15000', 'gc'] : [limits, 'drop', backend, '15000'];
+      const result = json(await shell(2048, args)) as { error: string | null; maxFds: number };
+      expect(result.error).toBeNull();
+      expect(result.maxFds).toBeLessThan(1800);
+    }, 70_000);
+
+    it('a dropped reactor with an open listener keeps serving; dropped idle ones release their fds', async () => {
+      const result = json(await runChild(process.execPath, ['--expose-gc', limits, 'listener', backend], 30_000));
+      expect(result).toEqual({ idleCollected: true, echoed: 'ping' });
+    }, 40_000);
+
+    it('new Reactor() with every descriptor taken throws a ReactorError with code EMFILE', async () => {
+      const result = json(await shell(256, [limits, 'exhaust', backend]));
+      expect(result).toEqual({ code: 'EMFILE', name: 'ReactorError', held: true });
+    }, 70_000);
+  });
 });
