@@ -4,9 +4,10 @@
 // changes before libuv blocks. Records reach JavaScript in one MakeCallback
 // per batch. All state hangs off the returned object's functions or the
 // environment's cleanup hook; nothing is static.
-#include <napi.h>
+#include <node_api.h>
 #include <uv.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -69,41 +70,135 @@ int js_errno(int error) { return error; }  // libuv numbers them as the system d
 constexpr size_t kRecordCapacity = 1024;
 constexpr size_t kSlabSize = 1024 * 1024;
 
+// What a reactor holds outside V8's heap, told to V8 so that forgotten
+// reactors are collected before they exhaust memory or descriptors: the core
+// and its tables, and what the backend holds in the kernel or its own thread
+// (io_uring: 1,024 SQEs, 16,384 CQEs and the buffer ring's entries; poll and
+// select: the readiness thread's stack and pipes). Read slabs are Buffers,
+// already known to V8.
+int64_t native_cost(const std::string& backend) {
+  int64_t cost = 32 * 1024;
+  if (backend == "io_uring") cost += 1024 * 64 + 16384 * 16 + 512 * 16 + 16 * 1024;
+  if (backend == "poll" || backend == "select") cost += 64 * 1024;
+  return cost;
+}
+
+// Plain Node-API throughout, every status checked: a call can fail at any
+// moment while a worker terminates, and a C++ exception thrown then (as
+// node-addon-api's would be) cannot reach JavaScript and aborts the process.
+
+// The value of a reference, or null once it is gone (or the call failed).
+napi_value value_of(napi_env env, napi_ref ref) {
+  napi_value v = nullptr;
+  if (!ref || napi_get_reference_value(env, ref, &v) != napi_ok) return nullptr;
+  return v;
+}
+
+void drop(napi_env env, napi_ref* ref) {
+  if (*ref) napi_delete_reference(env, *ref);
+  *ref = nullptr;
+}
+
+napi_value undefined_of(napi_env env) {
+  napi_value v = nullptr;
+  napi_get_undefined(env, &v);
+  return v;
+}
+
+bool set_property(napi_env env, napi_value object, const char* name, napi_value v) {
+  return v && napi_set_named_property(env, object, name, v) == napi_ok;
+}
+
+napi_value string_value(napi_env env, const char* s) {
+  napi_value v = nullptr;
+  if (napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v) != napi_ok) return nullptr;
+  return v;
+}
+
+napi_value number_value(napi_env env, double d) {
+  napi_value v = nullptr;
+  if (napi_create_double(env, d, &v) != napi_ok) return nullptr;
+  return v;
+}
+
+// Throws an Error whose `code` is `code` (nothing if even that fails: the
+// environment is going away and nobody would see it).
+void throw_error(napi_env env, const std::string& code, const std::string& message) {
+  napi_value c = string_value(env, code.c_str());
+  napi_value m = string_value(env, message.c_str());
+  napi_value error = nullptr;
+  if (c && m && napi_create_error(env, c, m, &error) == napi_ok) napi_throw(env, error);
+}
+
 // Owns the loop and the libuv handles. Freed when its JavaScript functions
 // are collected and every libuv handle has finished closing, whichever is last.
 class Core final : public Sink {
  public:
-  Core(Napi::Env env, std::unique_ptr<Poller> poller, Napi::Function dispatch,
-       Napi::Function allocate_slab, Napi::Object resource)
-      : env_(env),
-        async_context_(std::make_unique<Napi::AsyncContext>(env, "NativeReactor", resource)) {
-    dispatch_ = Napi::Persistent(dispatch);
-    allocate_slab_ = Napi::Persistent(allocate_slab);
-    resource_ = Napi::Persistent(resource);
-    Napi::ArrayBuffer records = Napi::ArrayBuffer::New(env, kRecordCapacity * sizeof(Record));
-    records_ = Napi::Persistent(records);
-    loop_ = std::make_unique<Loop>(std::move(poller), this, static_cast<Record*>(records.Data()),
-                                   kRecordCapacity);
+  explicit Core(napi_env env) : env_(env) {}
 
+  // Takes the JavaScript values, makes the records buffer, the loop and the
+  // libuv handles. On failure returns false with *uv_error set if libuv
+  // refused; discard() then undoes whatever was done.
+  bool init(std::unique_ptr<Poller> poller, napi_value dispatch, napi_value allocate_slab,
+            napi_value resource, napi_value* records_view, int* uv_error) {
+    napi_value name = string_value(env_, "NativeReactor");
+    // dispatch (which holds the JavaScript Reactor) and the reactor object
+    // are held weakly until something is live (sync()); the object holds
+    // dispatch meanwhile, so it lives exactly as long as the Reactor.
+    napi_property_descriptor holds_dispatch = {"dispatch", nullptr,  nullptr,      nullptr,
+                                               nullptr,    dispatch, napi_default, nullptr};
+    if (!name || napi_define_properties(env_, resource, 1, &holds_dispatch) != napi_ok ||
+        napi_create_reference(env_, dispatch, 0, &dispatch_) != napi_ok ||
+        napi_create_reference(env_, allocate_slab, 1, &allocate_slab_) != napi_ok ||
+        napi_create_reference(env_, resource, 0, &resource_) != napi_ok ||
+        napi_async_init(env_, resource, name, &async_context_) != napi_ok) {
+      return false;
+    }
+    void* data = nullptr;
+    napi_value records = nullptr;
+    if (napi_create_arraybuffer(env_, kRecordCapacity * sizeof(Record), &data, &records) !=
+            napi_ok ||
+        napi_create_reference(env_, records, 1, &records_) != napi_ok ||
+        napi_create_typedarray(env_, napi_int32_array, kRecordCapacity * sizeof(Record) / 4,
+                               records, 0, records_view) != napi_ok) {
+      return false;
+    }
+    int64_t cost = native_cost(poller->name());
+    loop_ = std::make_unique<Loop>(std::move(poller), this, static_cast<Record*>(data),
+                                   kRecordCapacity);
+    int64_t ignored = 0;
+    if (napi_adjust_external_memory(env_, cost, &ignored) == napi_ok) accounted_ = cost;
     uv_loop_t* uv = nullptr;
-    napi_get_uv_event_loop(env, &uv);
+    if (napi_get_uv_event_loop(env_, &uv) != napi_ok) return false;
 #ifdef _WIN32
-    uv_poll_init_socket(uv, &poll_, native_socket(loop_->pollable_fd()));
+    int rc = uv_poll_init_socket(uv, &poll_, native_socket(loop_->pollable_fd()));
 #else
-    uv_poll_init(uv, &poll_, loop_->pollable_fd());
+    int rc = uv_poll_init(uv, &poll_, loop_->pollable_fd());
 #endif
+    if (rc != 0) {
+      *uv_error = rc;
+      return false;
+    }
     uv_timer_init(uv, &timer_);
     uv_prepare_init(uv, &prepare_);
+    open_handles_ = 3;
     for (uv_handle_t* h : handles()) {
       h->data = this;
       uv_unref(h);
     }
     uv_poll_start(&poll_, UV_READABLE, on_poll);
-    napi_add_env_cleanup_hook(env, on_env_cleanup, this);
+    if (napi_add_env_cleanup_hook(env_, on_env_cleanup, this) != napi_ok) return false;
+    hooked_ = true;
+    return true;
+  }
+
+  // Undoes a failed init(); nothing JavaScript holds can reach this Core.
+  void discard() {
+    shutdown();
+    free_if_done();
   }
 
   Loop* loop() { return closed_ ? nullptr : loop_.get(); }
-  Napi::ArrayBuffer records() { return records_.Value(); }
 
   // Keeps libuv in step with the loop: the poll handle holds the process open
   // while listeners or connections exist, the timer while ref'd timers are pending,
@@ -115,6 +210,7 @@ class Core final : public Sink {
       live ? uv_ref(handle(&poll_)) : uv_unref(handle(&poll_));
       poll_ref_ = live;
     }
+    hold(live || loop_->timers_keeping_alive() > 0);
     uint64_t deadline = loop_->next_timer_deadline();
     if (deadline != armed_deadline_) {
       armed_deadline_ = deadline;
@@ -122,7 +218,12 @@ class Core final : public Sink {
         uv_timer_stop(&timer_);
       } else {
         uint64_t now = Loop::now_ms();
-        uv_timer_start(&timer_, on_timer, deadline > now ? deadline - now : 0, 0);
+        uint64_t delay = deadline > now ? deadline - now : 0;
+        // libuv runs a timer armed with 0 from inside its timer phase again in
+        // the same pass: a callLater(0) that reschedules itself would never let
+        // the loop leave it. From there wait 1 ms, as Node's setTimeout(0) does.
+        if (delay == 0 && in_timer_) delay = 1;
+        uv_timer_start(&timer_, on_timer, delay, 0);
       }
     }
     bool timers_live = loop_->timers_keeping_alive() > 0;
@@ -135,23 +236,50 @@ class Core final : public Sink {
     }
   }
 
+  // Strong references to the JavaScript Reactor while something of it is
+  // live, as libuv handles are ref'd: a listener keeps serving though nobody
+  // holds the Reactor. Weak otherwise: they would be a root of the cycle
+  // Reactor -> reactor object -> functions (whose finalizers free this) ->
+  // dispatch -> Reactor, and a dropped idle reactor would never be collected.
+  void hold(bool strong) {
+    if (strong == strong_ || closed_) return;
+    uint32_t count = 0;
+    for (napi_ref ref : {dispatch_, resource_}) {
+      if (strong) {
+        napi_reference_ref(env_, ref, &count);
+      } else {
+        napi_reference_unref(env_, ref, &count);
+      }
+    }
+    strong_ = strong;
+  }
+
   // Closes every socket and handle; no callback reaches JavaScript afterwards.
   void shutdown() {
     if (closed_) return;
     closed_ = true;
-    napi_remove_env_cleanup_hook(env_, on_env_cleanup, this);
+    if (hooked_) napi_remove_env_cleanup_hook(env_, on_env_cleanup, this);
+    hooked_ = false;
     // Stop libuv watching the backend fd before that fd is closed.
-    for (uv_handle_t* h : handles()) uv_close(h, on_handle_closed);
-    loop_->close_all();
+    if (open_handles_ > 0) {
+      for (uv_handle_t* h : handles()) uv_close(h, on_handle_closed);
+    }
+    if (loop_) loop_->close_all();
     release_loop();
+    if (accounted_) {
+      int64_t ignored = 0;
+      napi_adjust_external_memory(env_, -accounted_, &ignored);
+      accounted_ = 0;
+    }
     // Release every Node-API resource now, while the environment is alive:
     // the handles may finish closing after it is gone.
-    async_context_.reset();
-    dispatch_.Reset();
-    resource_.Reset();
-    records_.Reset();
-    slab_.Reset();
-    allocate_slab_.Reset();
+    if (async_context_) napi_async_destroy(env_, async_context_);
+    async_context_ = nullptr;
+    drop(env_, &dispatch_);
+    drop(env_, &resource_);
+    drop(env_, &records_);
+    drop(env_, &slab_);
+    drop(env_, &allocate_slab_);
   }
 
   // JavaScript functions that can reach this Core; the last one to be
@@ -174,14 +302,14 @@ class Core final : public Sink {
 #else
     (void)records;
 #endif
-    napi_value slab = slab_changed_ ? slab_.Value() : env_.Undefined();
+    napi_value dispatch = value_of(env_, dispatch_);
+    napi_value resource = value_of(env_, resource_);
+    napi_value slab = slab_changed_ ? value_of(env_, slab_) : undefined_of(env_);
+    napi_value args[] = {number_value(env_, static_cast<double>(count)), slab};
+    if (!dispatch || !resource || !args[0] || !args[1]) return false;
     slab_changed_ = false;
-    napi_value args[] = {Napi::Number::New(env_, static_cast<double>(count)), slab};
     napi_value result;
-    // Plain Node-API here: while a worker terminates, JavaScript cannot run
-    // and node-addon-api's error path would abort the process.
-    if (napi_make_callback(env_, static_cast<napi_async_context>(*async_context_),
-                           resource_.Value(), dispatch_.Value(), 2, args, &result) == napi_ok) {
+    if (napi_make_callback(env_, async_context_, resource, dispatch, 2, args, &result) == napi_ok) {
       bool released = false;
       napi_get_value_bool(env_, result, &released);  // false unless the dispatcher said true
       return released;
@@ -203,25 +331,30 @@ class Core final : public Sink {
   // make zero-filled ArrayBuffers, and clearing 1 MiB per slab is a measurable
   // share of the cost of large messages.
   Slab fresh_slab() override {
-    napi_value size = Napi::Number::New(env_, static_cast<double>(kSlabSize));
-    napi_value buffer;
+    napi_value size = number_value(env_, static_cast<double>(kSlabSize));
+    napi_value allocate = value_of(env_, allocate_slab_);
+    napi_value recv = undefined_of(env_);
+    napi_value buffer = nullptr;
     void* data = nullptr;
     size_t length = 0;
-    if (napi_call_function(env_, env_.Undefined(), allocate_slab_.Value(), 1, &size, &buffer) !=
-            napi_ok ||
-        napi_get_buffer_info(env_, buffer, &data, &length) != napi_ok) {
+    napi_ref ref = nullptr;
+    if (!size || !allocate || !recv ||
+        napi_call_function(env_, recv, allocate, 1, &size, &buffer) != napi_ok ||
+        napi_get_buffer_info(env_, buffer, &data, &length) != napi_ok ||
+        napi_create_reference(env_, buffer, 1, &ref) != napi_ok) {
       napi_value ignored;
       napi_get_and_clear_last_exception(env_, &ignored);
       return {};  // out of memory: reading waits for the next wake-up
     }
-    slab_ = Napi::Persistent(Napi::Object(env_, buffer));
+    drop(env_, &slab_);
+    slab_ = ref;
     slab_changed_ = true;
     return {static_cast<uint8_t*>(data), length};
   }
 
  private:
   static uv_handle_t* handle(void* h) { return static_cast<uv_handle_t*>(h); }
-  std::vector<uv_handle_t*> handles() {
+  std::array<uv_handle_t*, 3> handles() {
     return {handle(&poll_), handle(&timer_), handle(&prepare_)};
   }
   static Core* from(void* h) { return static_cast<Core*>(static_cast<uv_handle_t*>(h)->data); }
@@ -234,16 +367,22 @@ class Core final : public Sink {
 
   template <typename Step>
   void run(Step step) {
-    Napi::HandleScope scope(env_);
     if (closed_) return;
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env_, &scope) != napi_ok) return;
     running_++;
-    step(*loop_);
+    try {
+      step(*loop_);
+    } catch (...) {
+      // Out of memory inside the core: this wake-up is lost, the process is not.
+    }
     running_--;
     if (closed_) {
       release_loop();
     } else {
       sync();
     }
+    napi_close_handle_scope(env_, scope);
   }
 
   static void on_poll(uv_poll_t* h, int, int) {
@@ -253,7 +392,9 @@ class Core final : public Sink {
   static void on_timer(uv_timer_t* h) {
     Core* core = from(h);
     core->armed_deadline_ = TimerHeap::kNever;  // one-shot: it is no longer armed
+    core->in_timer_ = true;
     core->run([](Loop& loop) { loop.run_timers(); });
+    core->in_timer_ = false;
   }
 
   static void on_prepare(uv_prepare_t* h) {
@@ -273,13 +414,13 @@ class Core final : public Sink {
     if (js_refs_ == 0 && open_handles_ == 0) delete this;
   }
 
-  Napi::Env env_;
-  std::unique_ptr<Napi::AsyncContext> async_context_;
-  Napi::FunctionReference dispatch_;
-  Napi::ObjectReference resource_;
-  Napi::Reference<Napi::ArrayBuffer> records_;
-  Napi::FunctionReference allocate_slab_;
-  Napi::ObjectReference slab_;  // the current slab, a Buffer
+  napi_env env_;
+  napi_async_context async_context_ = nullptr;
+  napi_ref dispatch_ = nullptr;
+  napi_ref resource_ = nullptr;
+  napi_ref records_ = nullptr;
+  napi_ref allocate_slab_ = nullptr;
+  napi_ref slab_ = nullptr;  // the current slab, a Buffer
   bool slab_changed_ = false;
   std::unique_ptr<Loop> loop_;
   uv_poll_t poll_{};
@@ -288,10 +429,14 @@ class Core final : public Sink {
   uint64_t armed_deadline_ = TimerHeap::kNever;
   bool poll_ref_ = false;
   bool timer_ref_ = false;
-  int running_ = 0;  // depth of loop calls on the stack
+  bool in_timer_ = false;  // on_timer is on the stack
+  bool strong_ = false;    // dispatch_ and resource_ hold the Reactor (hold())
+  int64_t accounted_ = 0;  // reported with napi_adjust_external_memory
+  bool hooked_ = false;    // the env cleanup hook is registered
+  int running_ = 0;        // depth of loop calls on the stack
   bool closed_ = false;
   int js_refs_ = 0;
-  int open_handles_ = 3;
+  int open_handles_ = 0;  // 3 once init() made them
 };
 
 // ---- the JavaScript-facing functions ----------------------------------------
@@ -553,7 +698,8 @@ napi_value set_keep_alive(napi_env env, napi_callback_info info) {
   });
 }
 
-// address(id, peer) -> { address, port, family } or -errno
+// address(id, peer) -> { address, port, family } or -errno (undefined if the
+// object cannot be made: the environment is going away)
 napi_value address(napi_env env, napi_callback_info info) {
   Call call(env, info);
   Loop* loop = call.core->loop();
@@ -561,10 +707,13 @@ napi_value address(napi_env env, napi_callback_info info) {
   SocketAddress address;
   int rc = loop->address(call.id(0), call.boolean(1), &address);
   if (rc < 0) return call.outcome(rc);
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("address", address.address);
-  result.Set("port", address.port);
-  result.Set("family", family_name(address.family));
+  napi_value result = nullptr;
+  if (napi_create_object(env, &result) != napi_ok ||
+      !set_property(env, result, "address", string_value(env, address.address.c_str())) ||
+      !set_property(env, result, "port", number_value(env, address.port)) ||
+      !set_property(env, result, "family", string_value(env, family_name(address.family)))) {
+    return nullptr;
+  }
   return result;
 }
 
@@ -598,87 +747,161 @@ napi_value shutdown(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// createReactor(dispatch, backend, allocateSlab) -> the object described in src/native.ts
-Napi::Value create_reactor(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string name = info[1].As<Napi::String>().Utf8Value();
+// Every function handed to JavaScript: a C++ exception (only bad_alloc can
+// be thrown here) must not unwind into Node.
+template <napi_callback callback>
+napi_value guarded(napi_env env, napi_callback_info info) {
+  try {
+    return callback(env, info);
+  } catch (...) {
+    return number_value(env, -js_errno(ENOMEM));
+  }
+}
+
+constexpr std::pair<const char*, napi_callback> kMethods[] = {
+    {"listenTcp", guarded<listen_tcp>},
+    {"listenUnix", guarded<listen_unix>},
+    {"configureListener", guarded<configure_listener>},
+    {"listenerCounts", guarded<listener_counts>},
+    {"connectTcp", guarded<connect_tcp>},
+    {"connectUnix", guarded<connect_unix>},
+    {"write", guarded<write>},
+    {"writev", guarded<writev>},
+    {"end", guarded<on_id<&Loop::end>>},
+    {"close", guarded<on_id<&Loop::close>>},
+    {"abort", guarded<on_id<&Loop::abort>>},
+    {"setReading", guarded<on_id_flag<&Loop::set_reading>>},
+    {"setIdleTimeout", guarded<set_idle_timeout>},
+    {"setIdleNotify", guarded<on_id_flag<&Loop::set_idle_notify>>},
+    {"setWriteLimits", guarded<set_write_limits>},
+    {"stats", guarded<stats>},
+    {"setNoDelay", guarded<on_id_flag<&Loop::set_no_delay>>},
+    {"setKeepAlive", guarded<set_keep_alive>},
+    {"address", guarded<address>},
+    {"queuedBytes", guarded<on_id<&Loop::queued_bytes>>},
+    {"timerStart", guarded<timer_start>},
+    {"timerCancel", guarded<timer_cancel>},
+    {"timerReset", guarded<timer_reset>},
+    {"timerKeepAlive", guarded<timer_keep_alive>},
+    {"shutdown", guarded<shutdown>},
+};
+
+void release_core(napi_env, void* data, void*) { static_cast<Core*>(data)->release(); }
+
+// Gives the reactor object its functions, each holding the Core. False if
+// one could not be made (the environment is going away).
+bool add_methods(napi_env env, napi_value self, Core* core) {
+  for (const auto& [method, callback] : kMethods) {
+    napi_value fn = nullptr;
+    if (napi_create_function(env, method, NAPI_AUTO_LENGTH, callback, core, &fn) != napi_ok ||
+        napi_add_finalizer(env, fn, core, release_core, nullptr, nullptr) != napi_ok) {
+      return false;
+    }
+    // The Core outlives every function that can reach it.
+    core->retain();
+    if (!set_property(env, self, method, fn)) return false;
+  }
+  return true;
+}
+
+// createReactor(dispatch, backend, allocateSlab) -> the object described in
+// src/native.ts. Throws an Error with a code when the backend cannot be made;
+// returns undefined, throwing nothing more, if the environment is going away.
+napi_value create_reactor_unguarded(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3] = {nullptr, nullptr, nullptr};
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 3) {
+    return nullptr;
+  }
+  size_t length = 0;
+  if (napi_get_value_string_utf8(env, argv[1], nullptr, 0, &length) != napi_ok) return nullptr;
+  std::string name(length, '\0');
+  napi_get_value_string_utf8(env, argv[1], name.data(), length + 1, &length);
+
   std::string error;
   int fallback = 0;
   std::unique_ptr<Poller> poller = make_poller(name, &error, &fallback);
   if (!poller) {
-    Napi::Error e = Napi::Error::New(env, "backend unavailable: " + name);
-    e.Set("code", Napi::String::New(env, error));
-    throw e;
+    throw_error(env, error, "backend unavailable: " + name + " (" + error + ")");
+    return nullptr;
   }
-  Napi::Object self = Napi::Object::New(env);
-  self.Set("backend", Napi::String::New(env, poller->name()));
-  self.Set("fallbackErrno", Napi::Number::New(env, fallback));
-  Core* core = new Core(env, std::move(poller), info[0].As<Napi::Function>(),
-                        info[2].As<Napi::Function>(), self);
-  Napi::ArrayBuffer records = core->records();
-  self.Set("records",
-           Napi::Int32Array::New(env, records.ByteLength() / sizeof(int32_t), records, 0));
-  const std::pair<const char*, napi_callback> methods[] = {
-      {"listenTcp", listen_tcp},
-      {"listenUnix", listen_unix},
-      {"configureListener", configure_listener},
-      {"listenerCounts", listener_counts},
-      {"connectTcp", connect_tcp},
-      {"connectUnix", connect_unix},
-      {"write", write},
-      {"writev", writev},
-      {"end", on_id<&Loop::end>},
-      {"close", on_id<&Loop::close>},
-      {"abort", on_id<&Loop::abort>},
-      {"setReading", on_id_flag<&Loop::set_reading>},
-      {"setIdleTimeout", set_idle_timeout},
-      {"setIdleNotify", on_id_flag<&Loop::set_idle_notify>},
-      {"setWriteLimits", set_write_limits},
-      {"stats", stats},
-      {"setNoDelay", on_id_flag<&Loop::set_no_delay>},
-      {"setKeepAlive", set_keep_alive},
-      {"address", address},
-      {"queuedBytes", on_id<&Loop::queued_bytes>},
-      {"timerStart", timer_start},
-      {"timerCancel", timer_cancel},
-      {"timerReset", timer_reset},
-      {"timerKeepAlive", timer_keep_alive},
-      {"shutdown", shutdown},
-  };
-  for (const auto& [method, callback] : methods) {
-    napi_value fn;
-    NAPI_THROW_IF_FAILED(env,
-                         napi_create_function(env, method, NAPI_AUTO_LENGTH, callback, core, &fn),
-                         Napi::Value());
-    // The Core outlives every function that can reach it.
-    core->retain();
-    napi_add_finalizer(
-        env, fn, core, [](napi_env, void* data, void*) { static_cast<Core*>(data)->release(); },
-        nullptr, nullptr);
-    self.Set(method, fn);
+  napi_value self = nullptr;
+  if (napi_create_object(env, &self) != napi_ok ||
+      !set_property(env, self, "backend", string_value(env, poller->name())) ||
+      !set_property(env, self, "fallbackErrno", number_value(env, fallback))) {
+    return nullptr;
   }
-  return self;
+  auto core = std::make_unique<Core>(env);
+  napi_value records = nullptr;
+  int uv_error = 0;
+  bool made = false;
+  try {
+    made = core->init(std::move(poller), argv[0], argv[2], self, &records, &uv_error);
+  } catch (...) {
+    uv_error = UV_ENOMEM;
+  }
+  if (!made) {
+    core.release()->discard();
+    if (uv_error) throw_error(env, uv_err_name(uv_error), uv_strerror(uv_error));
+    return nullptr;
+  }
+  Core* owned = core.release();
+  // Held while the functions are made, so a failure halfway frees it once.
+  owned->retain();
+  bool ok = set_property(env, self, "records", records) && add_methods(env, self, owned);
+  if (!ok) owned->shutdown();
+  owned->release();
+  return ok ? self : nullptr;
 }
 
-class Addon : public Napi::Addon<Addon> {
- public:
-  Addon(Napi::Env env, Napi::Object exports) {
-    if (int error = net_init()) {
-      throw Napi::Error::New(
-          env, std::string("socket layer unavailable: errno ") + std::to_string(error));
-    }
-    Napi::Array backends = Napi::Array::New(env);
-    for (const std::string& name : available_backends()) backends[backends.Length()] = name;
-    DefineAddon(exports, {InstanceMethod<&Addon::CreateReactor>("createReactor"),
-                          InstanceValue("backends", backends)});
+napi_value create_reactor(napi_env env, napi_callback_info info) {
+  napi_value result = nullptr;
+  try {
+    result = create_reactor_unguarded(env, info);
+  } catch (...) {
+    result = nullptr;  // bad_alloc
   }
+  bool pending = false;
+  if (!result && napi_is_exception_pending(env, &pending) == napi_ok && !pending) {
+    // A Node-API call failed for want of memory (or the environment is going
+    // away, and this throws nothing).
+    throw_error(env, "ENOMEM", "out of memory creating a reactor");
+  }
+  return result;
+}
 
- private:
-  Napi::Value CreateReactor(const Napi::CallbackInfo& info) { return create_reactor(info); }
-};
+// Module init in plain Node-API: a worker terminated while it loads the addon
+// makes these calls fail, and that must not abort the process.
+napi_value init(napi_env env, napi_value exports) {
+  if (int error = net_init()) {
+    throw_error(env, "ERR_REACTOR_SOCKETS",
+                "socket layer unavailable: errno " + std::to_string(error));
+    return nullptr;
+  }
+  napi_value backends = nullptr;
+  if (napi_create_array(env, &backends) != napi_ok) return nullptr;
+  uint32_t index = 0;
+  for (const std::string& name : available_backends()) {
+    napi_value v = string_value(env, name.c_str());
+    if (!v || napi_set_element(env, backends, index++, v) != napi_ok) return nullptr;
+  }
+  napi_value create = nullptr;
+  if (napi_create_function(env, "createReactor", NAPI_AUTO_LENGTH, create_reactor, nullptr,
+                           &create) != napi_ok ||
+      !set_property(env, exports, "createReactor", create) ||
+      !set_property(env, exports, "backends", backends)) {
+    return nullptr;
+  }
+  return exports;
+}
 
 }  // namespace
 }  // namespace reactor
 
-using ReactorAddon = reactor::Addon;
-NODE_API_ADDON(ReactorAddon)
+NAPI_MODULE_INIT() {
+  try {
+    return reactor::init(env, exports);
+  } catch (...) {
+    return nullptr;  // out of memory listing the backends
+  }
+}

@@ -532,6 +532,11 @@ void Loop::on_event(const PollEvent& event) {
     return;
   }
   Id id = Id::unpack(event.token);
+  // Readiness beside a receive (io_uring's poll for writing, which reports
+  // the reset too) after bytes received in this batch: the bytes go first,
+  // as before a completion's end, or a failed flush would release the
+  // connection under its own dataReceived.
+  if (data_in_batch(id)) deliver();
   Conn* c = table_.get(id);
   if (!c) return;  // closed earlier in this batch
   if (c->kind == Kind::kListener) {
@@ -1054,6 +1059,13 @@ void Loop::on_received(Id id, const uint8_t* data, size_t length) {
     return;
   }
   if (c->error) {
+    if (data_in_batch(id)) {
+      // A write failed while take() delivered part of the batch; the bytes
+      // after it still go out on a live connection.
+      deliver();
+      on_received(id, data, length);
+      return;
+    }
     release(id, c, c->error);
     return;
   }
@@ -1063,6 +1075,14 @@ void Loop::on_received(Id id, const uint8_t* data, size_t length) {
 void Loop::on_received_end(Id id, int result) {
   Conn* c = table_.get(id);
   if (!c || c->kind != Kind::kStream) return;
+  if (data_in_batch(id)) {
+    // Its bytes first, then the end or the error: JavaScript may pause it
+    // there, and its dataReceived must not meet a released connection (a
+    // client's bytes and its reset often share a batch).
+    deliver();
+    on_received_end(id, result);
+    return;
+  }
   int error = result < 0 ? -result : 0;
   if (c->state == State::kLingering) {
     if (error) {
@@ -1091,11 +1111,6 @@ void Loop::on_received_end(Id id, int result) {
   }
   if (error) {
     release(id, c, error);
-    return;
-  }
-  if (data_in_batch(id)) {
-    deliver();  // its bytes first: JavaScript may pause it there
-    on_received_end(id, result);
     return;
   }
   // As read() == 0.

@@ -1,6 +1,8 @@
 // Backend selection: the one place that knows which backends this build has.
 #include "poller.h"
 
+#include <cerrno>
+
 namespace reactor {
 
 #if defined(__linux__)
@@ -22,6 +24,21 @@ std::unique_ptr<Poller> make_poll_poller(std::string* error);
 #endif
 std::unique_ptr<Poller> make_select_poller(std::string* error);
 
+const char* creation_error(int error) {
+  switch (error) {
+    case EMFILE:
+      return "EMFILE";
+    case ENFILE:
+      return "ENFILE";
+    case ENOMEM:
+      return "ENOMEM";
+    case EAGAIN:
+      return "EAGAIN";
+    default:
+      return "ERR_REACTOR_BACKEND_UNAVAILABLE";
+  }
+}
+
 std::unique_ptr<Poller> make_poller(const std::string& name, std::string* error, int* fallback) {
 #ifdef NATIVE_REACTOR_IO_URING
   // Opt-in: "auto" never picks it. A kernel that refuses a ring leaves the
@@ -29,6 +46,11 @@ std::unique_ptr<Poller> make_poller(const std::string& name, std::string* error,
   if (name == "io_uring") {
     int refused = 0;
     if (auto poller = make_io_uring_poller(&refused)) return poller;
+    if (refused == EMFILE || refused == ENFILE) {
+      // Out of descriptors is no refusal of io_uring: epoll needs one too.
+      *error = creation_error(refused);
+      return nullptr;
+    }
     if (fallback) {
       *fallback = refused;
       return make_epoll_poller(error);

@@ -95,6 +95,11 @@ class Poller {
 std::unique_ptr<Poller> make_poller(const std::string& name, std::string* error,
                                     int* fallback = nullptr);
 
+// The *error of a backend that could not be made because errno `error`: its
+// name when the system ran out of something (EMFILE, ENFILE, ENOMEM, EAGAIN:
+// the caller may free some and retry), else ERR_REACTOR_BACKEND_UNAVAILABLE.
+const char* creation_error(int error);
+
 // The backends this build has and this machine can create, default first.
 std::vector<std::string> available_backends();
 

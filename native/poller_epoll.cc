@@ -78,7 +78,7 @@ class EpollPoller final : public Poller {
 std::unique_ptr<Poller> make_epoll_poller(std::string* error) {
   int fd = epoll_create1(EPOLL_CLOEXEC);
   if (fd < 0) {
-    *error = "ERR_REACTOR_BACKEND_UNAVAILABLE";
+    *error = creation_error(errno);
     return nullptr;
   }
   return std::make_unique<EpollPoller>(fd);

@@ -248,9 +248,10 @@ std::unique_ptr<Poller> make_select_poller(std::string* error) {
   auto poller = std::make_unique<SelectPoller>();
   if (!poller->start(error)) return nullptr;
 #ifndef _WIN32
-  // The wake pipe goes into an fd_set too.
+  // The wake pipe goes into an fd_set too. Past FD_SETSIZE the table is full
+  // as select sees it: EMFILE, as for a connect there.
   if (poller->highest_own_fd() >= FD_SETSIZE) {
-    *error = "ERR_REACTOR_BACKEND_UNAVAILABLE";
+    *error = "EMFILE";
     return nullptr;
   }
 #endif

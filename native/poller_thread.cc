@@ -1,6 +1,9 @@
 #include "poller_thread.h"
 
+#include <cerrno>
+
 #include "platform.h"
+#include "poller.h"
 
 namespace reactor {
 namespace {
@@ -32,15 +35,16 @@ ReadinessThread::~ReadinessThread() {
 }
 
 bool ReadinessThread::start(std::string* error) {
+  errno = 0;  // Winsock's failures leave it alone: no errno, no resource named
   if (!make_wake_pair(&notify_read_, &notify_write_) ||
       !make_wake_pair(&wake_read_, &wake_write_)) {
-    *error = "ERR_REACTOR_BACKEND_UNAVAILABLE";
+    *error = creation_error(errno);
     return false;
   }
   try {
     thread_ = std::thread([this] { run(); });
-  } catch (const std::system_error&) {
-    *error = "ERR_REACTOR_BACKEND_UNAVAILABLE";
+  } catch (const std::system_error& failure) {
+    *error = creation_error(failure.code().value());  // EAGAIN: no thread to be had
     return false;
   }
   return true;

@@ -11,6 +11,13 @@ export interface NativeReactor {
   readonly backend: string;
   /** io_uring was asked for and the kernel refused a ring (errno, else 0): epoll runs instead. */
   readonly fallbackErrno: number;
+  /**
+   * The dispatcher passed to createReactor, kept here (non-enumerable) so it
+   * lives as long as this object: the core holds both only weakly while
+   * nothing (listener, connection, ref'd timer) is live, so a dropped idle
+   * reactor can be collected.
+   */
+  readonly dispatch: Dispatch;
   listenTcp(host: string, port: number, backlog: number, reusePort: boolean, ipv6Only: boolean): number;
   listenUnix(path: string, backlog: number): number;
   /** Caps, queue and connection defaults; NO_LIMIT (2^32 - 1) means none. */
@@ -85,7 +92,13 @@ export const NO_LIMIT = 0xffffffff;
 export type Dispatch = (count: number, slab: Buffer | undefined) => boolean;
 
 interface Binding {
-  /** Throws an Error with code ERR_REACTOR_BACKEND_UNAVAILABLE for a backend this machine lacks. */
+  /**
+   * Throws an Error with code ERR_REACTOR_BACKEND_UNAVAILABLE for a backend
+   * this machine lacks, or the errno name (EMFILE, ENFILE, ENOMEM, EAGAIN)
+   * when the system ran out of descriptors, memory or threads making it.
+   * Returns undefined, throwing nothing, only while the environment is being
+   * torn down (a worker terminating), when no JavaScript runs anyway.
+   */
   createReactor(dispatch: Dispatch, backend: string, allocateSlab: (size: number) => Buffer): NativeReactor;
   backends: string[];
 }

@@ -13,12 +13,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -1741,5 +1743,134 @@ TEST(loop_accept_exhaustion_with_clients_arriving_does_not_spin) {
       h.pump_until([&] { return h.count_kind(kAccepted) == static_cast<size_t>(kClients); }, 5000));
   CHECK_EQ(h.loop->stats().accepted, static_cast<uint64_t>(kClients));
   for (int fd : raw) ::close(fd);
+}
+#endif
+
+// ============================================================================
+// Bytes followed at once by a reset: whatever arrives in one batch, the bytes
+// reach the protocol on a live connection (it may still write; the write
+// fails later, not with EBADF), then the loss is reported as ECONNRESET.
+
+namespace {
+
+struct ResetAfterBytes {
+  int64_t write_result = 0;
+  bool wrote = false;
+};
+
+// A raw client sends `bytes` and resets at once, while the loop is not
+// looking, so a completion backend collects both in one batch.
+void send_then_reset(int fd, const std::string& bytes) {
+  testing::send_now(fd, bytes.data(), bytes.size());
+  set_reset_on_close(fd);
+  close_socket(fd);
+  // Both completions (or readiness) land before the loop next looks.
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+}
+
+}  // namespace
+
+TEST(loop_bytes_then_reset_in_one_batch_are_delivered_before_econnreset) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
+  REQUIRE(listener >= 0);
+  int port = h.local_port(static_cast<uint64_t>(listener));
+  for (int round = 0; round < 20; round++) {
+    size_t mark = h.sink.records.size();
+    int fd = raw_connect(port);
+    REQUIRE(fd >= 0);
+    uint64_t server = 0;
+    REQUIRE(h.pump_until([&] {
+      for (size_t i = mark; i < h.sink.records.size(); i++) {
+        if (h.sink.records[i].kind == kAccepted) server = packed_of(h.sink.records[i]);
+      }
+      return server != 0;
+    }));
+    h.loop->prepare_wait();  // the receive is armed
+    ResetAfterBytes seen;
+    h.sink.hook = [&](const Record& r) {
+      if (r.kind != kData || packed_of(r) != server || seen.wrote) return;
+      seen.wrote = true;
+      seen.write_result = h.write(server, "echo");  // as an echo protocol does
+    };
+    send_then_reset(fd, "0123456789abcdef");
+    REQUIRE(h.pump_until([&] { return h.has(kClosed, server); }));
+    h.sink.hook = nullptr;
+    CHECK_EQ(h.received(server), std::string("0123456789abcdef"));
+    CHECK(seen.wrote);
+    CHECK(seen.write_result >= 0);  // not -EBADF: the connection was still there
+    CHECK_EQ(h.find(kClosed, server)->a, ECONNRESET);
+    CHECK((h.kinds(server) == std::vector<int32_t>{kAccepted, kData, kClosed}));
+  }
+}
+
+TEST(loop_bytes_then_reset_with_writes_queued_are_delivered_before_the_loss) {
+  // The same with the server's writes queued (write interest on: io_uring
+  // has a poll beside the receive, which reports the reset as an error).
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
+  REQUIRE(listener >= 0);
+  int port = h.local_port(static_cast<uint64_t>(listener));
+  std::string big = pattern(4 << 20, 60);
+  int rounds_with_bytes = 0;
+  for (int round = 0; round < 20; round++) {
+    size_t mark = h.sink.records.size();
+    int fd = raw_connect(port);
+    REQUIRE(fd >= 0);
+    uint64_t server = 0;
+    REQUIRE(h.pump_until([&] {
+      for (size_t i = mark; i < h.sink.records.size(); i++) {
+        if (h.sink.records[i].kind == kAccepted) server = packed_of(h.sink.records[i]);
+      }
+      return server != 0;
+    }));
+    REQUIRE(h.write(server, big) > 0);  // the client never reads: most of it waits
+    h.loop->prepare_wait();
+    ResetAfterBytes seen;
+    h.sink.hook = [&](const Record& r) {
+      if (r.kind != kData || packed_of(r) != server || seen.wrote) return;
+      seen.wrote = true;
+      seen.write_result = h.write(server, "echo");
+    };
+    send_then_reset(fd, "0123456789abcdef");
+    REQUIRE(h.pump_until([&] { return h.has(kClosed, server); }));
+    h.sink.hook = nullptr;
+    // A reset may take the unread bytes with it; what arrived came first.
+    if (seen.wrote) {
+      rounds_with_bytes++;
+      CHECK(seen.write_result >= 0);
+      CHECK_EQ(h.received(server), std::string("0123456789abcdef"));
+    }
+    int error = h.find(kClosed, server)->a;
+    CHECK(error == ECONNRESET || error == EPIPE);
+  }
+  // Readiness backends flush first and meet the reset before reading; a
+  // completion backend has the bytes already.
+  if (h.poller->receives()) CHECK(rounds_with_bytes > 0);
+}
+
+#ifndef _WIN32  // a descriptor limit to run into, as above
+TEST(loop_backend_out_of_descriptors_reports_emfile) {
+  // Every descriptor taken: making the backend fails with the errno name, so
+  // JavaScript can tell a full table (retry later) from a missing backend.
+  int probe = ::dup(0);
+  REQUIRE(probe >= 0);
+  TightFdLimit limit(probe, 4);
+  REQUIRE(limit.ok());
+  std::vector<int> filler;
+  for (int fd; (fd = ::dup(probe)) >= 0;) filler.push_back(fd);
+  std::string error;
+  int fallback = 0;
+  std::unique_ptr<Poller> poller = make_poller(backend_under_test(), &error, &fallback);
+  CHECK(poller == nullptr);
+  CHECK_EQ(error, std::string("EMFILE"));
+  CHECK_EQ(fallback, 0);  // io_uring: no fallback for want of a descriptor
+  for (int fd : filler) ::close(fd);
+  ::close(probe);
+  limit.restore();
+  error.clear();
+  CHECK(make_poller(backend_under_test(), &error) != nullptr);
 }
 #endif
