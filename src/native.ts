@@ -99,7 +99,7 @@ interface Binding {
    * Returns undefined, throwing nothing, only while the environment is being
    * torn down (a worker terminating), when no JavaScript runs anyway.
    */
-  createReactor(dispatch: Dispatch, backend: string, allocateSlab: (size: number) => Buffer): NativeReactor;
+  createReactor(dispatch: Dispatch, backend: string, allocateSlab: (size: number) => Buffer): NativeReactor | undefined;
   backends: string[];
 }
 

@@ -149,16 +149,24 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
     }
     if (options.onError !== undefined) validateFunction(options.onError, 'onError');
     this.#onError = options.onError;
+    let native: NativeReactor | undefined;
     try {
-      this.native = createNativeReactor(
+      native = createNativeReactor(
         (count, slab) => this.#dispatch(count, slab),
         backend,
         Buffer.allocUnsafeSlow, // read slabs need no zero-fill: the core writes before JavaScript reads
       );
     } catch (error) {
       const code = (error as { code?: string }).code ?? 'ERR_REACTOR_BACKEND_UNAVAILABLE';
+      if (code !== 'ERR_REACTOR_BACKEND_UNAVAILABLE') {
+        // EMFILE, ENFILE, ENOMEM, EAGAIN: the process, not the backend, ran short.
+        throw new ReactorError(code, `new Reactor() ${code}: the ${backend} backend could not get a descriptor, memory or a thread`);
+      }
       throw new ReactorError(code, `backend "${backend}" is not available here (have: ${nativeBackends.join(', ')})`);
     }
+    // Only while the environment is being torn down does the binding give nothing back.
+    if (native === undefined) throw reactorClosed();
+    this.native = native;
     this.#records = this.native.records;
     if (this.native.fallbackErrno > 0) {
       const code = getSystemErrorName(-this.native.fallbackErrno);
