@@ -63,7 +63,8 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # network-heavy files at once on 2 cores made the idle test's 1.0-1.5 s reap
 # window late (by up to 270 ms, poll backend); alone it passes. The timeouts
 # are raised (20 s in vitest.config.ts) as a margin for slower machines.
-if ! LD_PRELOAD="$preload" NATIVE_REACTOR_PREBUILD=$tree \
+# NATIVE_REACTOR_SANITIZED tells tests that bound RSS about ASan's quarantine.
+if ! LD_PRELOAD="$preload" NATIVE_REACTOR_PREBUILD=$tree NATIVE_REACTOR_SANITIZED=1 \
   ASAN_OPTIONS="detect_leaks=0:log_path=$logs/asan:${ASAN_OPTIONS:-}" \
   UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$logs/ubsan" \
   vitest run --no-file-parallelism --testTimeout 60000 --hookTimeout 60000 "$@"; then
