@@ -2,7 +2,7 @@ import { constants } from 'node:os';
 import { isUint8Array } from 'node:util/types';
 import { type Address, toAddress } from './address.js';
 import { ReactorError, socketClosed, systemError } from './errors.js';
-import { parseWriteLimits, validateMs, type WriteBufferOptions, type WriteLimits } from './limits.js';
+import { parseWriteLimits, validateMs, WRITE_BUFFER_KEYS, type WriteBufferOptions, type WriteLimits } from './limits.js';
 import { CloseReason, NO_LIMIT, type NativeReactor } from './native.js';
 import type { Protocol } from './protocol.js';
 import {
@@ -15,7 +15,6 @@ import {
   validateKeys,
   validateObject,
 } from './validate.js';
-import { WRITE_BUFFER_KEYS } from './limits.js';
 
 /** What a transport needs from its reactor. */
 export interface TransportHost {
@@ -295,9 +294,7 @@ export class Transport implements Producer {
     let error: ReactorError | undefined;
     if (!seen) error = undefined;
     else if (reason === CloseReason.Idle) error = new ReactorError('ERR_IDLE_TIMEOUT', 'the connection was idle too long');
-    else if (reason === CloseReason.GraceExpired) {
-      error = new ReactorError('ERR_IDLE_GRACE_EXPIRED', 'ended for idleness, the peer did not close within the grace period');
-    }
+    else if (reason === CloseReason.GraceExpired) error = new ReactorError('ERR_IDLE_GRACE_EXPIRED', 'idle, then not closed by the peer in time');
     else if (errno) error = systemError(errno, 'read');
     this.#release(error, true);
   }
