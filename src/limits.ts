@@ -14,39 +14,39 @@ export interface QueueOptions {
    * size: `backlog`), spending no descriptor; the settings below then apply
    * only to `maxConnectionsPerPeer` rejections.
    */
-  mode?: 'park' | 'backlog';
+  mode?: 'park' | 'backlog' | undefined;
   /** Parked connections beyond this are rejected with `overflow`. Default 1024; 0 never parks. */
-  limit?: number;
+  limit?: number | undefined;
   /** A connection parked longer than this is rejected with `overflow`. Default 0: no limit. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /**
    * How a rejected connection is told: 'close' (default, a graceful close),
    * 'reset' (RST), or bytes sent before the graceful close (e.g. an HTTP 503).
    */
-  overflow?: 'close' | 'reset' | string | Uint8Array;
+  overflow?: 'close' | 'reset' | string | Uint8Array | undefined;
 }
 
 export interface WriteBufferOptions {
   /** write() returns false once this many bytes are queued. Default 64 KiB. */
-  highWaterMark?: number;
+  highWaterMark?: number | undefined;
   /** writeDrained and producers' resume() fire when the queue falls to this. Default 16 KiB. */
-  lowWaterMark?: number;
+  lowWaterMark?: number | undefined;
   /** Queuing beyond this aborts the connection with ERR_WRITE_BUFFER_FULL. Default 16 MiB. */
-  maxWriteBuffer?: number;
+  maxWriteBuffer?: number | undefined;
 }
 
 export interface ConnectionLimitOptions extends WriteBufferOptions {
   /** Idle timeout of every accepted connection (no byte read). Default 0: none. */
-  idleTimeoutMs?: number;
+  idleTimeoutMs?: number | undefined;
   /** Writes reset the idle clock too. Default false. */
-  idleResetOnWrite?: boolean;
+  idleResetOnWrite?: boolean | undefined;
   /** After an idle connection is ended, abort it if the peer has not closed within this. Default 15 s. */
-  idleGraceMs?: number;
+  idleGraceMs?: number | undefined;
   /** Connections served at once; more wait in a FIFO queue. Default: no cap. */
-  maxConnections?: number;
+  maxConnections?: number | undefined;
   /** Connections (served or queued) from one IP address; more are rejected. TCP only. Default: no cap. */
-  maxConnectionsPerPeer?: number;
-  queue?: QueueOptions;
+  maxConnectionsPerPeer?: number | undefined;
+  queue?: QueueOptions | undefined;
 }
 
 /** A transport's write buffer limits, in bytes. Shared, never mutated. */

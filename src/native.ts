@@ -3,12 +3,13 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ConcreteBackendName } from './reactor.js';
 
 /** Methods return numbers: ids and counts are >= 0, failures are -errno. */
 export interface NativeReactor {
   /** Event records, RECORD_WORDS int32 each, rewritten for every batch. */
   readonly records: Int32Array;
-  readonly backend: string;
+  readonly backend: ConcreteBackendName;
   /** io_uring was asked for and the kernel refused a ring (errno, else 0): epoll runs instead. */
   readonly fallbackErrno: number;
   /**
@@ -100,7 +101,8 @@ interface Binding {
    * torn down (a worker terminating), when no JavaScript runs anyway.
    */
   createReactor(dispatch: Dispatch, backend: string, allocateSlab: (size: number) => Buffer): NativeReactor | undefined;
-  backends: string[];
+  /** Names from native/backend.h: the same as BACKEND_NAMES less 'auto'. */
+  backends: ConcreteBackendName[];
 }
 
 const require = createRequire(import.meta.url);
@@ -108,7 +110,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const binding = (require('node-gyp-build') as (dir: string) => Binding)(root);
 
 export const createNativeReactor = binding.createReactor;
-export const nativeBackends: readonly string[] = Object.freeze([...binding.backends]);
+export const nativeBackends: readonly ConcreteBackendName[] = Object.freeze([...binding.backends]);
 
 // Record layout (native/loop.h): kind, slot, generation, a, b.
 export const RECORD_WORDS = 5;
