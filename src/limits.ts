@@ -49,15 +49,16 @@ export interface ConnectionLimitOptions extends WriteBufferOptions {
   queue?: QueueOptions | undefined;
 }
 
-/** A transport's write buffer limits, in bytes. Shared, never mutated. */
+/** @internal A transport's write buffer limits, in bytes. Shared, never mutated. */
 export interface WriteLimits {
   readonly high: number;
   readonly low: number;
   readonly max: number;
 }
 
+/** @internal */
 export const WRITE_BUFFER_KEYS = ['highWaterMark', 'lowWaterMark', 'maxWriteBuffer'] as const;
-/** Every key of ConnectionLimitOptions: listeners take these besides their own. */
+/** @internal Every key of ConnectionLimitOptions: listeners take these besides their own. */
 export const LIMIT_KEYS = [
   ...WRITE_BUFFER_KEYS,
   'idleTimeoutMs',
@@ -69,7 +70,9 @@ export const LIMIT_KEYS = [
 ] as const;
 const QUEUE_KEYS = ['mode', 'limit', 'timeoutMs', 'overflow'] as const;
 
+/** @internal */
 export const DEFAULT_WRITE_LIMITS: WriteLimits = Object.freeze({ high: 64 * 1024, low: 16 * 1024, max: 16 * 1024 * 1024 });
+/** @internal */
 export const DEFAULT_IDLE_GRACE_MS = 15_000;
 const DEFAULT_QUEUE_LIMIT = 1024;
 const MAX_U32 = NO_LIMIT - 1;
@@ -77,11 +80,13 @@ const MAX_U32 = NO_LIMIT - 1;
 /** Everything configureListener() takes after the listener's id, in its order. */
 type NativeListenerConfig = Parameters<NativeReactor['configureListener']> extends [number, ...infer Rest] ? Rest : never;
 
+/** @internal */
 export interface ListenerConfig {
   writeLimits: WriteLimits;
   native: NativeListenerConfig;
 }
 
+/** @internal */
 export function parseWriteLimits(options: WriteBufferOptions, base: WriteLimits = DEFAULT_WRITE_LIMITS): WriteLimits {
   const high = validateInteger(options.highWaterMark ?? base.high, 'highWaterMark', 1, MAX_U32);
   const defaultLow = options.highWaterMark === undefined ? base.low : Math.floor(high / 4);
@@ -92,7 +97,7 @@ export function parseWriteLimits(options: WriteBufferOptions, base: WriteLimits 
   return high === base.high && low === base.low && max === base.max ? base : Object.freeze({ high, low, max });
 }
 
-/** A millisecond duration for the native side (u32); fractions round up. */
+/** @internal A millisecond duration for the native side (u32); fractions round up. */
 export function validateMs(value: unknown, name: string): number {
   const ms = validateDelay(value, name);
   if (ms > MAX_U32) throw new ReactorError('ERR_OUT_OF_RANGE', `"${name}" must be at most ${MAX_U32} ms, got ${ms}`);
@@ -125,6 +130,7 @@ function validateQueueMode(value: unknown): 'park' | 'backlog' {
   throw invalidValue('queue.mode', value, "must be 'park' or 'backlog'");
 }
 
+/** @internal */
 export function parseListenerConfig(options: ConnectionLimitOptions, tcp: boolean): ListenerConfig {
   const queue = options.queue ?? {};
   validateObject(queue, 'queue');

@@ -80,6 +80,7 @@ const MEMBERS: readonly string[] = [...METHODS, 'keepsData'];
 const checked = new WeakSet<object>();
 
 /**
+ * @internal
  * A protocol has dataReceived, its known members have the right types, and no
  * member is a near miss of a known one ("dataRecieved", "keepData"), which
  * would otherwise never be called, without a word.

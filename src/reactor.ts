@@ -16,7 +16,6 @@ import { Listener } from './listener.js';
 import {
   createNativeReactor,
   type NativeReactor,
-  type NativeStats,
   nativeBackends,
   packId,
   RECORD_WORDS,
@@ -103,8 +102,27 @@ export interface ConnectUnixOptions {
   path: string;
 }
 
-/** reactor.stats(): counters kept natively as events happen. */
-export type ReactorStats = NativeStats;
+/**
+ * reactor.stats(): counters kept natively as events happen (native/loop.h
+ * Stats; the binding returns this object as it is).
+ */
+export interface ReactorStats {
+  open: number;
+  queued: number;
+  accepted: number;
+  rejected: number;
+  queueTimeouts: number;
+  abandoned: number;
+  reaped: number;
+  idleTimeouts: number;
+  bytesIn: number;
+  bytesOut: number;
+  loopIterations: number;
+  batches: number;
+  records: number;
+  maxBatch: number;
+  emfile: number;
+}
 
 export interface ShutdownOptions {
   /** Connections still open after this are aborted. Default 15 s. */
