@@ -10,6 +10,7 @@ export interface Address {
 }
 
 /**
+ * @internal
  * Listening takes numeric hosts so it can be synchronous (the port is known on
  * return); "localhost" is the one name accepted, as 127.0.0.1.
  */
@@ -19,6 +20,7 @@ export function listenHost(host: string): string {
   return host;
 }
 
+/** @internal */
 export function toAddress(raw: { address: string; port: number; family: string }): Address {
   return { address: raw.address, port: raw.port, family: raw.family as Address['family'] };
 }

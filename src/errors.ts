@@ -15,12 +15,13 @@ export class ReactorError extends Error {
   }
 }
 
+/** @internal */
 export interface ErrorTarget {
   address?: string;
   port?: number;
 }
 
-/** An error from a system call: `errno` is positive, as the native side reports it. */
+/** @internal An error from a system call: `errno` is positive, as the native side reports it. */
 export function systemError(errno: number, syscall: string, target: ErrorTarget = {}): ReactorError {
   const code = errno > 0 ? getSystemErrorName(-errno) : 'EUNKNOWN';
   let where = target.address ?? '';
@@ -33,8 +34,10 @@ export function systemError(errno: number, syscall: string, target: ErrorTarget 
   return error;
 }
 
+/** @internal */
 export const reactorClosed = (): ReactorError =>
   new ReactorError('ERR_REACTOR_CLOSED', 'the reactor is closed');
 
+/** @internal */
 export const socketClosed = (): ReactorError =>
   new ReactorError('ERR_SOCKET_CLOSED', 'the transport is closed');

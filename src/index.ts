@@ -1,7 +1,9 @@
 export { Reactor, BACKEND_NAMES } from './reactor.js';
 export type {
   BackendFallback,
+  BackendList,
   BackendName,
+  ConcreteBackendName,
   ConnectTCPOptions,
   ConnectUnixOptions,
   ListenTCPOptions,

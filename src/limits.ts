@@ -14,50 +14,51 @@ export interface QueueOptions {
    * size: `backlog`), spending no descriptor; the settings below then apply
    * only to `maxConnectionsPerPeer` rejections.
    */
-  mode?: 'park' | 'backlog';
+  mode?: 'park' | 'backlog' | undefined;
   /** Parked connections beyond this are rejected with `overflow`. Default 1024; 0 never parks. */
-  limit?: number;
+  limit?: number | undefined;
   /** A connection parked longer than this is rejected with `overflow`. Default 0: no limit. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /**
    * How a rejected connection is told: 'close' (default, a graceful close),
    * 'reset' (RST), or bytes sent before the graceful close (e.g. an HTTP 503).
    */
-  overflow?: 'close' | 'reset' | string | Uint8Array;
+  overflow?: 'close' | 'reset' | string | Uint8Array | undefined;
 }
 
 export interface WriteBufferOptions {
   /** write() returns false once this many bytes are queued. Default 64 KiB. */
-  highWaterMark?: number;
+  highWaterMark?: number | undefined;
   /** writeDrained and producers' resume() fire when the queue falls to this. Default 16 KiB. */
-  lowWaterMark?: number;
+  lowWaterMark?: number | undefined;
   /** Queuing beyond this aborts the connection with ERR_WRITE_BUFFER_FULL. Default 16 MiB. */
-  maxWriteBuffer?: number;
+  maxWriteBuffer?: number | undefined;
 }
 
 export interface ConnectionLimitOptions extends WriteBufferOptions {
   /** Idle timeout of every accepted connection (no byte read). Default 0: none. */
-  idleTimeoutMs?: number;
+  idleTimeoutMs?: number | undefined;
   /** Writes reset the idle clock too. Default false. */
-  idleResetOnWrite?: boolean;
+  idleResetOnWrite?: boolean | undefined;
   /** After an idle connection is ended, abort it if the peer has not closed within this. Default 15 s. */
-  idleGraceMs?: number;
+  idleGraceMs?: number | undefined;
   /** Connections served at once; more wait in a FIFO queue. Default: no cap. */
-  maxConnections?: number;
+  maxConnections?: number | undefined;
   /** Connections (served or queued) from one IP address; more are rejected. TCP only. Default: no cap. */
-  maxConnectionsPerPeer?: number;
-  queue?: QueueOptions;
+  maxConnectionsPerPeer?: number | undefined;
+  queue?: QueueOptions | undefined;
 }
 
-/** A transport's write buffer limits, in bytes. Shared, never mutated. */
+/** @internal A transport's write buffer limits, in bytes. Shared, never mutated. */
 export interface WriteLimits {
   readonly high: number;
   readonly low: number;
   readonly max: number;
 }
 
+/** @internal */
 export const WRITE_BUFFER_KEYS = ['highWaterMark', 'lowWaterMark', 'maxWriteBuffer'] as const;
-/** Every key of ConnectionLimitOptions: listeners take these besides their own. */
+/** @internal Every key of ConnectionLimitOptions: listeners take these besides their own. */
 export const LIMIT_KEYS = [
   ...WRITE_BUFFER_KEYS,
   'idleTimeoutMs',
@@ -69,7 +70,9 @@ export const LIMIT_KEYS = [
 ] as const;
 const QUEUE_KEYS = ['mode', 'limit', 'timeoutMs', 'overflow'] as const;
 
+/** @internal */
 export const DEFAULT_WRITE_LIMITS: WriteLimits = Object.freeze({ high: 64 * 1024, low: 16 * 1024, max: 16 * 1024 * 1024 });
+/** @internal */
 export const DEFAULT_IDLE_GRACE_MS = 15_000;
 const DEFAULT_QUEUE_LIMIT = 1024;
 const MAX_U32 = NO_LIMIT - 1;
@@ -77,11 +80,13 @@ const MAX_U32 = NO_LIMIT - 1;
 /** Everything configureListener() takes after the listener's id, in its order. */
 type NativeListenerConfig = Parameters<NativeReactor['configureListener']> extends [number, ...infer Rest] ? Rest : never;
 
+/** @internal */
 export interface ListenerConfig {
   writeLimits: WriteLimits;
   native: NativeListenerConfig;
 }
 
+/** @internal */
 export function parseWriteLimits(options: WriteBufferOptions, base: WriteLimits = DEFAULT_WRITE_LIMITS): WriteLimits {
   const high = validateInteger(options.highWaterMark ?? base.high, 'highWaterMark', 1, MAX_U32);
   const defaultLow = options.highWaterMark === undefined ? base.low : Math.floor(high / 4);
@@ -92,7 +97,7 @@ export function parseWriteLimits(options: WriteBufferOptions, base: WriteLimits 
   return high === base.high && low === base.low && max === base.max ? base : Object.freeze({ high, low, max });
 }
 
-/** A millisecond duration for the native side (u32); fractions round up. */
+/** @internal A millisecond duration for the native side (u32); fractions round up. */
 export function validateMs(value: unknown, name: string): number {
   const ms = validateDelay(value, name);
   if (ms > MAX_U32) throw new ReactorError('ERR_OUT_OF_RANGE', `"${name}" must be at most ${MAX_U32} ms, got ${ms}`);
@@ -125,6 +130,7 @@ function validateQueueMode(value: unknown): 'park' | 'backlog' {
   throw invalidValue('queue.mode', value, "must be 'park' or 'backlog'");
 }
 
+/** @internal */
 export function parseListenerConfig(options: ConnectionLimitOptions, tcp: boolean): ListenerConfig {
   const queue = options.queue ?? {};
   validateObject(queue, 'queue');

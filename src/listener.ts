@@ -3,7 +3,7 @@ import { ReactorError } from './errors.js';
 import type { WriteLimits } from './limits.js';
 import type { ProtocolFactory } from './protocol.js';
 
-/** What a listener needs from its reactor. */
+/** @internal What a listener needs from its reactor. */
 export interface ListenerHost {
   checkOpen(): void;
   closeListener(listener: Listener): void;
@@ -15,8 +15,12 @@ export interface ListenerHost {
 export class Listener {
   #listening = true;
 
-  /** @internal */
-  constructor(
+  /** @internal Only a reactor makes listeners (the constructor is private to the types). */
+  static create(host: ListenerHost, id: number, factory: ProtocolFactory, writeLimits: WriteLimits, address: Address): Listener {
+    return new Listener(host, id, factory, writeLimits, address);
+  }
+
+  private constructor(
     private readonly host: ListenerHost,
     /** @internal native identity */ readonly id: number,
     /** @internal */ readonly factory: ProtocolFactory,

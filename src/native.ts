@@ -3,12 +3,13 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ConcreteBackendName, ReactorStats } from './reactor.js';
 
-/** Methods return numbers: ids and counts are >= 0, failures are -errno. */
+/** @internal Methods return numbers: ids and counts are >= 0, failures are -errno. */
 export interface NativeReactor {
   /** Event records, RECORD_WORDS int32 each, rewritten for every batch. */
   readonly records: Int32Array;
-  readonly backend: string;
+  readonly backend: ConcreteBackendName;
   /** io_uring was asked for and the kernel refused a ring (errno, else 0): epoll runs instead. */
   readonly fallbackErrno: number;
   /**
@@ -51,7 +52,7 @@ export interface NativeReactor {
   setIdleTimeout(id: number, ms: number, resetsOnWrite: boolean, graceMs: number): number;
   setIdleNotify(id: number, notify: boolean): number;
   setWriteLimits(id: number, high: number, low: number, max: number): number;
-  stats(): NativeStats | number;
+  stats(): ReactorStats | number;
   setNoDelay(id: number, enable: boolean): number;
   setKeepAlive(id: number, enable: boolean, idleSeconds: number, intervalSeconds: number, count: number): number;
   address(id: number, peer: boolean): { address: string; port: number; family: string } | number;
@@ -63,29 +64,11 @@ export interface NativeReactor {
   shutdown(): void;
 }
 
-/** Counters kept by the native loop as events happen (see native/loop.h Stats). */
-export interface NativeStats {
-  open: number;
-  queued: number;
-  accepted: number;
-  rejected: number;
-  queueTimeouts: number;
-  abandoned: number;
-  reaped: number;
-  idleTimeouts: number;
-  bytesIn: number;
-  bytesOut: number;
-  loopIterations: number;
-  batches: number;
-  records: number;
-  maxBatch: number;
-  emfile: number;
-}
-
-/** "No limit" for the native u32 limits. */
+/** @internal "No limit" for the native u32 limits. */
 export const NO_LIMIT = 0xffffffff;
 
 /**
+ * @internal
  * Called once per batch with the record count and, when it changed, the read
  * slab. Returns true if no view of the batch's bytes was kept.
  */
@@ -100,18 +83,23 @@ interface Binding {
    * torn down (a worker terminating), when no JavaScript runs anyway.
    */
   createReactor(dispatch: Dispatch, backend: string, allocateSlab: (size: number) => Buffer): NativeReactor | undefined;
-  backends: string[];
+  /** Names from native/backend.h: the same as BACKEND_NAMES less 'auto'. */
+  backends: ConcreteBackendName[];
 }
 
 const require = createRequire(import.meta.url);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const binding = (require('node-gyp-build') as (dir: string) => Binding)(root);
 
+/** @internal */
 export const createNativeReactor = binding.createReactor;
-export const nativeBackends: readonly string[] = Object.freeze([...binding.backends]);
+/** @internal */
+export const nativeBackends: readonly ConcreteBackendName[] = Object.freeze([...binding.backends]);
 
 // Record layout (native/loop.h): kind, slot, generation, a, b.
+/** @internal */
 export const RECORD_WORDS = 5;
+/** @internal */
 export const enum RecordKind {
   Accepted = 1, // a, b: listener slot and generation
   Connected = 2,
@@ -123,17 +111,19 @@ export const enum RecordKind {
   Idle = 8, // idle timeout on a connection whose protocol has timeoutConnection
 }
 
+/** @internal */
 export const enum CloseReason {
   None = 0,
   Idle = 1, // reaped after an idle timeout
   GraceExpired = 2, // reaped, then aborted when the peer had not closed within the grace period
 }
 
-/** Identities are generation * 2^24 + slot (native/slot_table.h). */
+/** @internal Identities are generation * 2^24 + slot (native/slot_table.h). */
 export function packId(slot: number, gen: number): number {
   return gen * 0x1000000 + slot;
 }
 
+/** @internal */
 export function slotOf(id: number): number {
   return id % 0x1000000;
 }

@@ -9,7 +9,7 @@ import { editDistance, invalidType, validateObject } from './validate.js';
  */
 export interface Protocol {
   /** The connection is open; `transport` can be kept and written to from now on. */
-  connectionMade?(transport: Transport): void;
+  connectionMade?: ((transport: Transport) => void) | undefined;
   /**
    * Bytes as they arrived. The Buffer is a view of a read slab that is never
    * rewritten, so it stays valid for as long as it is kept, with no copy.
@@ -22,18 +22,18 @@ export interface Protocol {
    * fresh slab, like node:net's `onread` buffer. Default: kept, and valid
    * for as long as it is kept.
    */
-  readonly keepsData?: boolean;
+  readonly keepsData?: boolean | undefined;
   /**
    * The peer shut down its write side. If this method exists the connection
    * stays open for writing (end() or close() it when done); otherwise the
    * transport closes itself once its queued bytes are flushed.
    */
-  readConnectionLost?(transport: Transport): void;
+  readConnectionLost?: ((transport: Transport) => void) | undefined;
   /**
    * Bytes queued for writing fell to the transport's lowWaterMark after a
    * write() had returned false: a good moment to write more.
    */
-  writeDrained?(transport: Transport): void;
+  writeDrained?: ((transport: Transport) => void) | undefined;
   /**
    * The idle timeout expired (see listener `idleTimeoutMs` and
    * transport.setIdleTimeout). If this method exists it decides: close or end
@@ -42,14 +42,14 @@ export interface Protocol {
    * side, discards input) and aborts it after the grace period if the peer
    * has not closed; connectionLost then gets ERR_IDLE_TIMEOUT.
    */
-  timeoutConnection?(transport: Transport): void;
+  timeoutConnection?: ((transport: Transport) => void) | undefined;
   /**
    * reactor.shutdown() began. If this method exists, the protocol finishes
    * its work and closes the transport itself (before the shutdown's timeout,
    * after which the connection is aborted); otherwise the transport is
    * close()d at once (queued bytes are flushed first).
    */
-  shutdownRequested?(transport: Transport): void;
+  shutdownRequested?: ((transport: Transport) => void) | undefined;
   /**
    * The connection is closed and its descriptor released; runs once, and
    * only after connectionMade. `reason` is undefined for a clean close
@@ -59,7 +59,7 @@ export interface Protocol {
    * ERR_IDLE_GRACE_EXPIRED, ERR_SHUTDOWN_TIMEOUT, ERR_CALLBACK_THREW or
    * ERR_REACTOR_CLOSED (README, Errors).
    */
-  connectionLost?(reason: ReactorError | undefined, transport: Transport): void;
+  connectionLost?: ((reason: ReactorError | undefined, transport: Transport) => void) | undefined;
 }
 
 /** Builds the protocol for an accepted connection; null/undefined refuses it (closed at once). */
@@ -80,6 +80,7 @@ const MEMBERS: readonly string[] = [...METHODS, 'keepsData'];
 const checked = new WeakSet<object>();
 
 /**
+ * @internal
  * A protocol has dataReceived, its known members have the right types, and no
  * member is a near miss of a known one ("dataRecieved", "keepData"), which
  * would otherwise never be called, without a word.

@@ -12,11 +12,10 @@ import {
   parseListenerConfig,
   validateMs,
 } from './limits.js';
-import { Listener, type ListenerHost } from './listener.js';
+import { Listener } from './listener.js';
 import {
   createNativeReactor,
   type NativeReactor,
-  type NativeStats,
   nativeBackends,
   packId,
   RECORD_WORDS,
@@ -24,8 +23,8 @@ import {
   slotOf,
 } from './native.js';
 import { type Protocol, type ProtocolFactory, validateProtocol } from './protocol.js';
-import { DelayedCall, type TimerHost } from './timers.js';
-import { Transport, type TransportHost } from './transport.js';
+import { DelayedCall } from './timers.js';
+import { Transport } from './transport.js';
 import {
   invalidValue,
   show,
@@ -40,7 +39,20 @@ import {
 } from './validate.js';
 
 export const BACKEND_NAMES = ['auto', 'epoll', 'kqueue', 'poll', 'select', 'io_uring'] as const;
+/** What `new Reactor({ backend })` takes: a backend, or 'auto' for the platform's best. */
 export type BackendName = (typeof BACKEND_NAMES)[number];
+/** A backend a reactor runs on: `reactor.backend`, the entries of `Reactor.backends`. */
+export type ConcreteBackendName = Exclude<BackendName, 'auto'>;
+
+/**
+ * `Reactor.backends`: the backends available here, frozen. Its includes()
+ * and indexOf() take any string, not only a backend name, and includes()
+ * narrows it: `if (Reactor.backends.includes(name)) new Reactor({ backend: name })`.
+ */
+export interface BackendList extends ReadonlyArray<ConcreteBackendName> {
+  includes(name: string, fromIndex?: number): name is ConcreteBackendName;
+  indexOf(name: string, fromIndex?: number): number;
+}
 
 /** The backend asked for could not run, so another runs in its place. */
 export interface BackendFallback {
@@ -54,48 +66,67 @@ const fallbacksWarned = new Set<string>();
 
 export interface ReactorOptions {
   /** Default: $NATIVE_REACTOR_BACKEND, else 'auto' (the platform's best). */
-  backend?: BackendName;
+  backend?: BackendName | undefined;
   /**
    * Receives errors thrown by protocol methods and timer callbacks (the
    * connection concerned is aborted first). Without it they are rethrown as
    * uncaught exceptions, as node:net does.
    */
-  onError?: (error: unknown) => void;
+  onError?: ((error: unknown) => void) | undefined;
 }
 
 export interface ListenTCPOptions extends ConnectionLimitOptions {
   port: number;
   /** Numeric address or "localhost". Default: "::" (dual-stack), else "0.0.0.0". */
-  host?: string;
+  host?: string | undefined;
   /** Default 511. */
-  backlog?: number;
+  backlog?: number | undefined;
   /** SO_REUSEPORT: several listeners (processes) share the port. Default false. */
-  reusePort?: boolean;
+  reusePort?: boolean | undefined;
   /** For IPv6 hosts: refuse IPv4-mapped connections. Default false. */
-  ipv6Only?: boolean;
+  ipv6Only?: boolean | undefined;
 }
 
 export interface ListenUnixOptions extends ConnectionLimitOptions {
   path: string;
-  backlog?: number;
+  backlog?: number | undefined;
 }
 
 export interface ConnectTCPOptions {
   port: number;
   /** Name or numeric address. Default "localhost" (127.0.0.1). */
-  host?: string;
+  host?: string | undefined;
 }
 
 export interface ConnectUnixOptions {
   path: string;
 }
 
-/** reactor.stats(): counters kept natively as events happen. */
-export type ReactorStats = NativeStats;
+/**
+ * reactor.stats(): counters kept natively as events happen (native/loop.h
+ * Stats; the binding returns this object as it is).
+ */
+export interface ReactorStats {
+  open: number;
+  queued: number;
+  accepted: number;
+  rejected: number;
+  queueTimeouts: number;
+  abandoned: number;
+  reaped: number;
+  idleTimeouts: number;
+  bytesIn: number;
+  bytesOut: number;
+  loopIterations: number;
+  batches: number;
+  records: number;
+  maxBatch: number;
+  emfile: number;
+}
 
 export interface ShutdownOptions {
   /** Connections still open after this are aborted. Default 15 s. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 export interface ShutdownResult {
@@ -115,9 +146,12 @@ interface PendingConnect {
  * The event reactor: listeners, connections and timers, driven natively and
  * reported to JavaScript one batch at a time.
  */
-export class Reactor implements TransportHost, ListenerHost, TimerHost {
+// It is the TransportHost, ListenerHost and TimerHost of what it makes (checked
+// where it passes itself to them): no `implements` clause, which would name
+// those internal interfaces, and members stripped from its declarations.
+export class Reactor {
   /** Backends this build can run on this machine, the default first. */
-  static readonly backends: readonly string[] = nativeBackends;
+  static readonly backends: BackendList = nativeBackends as BackendList;
   /** Set when io_uring was asked for and the kernel refused it: epoll runs instead. */
   readonly backendFallback: BackendFallback | undefined;
 
@@ -182,7 +216,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
   }
 
   /** The backend in use, e.g. "epoll". */
-  get backend(): string {
+  get backend(): ConcreteBackendName {
     return this.native.backend;
   }
 
@@ -270,7 +304,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
     validateFunction(fn, 'fn');
     const id = this.native.timerStart(delay);
     if (id < 0) throw systemError(-id, 'callLater');
-    const call = new DelayedCall(this, id, fn as (...args: unknown[]) => void, args);
+    const call = DelayedCall.create(this, id, fn as (...args: unknown[]) => void, args);
     this.#timers.set(id, call);
     return call;
   }
@@ -445,14 +479,14 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
     const raw = this.native.address(id, false);
     const address: Address =
       typeof raw === 'number' ? { address: '', port: 0, family: 'unix' } : toAddress(raw);
-    const listener = new Listener(this, id, factory, config.writeLimits, address);
+    const listener = Listener.create(this, id, factory, config.writeLimits, address);
     this.#listeners.set(id, listener);
     return listener;
   }
 
   #connect(id: number, protocol: Protocol, target: ErrorTarget): Promise<Transport> {
     if (id < 0) return Promise.reject(systemError(-id, 'connect', target));
-    const transport = new Transport(this, id, 'connecting', DEFAULT_WRITE_LIMITS);
+    const transport = Transport.create(this, id, 'connecting', DEFAULT_WRITE_LIMITS);
     transport.protocol = protocol;
     if (protocol.timeoutConnection) this.native.setIdleNotify(id, true);
     this.#transports[slotOf(id)] = transport;
@@ -523,7 +557,7 @@ export class Reactor implements TransportHost, ListenerHost, TimerHost {
 
   #accept(id: number, slot: number, listenerId: number): void {
     const listener = this.#listeners.get(listenerId);
-    const transport = new Transport(this, id, 'open', listener?.writeLimits ?? DEFAULT_WRITE_LIMITS);
+    const transport = Transport.create(this, id, 'open', listener?.writeLimits ?? DEFAULT_WRITE_LIMITS);
     this.#transports[slot] = transport;
     if (listener === undefined) {
       transport.abort(); // its listener closed earlier in this batch

@@ -1,7 +1,7 @@
 import { ReactorError } from './errors.js';
 import { validateDelay } from './validate.js';
 
-/** What a timer needs from its reactor. */
+/** @internal What a timer needs from its reactor. */
 export interface TimerHost {
   timerCancel(call: DelayedCall): void;
   timerReset(call: DelayedCall, delayMs: number): void;
@@ -13,8 +13,12 @@ export class DelayedCall {
   #active = true;
   #ref = true;
 
-  /** @internal */
-  constructor(
+  /** @internal Only reactor.callLater() makes delayed calls (the constructor is private to the types). */
+  static create(host: TimerHost, id: number, fn: (...args: unknown[]) => void, args: unknown[]): DelayedCall {
+    return new DelayedCall(host, id, fn, args);
+  }
+
+  private constructor(
     private readonly host: TimerHost,
     /** @internal native identity */ public id: number,
     private readonly fn: (...args: unknown[]) => void,

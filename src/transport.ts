@@ -16,7 +16,7 @@ import {
   validateObject,
 } from './validate.js';
 
-/** What a transport needs from its reactor. */
+/** @internal What a transport needs from its reactor. */
 export interface TransportHost {
   readonly native: NativeReactor;
   /** Throws ERR_REACTOR_CLOSED once the reactor is closed. */
@@ -38,9 +38,9 @@ export interface Producer {
 
 export interface IdleTimeoutOptions {
   /** Writes reset the idle clock too. Default false. */
-  resetOnWrite?: boolean;
+  resetOnWrite?: boolean | undefined;
   /** Grace period after the idle end before an abort. Default: unchanged (15 s unless the listener set it). */
-  graceMs?: number;
+  graceMs?: number | undefined;
 }
 
 /** One connection: writes, flow control, shutdown and socket options. */
@@ -56,8 +56,12 @@ export class Transport implements Producer {
   /** @internal */
   protocol: Protocol | undefined;
 
-  /** @internal */
-  constructor(
+  /** @internal Only a reactor makes transports (the constructor is private to the types). */
+  static create(host: TransportHost, id: number, state: TransportState, limits: WriteLimits): Transport {
+    return new Transport(host, id, state, limits);
+  }
+
+  private constructor(
     private readonly host: TransportHost,
     /** @internal native identity */ readonly id: number,
     state: TransportState,

@@ -2,16 +2,18 @@
 // node-style code, thrown before anything changes.
 import { ReactorError } from './errors.js';
 
+/** @internal */
 export function invalidType(name: string, expected: string, value: unknown): ReactorError {
   const actual = value === null ? 'null' : typeof value;
   return new ReactorError('ERR_INVALID_ARG_TYPE', `"${name}" must be ${expected}, got ${actual}`);
 }
 
+/** @internal */
 export function invalidValue(name: string, value: unknown, reason: string): ReactorError {
   return new ReactorError('ERR_INVALID_ARG_VALUE', `"${name}" ${reason}, got ${show(value)}`);
 }
 
-/** A value for an error message; objects without toString (Object.create(null)) too. */
+/** @internal A value for an error message; objects without toString (Object.create(null)) too. */
 export function show(value: unknown): string {
   try {
     return String(value);
@@ -20,19 +22,23 @@ export function show(value: unknown): string {
   }
 }
 
+/** @internal */
 export function validateObject(value: unknown, name: string): asserts value is object {
   if (typeof value !== 'object' || value === null) throw invalidType(name, 'an object', value);
 }
 
+/** @internal */
 export function validateFunction(value: unknown, name: string): asserts value is Function {
   if (typeof value !== 'function') throw invalidType(name, 'a function', value);
 }
 
+/** @internal */
 export function validateString(value: unknown, name: string): asserts value is string {
   if (typeof value !== 'string') throw invalidType(name, 'a string', value);
   if (value.length === 0) throw invalidValue(name, value, 'must not be empty');
 }
 
+/** @internal */
 export function validatePort(value: unknown, name = 'port'): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535) {
     throw new ReactorError('ERR_SOCKET_BAD_PORT', `"${name}" must be an integer >= 0 and <= 65535, got ${show(value)}`);
@@ -40,6 +46,7 @@ export function validatePort(value: unknown, name = 'port'): number {
   return value;
 }
 
+/** @internal */
 export function validateInteger(value: unknown, name: string, min: number, max: number): number {
   if (typeof value !== 'number') throw invalidType(name, 'a number', value);
   if (!Number.isInteger(value) || value < min || value > max) {
@@ -48,7 +55,7 @@ export function validateInteger(value: unknown, name: string, min: number, max: 
   return value;
 }
 
-/** A delay in milliseconds: finite and >= 0; fractions round up. */
+/** @internal A delay in milliseconds: finite and >= 0; fractions round up. */
 export function validateDelay(value: unknown, name: string): number {
   if (typeof value !== 'number') throw invalidType(name, 'a number', value);
   if (!Number.isFinite(value) || value < 0 || value > Number.MAX_SAFE_INTEGER) {
@@ -57,18 +64,20 @@ export function validateDelay(value: unknown, name: string): number {
   return Math.ceil(value);
 }
 
+/** @internal */
 export function validateBoolean(value: unknown, name: string): boolean {
   if (typeof value !== 'boolean') throw invalidType(name, 'a boolean', value);
   return value;
 }
 
-/** A string without NUL bytes (a C string on the native side would be cut there). */
+/** @internal A string without NUL bytes (a C string on the native side would be cut there). */
 export function validateCString(value: unknown, name: string): asserts value is string {
   validateString(value, name);
   if (value.includes('\0')) throw invalidValue(name, JSON.stringify(value), 'must not contain NUL bytes');
 }
 
 /**
+ * @internal
  * Rejects keys an options object does not know (a misspelt option would
  * otherwise be ignored without a word), suggesting the closest known name.
  */
@@ -83,7 +92,7 @@ export function validateKeys(value: object, name: string, known: readonly string
   }
 }
 
-/** The known name a key is most likely a misspelling of, if any is close. */
+/** @internal The known name a key is most likely a misspelling of, if any is close. */
 export function closest(key: string, known: readonly string[]): string | undefined {
   const lower = key.toLowerCase();
   let best: string | undefined;
@@ -100,7 +109,7 @@ export function closest(key: string, known: readonly string[]): string | undefin
   return bestDistance <= Math.max(2, Math.floor(key.length / 4)) ? best : undefined;
 }
 
-/** Edits (insert, delete, substitute, swap two neighbours) turning a into b. */
+/** @internal Edits (insert, delete, substitute, swap two neighbours) turning a into b. */
 export function editDistance(a: string, b: string): number {
   const rows: number[][] = [Array.from({ length: b.length + 1 }, (_, j) => j)];
   for (let i = 1; i <= a.length; i++) {
