@@ -83,7 +83,7 @@ interface Binding {
    * torn down (a worker terminating), when no JavaScript runs anyway.
    */
   createReactor(dispatch: Dispatch, backend: string, allocateSlab: (size: number) => Buffer): NativeReactor | undefined;
-  /** Names from native/backend.h: the same as BACKEND_NAMES less 'auto'. */
+  /** The names poller.cc's available_backends() gives: BACKEND_NAMES less 'auto'. */
   backends: ConcreteBackendName[];
 }
 
