@@ -33,7 +33,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, relative } from 'node:path';
+import { delimiter, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -113,6 +113,26 @@ function acquireLock() {
   }
 }
 
+// npm's bundled node-gyp, as `npm run` provides it: prebuildify runs
+// `node-gyp` from PATH (npm's wrapper, which runs $npm_config_node_gyp).
+// Outside npm (node scripts/prebuild.mjs), the same, found beside npm.
+function nodeGypEnv() {
+  if (process.env.npm_config_node_gyp) return {};
+  const candidates = [
+    process.env.npm_execpath && join(dirname(process.env.npm_execpath), '..'),
+    join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm'),
+    join(dirname(process.execPath), 'node_modules', 'npm'),
+  ].filter(Boolean);
+  for (const npm of candidates) {
+    const script = join(npm, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+    const bin = join(npm, 'node_modules', '@npmcli', 'run-script', 'lib', 'node-gyp-bin');
+    if (existsSync(script) && existsSync(bin)) {
+      return { npm_config_node_gyp: script, PATH: `${bin}${delimiter}${process.env.PATH ?? ''}` };
+    }
+  }
+  return {};
+}
+
 function nodeHeaders() {
   if (process.env.npm_config_nodedir) return process.env.npm_config_nodedir;
   const prefix = join(dirname(process.execPath), '..');
@@ -178,6 +198,7 @@ function build() {
     stdio: 'inherit',
     env: {
       ...process.env,
+      ...nodeGypEnv(),
       npm_config_nodedir: nodeHeaders(),
       GYP_DEFINES: gypDefines,
       // node-gyp's make runs one job per core.
