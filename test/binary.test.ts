@@ -7,7 +7,6 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-// @ts-expect-error: a plain .mjs helper, no types
 import { ensurePrebuild, libc, root } from './fixtures/pack-prebuild.mjs';
 
 const linuxGlibc = process.platform === 'linux' && libc === 'glibc';
