@@ -1,4 +1,18 @@
 {
+  "variables": {
+    # 1: also build the native unit tests (native_tests, deny_io_uring):
+    # `npm run build:tests` / `npm run build:native`. 0 (the default) builds
+    # the addon only, which is all `npm install` needs (and all it can build:
+    # the package does not ship native/test).
+    "build_tests%": 0,
+    # 1: a redistributable binary (`npm run prebuild`). On Linux: liburing,
+    # libstdc++ and libgcc linked statically and glibc symbols pinned to
+    # versions <= 2.28 (native/glibc_compat.c), so the binary loads on any
+    # glibc >= 2.28 without liburing or a new libstdc++.
+    "portable%": 0,
+    # The C library a portable Linux binary is for: glibc or musl.
+    "portable_libc%": "glibc"
+  },
   "target_defaults": {
     "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],
     "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
@@ -44,7 +58,14 @@
           ["'<!(test -f /usr/include/liburing.h && echo 1 || echo 0)'=='1'", {
             "sources": ["native/poller_io_uring.cc"],
             "defines": ["NATIVE_REACTOR_IO_URING"],
-            "libraries": ["-luring"]
+            "conditions": [
+              ["portable==1", {
+                # The archive, not liburing.so.2: a user's machine may lack it.
+                "libraries": ["-l:liburing.a"]
+              }, {
+                "libraries": ["-luring"]
+              }]
+            ]
           }]
         ]
       }],
@@ -59,29 +80,61 @@
       # Plain Node-API (node_api.h, from Node's headers): no C++ exception
       # can be thrown into an environment that is being torn down.
       "sources": ["native/addon.cc"],
-      "defines": ["NAPI_VERSION=8"]
-    },
-    {
-      "target_name": "native_tests",
-      "type": "executable",
-      "sources": [
-        "native/test/native_tests.cc",
-        "native/test/loop_tests.cc",
-        "native/test/poller_tests.cc",
-        "native/test/fallback_tests.cc"
-      ],
-      # A plain program: no delay-load hook for node.exe.
-      "win_delay_load_hook": "false",
+      "defines": ["NAPI_VERSION=8"],
       "conditions": [
-        ["OS!='win'", {
-          "cflags": ["-pthread"],
-          "ldflags": ["-pthread"]
+        ["OS=='linux' and portable==1", {
+          "sources": ["native/glibc_compat.c"],
+          "ldflags": [
+            # Exports the Node-API entry points only (native/exports.map).
+            "-Wl,--version-script=<(module_root_dir)/native/exports.map",
+            # No libstdc++.so.6 (GLIBCXX_*/CXXABI_* versions) nor libgcc_s.so.1
+            # (GCC_*) needed at run time: both are linked in ...
+            "-static-libstdc++",
+            "-static-libgcc",
+            # ... and kept private: their symbols are not exported, so the
+            # addon never binds to (or interposes on) node's own libstdc++.
+            "-Wl,--exclude-libs,ALL",
+            # glibc symbols whose default version is newer than 2.28 go to
+            # their old versions: native/glibc_compat.c says how and why.
+            "-Wl,--wrap=pthread_create,--wrap=pthread_join,--wrap=pthread_detach",
+            "-Wl,--wrap=pthread_once,--wrap=pthread_key_create,--wrap=pthread_key_delete",
+            "-Wl,--wrap=pthread_getspecific,--wrap=pthread_setspecific",
+            "-Wl,--wrap=__pthread_key_create"
+          ],
+          "conditions": [
+            ["portable_libc=='glibc'", {
+              # Where those old versions live before glibc 2.34 (a stub since).
+              "ldflags": ["-Wl,--no-as-needed,-l:libpthread.so.0,--as-needed"]
+            }]
+          ]
         }]
       ]
     }
   ],
   "conditions": [
-    ["OS=='linux'", {
+    ["build_tests==1", {
+      "targets": [
+        {
+          "target_name": "native_tests",
+          "type": "executable",
+          "sources": [
+            "native/test/native_tests.cc",
+            "native/test/loop_tests.cc",
+            "native/test/poller_tests.cc",
+            "native/test/fallback_tests.cc"
+          ],
+          # A plain program: no delay-load hook for node.exe.
+          "win_delay_load_hook": "false",
+          "conditions": [
+            ["OS!='win'", {
+              "cflags": ["-pthread"],
+              "ldflags": ["-pthread"]
+            }]
+          ]
+        }
+      ]
+    }],
+    ["build_tests==1 and OS=='linux'", {
       "targets": [
         {
           # Test tool: runs a command with io_uring refused by seccomp.

@@ -1,5 +1,6 @@
-// Runs the native (C++) unit tests built by `npm run build:native`
-// (build/Release/native_tests) once per available backend and exits non-zero
+// Runs the native (C++) unit tests built by `npm run build:tests` (or
+// `npm run build:native`; `npm test` runs it first) — build/Release/native_tests,
+// not built by `npm install` — once per available backend and exits non-zero
 // if any run failed.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -11,7 +12,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const binary = join(root, 'build', 'Release', process.platform === 'win32' ? 'native_tests.exe' : 'native_tests');
 
 if (!existsSync(binary)) {
-  console.error(`native-test: ${binary} is missing; build it first with \`npm run build:native\`.`);
+  console.error(`native-test: ${binary} is missing; build it first with \`npm run build:tests\`.`);
   process.exit(1);
 }
 
