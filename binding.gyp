@@ -1,4 +1,6 @@
 {
+  # The addon's source lists and defines, shared with CMakeLists.txt (cmake-js).
+  "includes": ["native/sources.json"],
   "variables": {
     # 1: also build the native unit tests (native_tests, deny_io_uring):
     # `npm run build:tests` / `npm run build:native`. 0 (the default) builds
@@ -23,26 +25,18 @@
       "WARNING_CFLAGS": ["-Wall", "-Wextra", "-Wno-unused-parameter"]
     },
     # The core and select, then each platform's own backends.
-    "sources": [
-      "native/loop.cc",
-      "native/platform.cc",
-      "native/poller.cc",
-      "native/poller_select.cc",
-      "native/poller_thread.cc",
-      "native/sockets.cc",
-      "native/timer_heap.cc"
-    ],
+    "sources": ["<@(native_reactor_core_sources)"],
     "conditions": [
       # Not on Windows, where select is the only backend (poller.cc says why
       # not WSAPoll).
       ["OS!='win'", {
-        "sources": ["native/poller_poll.cc"]
+        "sources": ["<@(native_reactor_posix_sources)"]
       }],
       ["OS=='win'", {
         # Node's common.gypi turns C++ exceptions off (a later /D wins, so
         # its define is removed); the core uses them.
         "defines!": ["_HAS_EXCEPTIONS=0"],
-        "defines": ["_HAS_EXCEPTIONS=1", "NOMINMAX", "WIN32_LEAN_AND_MEAN"],
+        "defines": ["<@(native_reactor_win_defines)"],
         "libraries": ["-lws2_32.lib"],
         "msvs_settings": {
           "VCCLCompilerTool": {
@@ -52,12 +46,12 @@
         }
       }],
       ["OS=='linux'", {
-        "sources": ["native/poller_epoll.cc"],
+        "sources": ["<@(native_reactor_linux_sources)"],
         "conditions": [
           # io_uring (opt-in) where liburing's header is installed.
           ["'<!(test -f /usr/include/liburing.h && echo 1 || echo 0)'=='1'", {
-            "sources": ["native/poller_io_uring.cc"],
-            "defines": ["NATIVE_REACTOR_IO_URING"],
+            "sources": ["<@(native_reactor_io_uring_sources)"],
+            "defines": ["<@(native_reactor_io_uring_defines)"],
             "conditions": [
               ["portable==1", {
                 # The archive, not liburing.so.2: a user's machine may lack it.
@@ -70,7 +64,7 @@
         ]
       }],
       ["OS=='mac' or OS=='freebsd' or OS=='openbsd' or OS=='netbsd'", {
-        "sources": ["native/poller_kqueue.cc"]
+        "sources": ["<@(native_reactor_kqueue_sources)"]
       }]
     ]
   },
@@ -79,8 +73,8 @@
       "target_name": "native_reactor",
       # Plain Node-API (node_api.h, from Node's headers): no C++ exception
       # can be thrown into an environment that is being torn down.
-      "sources": ["native/addon.cc"],
-      "defines": ["NAPI_VERSION=8"],
+      "sources": ["<@(native_reactor_addon_sources)"],
+      "defines": ["<@(native_reactor_addon_defines)"],
       "conditions": [
         ["OS=='linux' and portable==1", {
           "sources": ["native/glibc_compat.c"],

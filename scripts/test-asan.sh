@@ -23,7 +23,8 @@ cp binding.gyp "$tree/"
 ln -s ../../native "$tree/native"
 # The Makefile node-gyp generates appends $CXXFLAGS and $LDFLAGS after gyp's own
 # flags (so -O1 wins over -O3); -g and frame pointers give readable stacks.
-(cd "$tree" && CXXFLAGS="$san -g -O1" LDFLAGS="$san" node-gyp rebuild --jobs max >/dev/null)
+# build_tests=1: the native tests too (an install builds the addon only).
+(cd "$tree" && CXXFLAGS="$san -g -O1" LDFLAGS="$san" node-gyp rebuild --jobs max -- -Dbuild_tests=1 >/dev/null)
 
 # g++ links the sanitizer runtimes dynamically. The native tests load them
 # themselves; node is not instrumented, so for it they are preloaded (ASan's

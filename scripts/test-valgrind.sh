@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # npm run test:valgrind [-- name-substring]: the native tests of the normal
-# build (build/Release/native_tests, from npm ci or npm run build:native)
+# build (build/Release/native_tests, from npm run build:tests or build:native)
 # under valgrind's memcheck: the loop tests once per backend, the others
 # (data structures; poller tests, which loop over every backend themselves)
 # once. Fails on any memcheck error, a definite leak, or a test failure other
