@@ -213,6 +213,8 @@ interface RS {
   reactor: Reactor;
   hasOnError: boolean;
   shutdown: Promise<unknown> | undefined;
+  /** The first shutdown() had a timeoutMs of at most 50: it must settle soon by itself. */
+  shutdownSoon?: boolean;
 }
 
 interface LS {
@@ -1347,6 +1349,10 @@ class World {
       return;
     }
     if (rs.shutdown !== undefined && r.value !== rs.shutdown) this.violate('shutdown-result', 'shutdown', 'a second call returned another promise');
+    if (rs.shutdown === undefined) {
+      const timeoutMs = (opts?.v as { timeoutMs?: unknown } | undefined)?.timeoutMs;
+      rs.shutdownSoon = typeof timeoutMs === 'number' && timeoutMs <= 50;
+    }
     rs.shutdown ??= r.value;
     this.track(`r${rs.n}.shutdown(${opts ? opts.s : ''})`, rs, r.value, (result) => {
       const res = result as { closed?: unknown; aborted?: unknown };
@@ -1374,6 +1380,7 @@ class World {
         this.log(`r${rs.n}.shutdown({ timeoutMs: 20 }) to finish`);
         try {
           rs.shutdown = rs.reactor.shutdown({ timeoutMs: 20 });
+          rs.shutdownSoon = true;
           this.track(`r${rs.n}.shutdown (finish)`, rs, rs.shutdown);
         } catch (error) {
           this.checkError(error, 'thrown by shutdown (finish)', 'shutdown');
@@ -1382,8 +1389,16 @@ class World {
     }
     for (const rs of this.reactors) {
       if (rs.shutdown === undefined) continue;
-      const done = await Promise.race([rs.shutdown.then(() => true, () => true), sleep(2000).then(() => false)]);
-      if (!done) this.violate('hang', 'shutdown', `r${rs.n}.shutdown() did not settle within 2 s (open transports: ${this.transports.filter((x) => x.rs === rs && x.t.state !== 'closed').length})`);
+      const settled = (ms: number) => Promise.race([rs.shutdown!.then(() => true, () => true), sleep(ms).then(() => false)]);
+      let done = await settled(2000);
+      if (!done && !rs.shutdownSoon && !rs.reactor.closed) {
+        // A shutdown() with the default 15 s (or a long) timeout may wait for
+        // a connection that does not finish; close() must settle it at once.
+        this.log(`r${rs.n}.close() to end a long shutdown()`);
+        rs.reactor.close();
+        done = await settled(1000);
+      }
+      if (!done) this.violate('hang', 'shutdown', `r${rs.n}.shutdown() did not settle (open transports: ${this.transports.filter((x) => x.rs === rs && x.t.state !== 'closed').length})`);
     }
     this.ctx = 'finish';
     for (const rs of this.reactors) {
