@@ -16,6 +16,7 @@ export type {
 export { Transport } from './transport.js';
 export type { IdleTimeoutOptions, Producer, TransportState } from './transport.js';
 export type { ConnectionLimitOptions, QueueOptions, WriteBufferOptions } from './limits.js';
+export type { ConnectOptions } from './connect.js';
 export { Listener } from './listener.js';
 export { DelayedCall } from './timers.js';
 export { ReactorError } from './errors.js';

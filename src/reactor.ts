@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { type Address, listenHost, toAddress } from './address.js';
+import { abortError, checkNotAborted, CONNECT_KEYS, type ConnectLimits, type ConnectOptions, parseConnectOptions } from './connect.js';
 import { ReactorError, reactorClosed, systemError, type ErrorTarget } from './errors.js';
 import {
   type ConnectionLimitOptions,
@@ -92,13 +93,13 @@ export interface ListenUnixOptions extends ConnectionLimitOptions {
   backlog?: number | undefined;
 }
 
-export interface ConnectTCPOptions {
+export interface ConnectTCPOptions extends ConnectOptions {
   port: number;
   /** Name or numeric address. Default "localhost" (127.0.0.1). */
   host?: string | undefined;
 }
 
-export interface ConnectUnixOptions {
+export interface ConnectUnixOptions extends ConnectOptions {
   path: string;
 }
 
@@ -140,6 +141,8 @@ interface PendingConnect {
   resolve(transport: Transport): void;
   reject(error: unknown): void;
   target: ErrorTarget;
+  /** Stops the connect's timer and abort listener. */
+  settled(): void;
 }
 
 /**
@@ -274,24 +277,29 @@ export class Reactor {
   async connectTCP(options: ConnectTCPOptions, protocol: Protocol): Promise<Transport> {
     this.checkOpen();
     validateObject(options, 'options');
-    validateKeys(options, 'options', ['port', 'host']);
+    validateKeys(options, 'options', ['port', 'host', ...CONNECT_KEYS]);
     const port = validatePort(options.port);
     validateProtocol(protocol);
     const name = options.host ?? 'localhost';
     validateCString(name, 'host');
+    const limits = parseConnectOptions(options);
+    checkNotAborted(limits.signal);
     const host = await resolveHost(name);
     this.checkOpen();
-    return this.#connect(this.native.connectTcp(host, port), protocol, { address: host, port });
+    checkNotAborted(limits.signal);
+    return this.#connect(this.native.connectTcp(host, port), protocol, { address: host, port }, limits);
   }
 
   /** Connects to a Unix socket path; settles like connectTCP. */
   async connectUnix(options: ConnectUnixOptions, protocol: Protocol): Promise<Transport> {
     this.checkOpen();
     validateObject(options, 'options');
-    validateKeys(options, 'options', ['path']);
+    validateKeys(options, 'options', ['path', ...CONNECT_KEYS]);
     validateCString(options.path, 'path');
     validateProtocol(protocol);
-    return this.#connect(this.native.connectUnix(options.path), protocol, { address: options.path });
+    const limits = parseConnectOptions(options);
+    checkNotAborted(limits.signal);
+    return this.#connect(this.native.connectUnix(options.path), protocol, { address: options.path }, limits);
   }
 
   /**
@@ -415,6 +423,7 @@ export class Reactor {
     const pending = this.#connecting.get(transport);
     if (pending) {
       this.#connecting.delete(transport);
+      pending.settled();
       const error = reason?.errno ? systemError(-reason.errno, 'connect', pending.target) : reason;
       pending.reject(error ?? new ReactorError('ERR_SOCKET_CLOSED', 'closed before connecting'));
       return;
@@ -484,13 +493,25 @@ export class Reactor {
     return listener;
   }
 
-  #connect(id: number, protocol: Protocol, target: ErrorTarget): Promise<Transport> {
+  #connect(id: number, protocol: Protocol, target: ErrorTarget, limits: ConnectLimits): Promise<Transport> {
     if (id < 0) return Promise.reject(systemError(-id, 'connect', target));
     const transport = Transport.create(this, id, 'connecting', DEFAULT_WRITE_LIMITS);
     transport.protocol = protocol;
     if (protocol.timeoutConnection) this.native.setIdleNotify(id, true);
     this.#transports[slotOf(id)] = transport;
-    return new Promise((resolve, reject) => this.#connecting.set(transport, { resolve, reject, target }));
+    const { timeoutMs, signal } = limits;
+    // The connecting transport keeps the process alive; its timer need not.
+    const timer =
+      timeoutMs > 0
+        ? this.callLater(timeoutMs, () => transport.abortWith(systemError(ETIMEDOUT, 'connect', target))).unref()
+        : undefined;
+    const onAbort = () => transport.abortWith(abortError(signal!));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const settled = () => {
+      if (!this.#closed) timer?.cancel();
+      signal?.removeEventListener('abort', onAbort);
+    };
+    return new Promise((resolve, reject) => this.#connecting.set(transport, { resolve, reject, target, settled }));
   }
 
   /**
@@ -581,6 +602,7 @@ export class Reactor {
     transport.opened();
     const pending = this.#connecting.get(transport);
     this.#connecting.delete(transport);
+    pending?.settled();
     try {
       transport.protocol!.connectionMade?.(transport);
     } finally {
@@ -603,7 +625,7 @@ export class Reactor {
   }
 }
 
-const EAFNOSUPPORT = constants.errno.EAFNOSUPPORT;
+const { EAFNOSUPPORT, ETIMEDOUT } = constants.errno;
 
 async function resolveHost(host: string): Promise<string> {
   if (host === 'localhost') return '127.0.0.1';
