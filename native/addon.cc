@@ -646,6 +646,21 @@ napi_value connect_unix(napi_env env, napi_callback_info info) {
   return with_loop(call, [&](Loop& l) { return l.connect_unix(path); });
 }
 
+// adoptListener(fd, requireTcp), adoptConnection(fd): the loop owns fd once
+// an id comes back; on -errno the caller still does.
+napi_value adopt_listener(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  int fd = call.integer(0);
+  bool require_tcp = call.boolean(1);
+  return with_loop(call, [&](Loop& l) { return l.adopt_listener(fd, require_tcp); });
+}
+
+napi_value adopt_connection(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  int fd = call.integer(0);
+  return with_loop(call, [&](Loop& l) { return l.adopt_connection(fd); });
+}
+
 // write(id, bytes): the hot path.
 napi_value write(napi_env env, napi_callback_info info) {
   Call call(env, info);
@@ -765,6 +780,8 @@ constexpr std::pair<const char*, napi_callback> kMethods[] = {
     {"listenerCounts", guarded<listener_counts>},
     {"connectTcp", guarded<connect_tcp>},
     {"connectUnix", guarded<connect_unix>},
+    {"adoptListener", guarded<adopt_listener>},
+    {"adoptConnection", guarded<adopt_connection>},
     {"write", guarded<write>},
     {"writev", guarded<writev>},
     {"end", guarded<on_id<&Loop::end>>},

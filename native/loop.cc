@@ -55,14 +55,14 @@ uint64_t Loop::deadline_after(uint64_t delay_ms) {
 
 // ---- table ---------------------------------------------------------------
 
-Loop::Conn* Loop::adopt(int fd, Kind kind, State state, bool tcp, Id* id) {
+Loop::Conn* Loop::adopt(int fd, Kind kind, State state, bool tcp, Id* id, bool close_on_failure) {
   if (!poller_->claim(fd)) {
-    close_socket(fd);
+    if (close_on_failure) close_socket(fd);
     return nullptr;
   }
   if (!table_.allocate(id)) {
     poller_->remove(fd);  // gives its claim back
-    close_socket(fd);
+    if (close_on_failure) close_socket(fd);
     return nullptr;
   }
   Conn* c = table_.get(*id);
@@ -285,6 +285,49 @@ int64_t Loop::adopt_outgoing(int fd, int claimed, bool tcp) {
   apply_defaults(c, ConnDefaults{});
   c->visible = true;
   open_++;
+  return static_cast<int64_t>(id.packed());
+}
+
+Loop::Conn* Loop::adopt_foreign(int fd, Kind kind, bool require_tcp, Id* id, int* error) {
+  if (fd < 0) {
+    *error = -EBADF;
+    return nullptr;
+  }
+  // Two entries for one fd would close it under each other. A scan: adopting
+  // is rare.
+  for (uint32_t slot = 0; slot < table_.capacity(); slot++) {
+    Id live;
+    if (table_.live_at(slot, &live) && table_.get(live)->fd == fd) {
+      *error = -EEXIST;
+      return nullptr;
+    }
+  }
+  bool tcp = false;
+  *error = prepare_adopted(fd, kind == Kind::kListener, require_tcp, &tcp);
+  if (*error < 0) return nullptr;
+  Conn* c = adopt(fd, kind, State::kOpen, tcp, id, false);
+  if (!c) *error = -EMFILE;
+  return c;
+}
+
+int64_t Loop::adopt_listener(int fd, bool require_tcp) {
+  Id id;
+  int error = 0;
+  if (!adopt_foreign(fd, Kind::kListener, require_tcp, &id, &error)) return error;
+  admissions_.try_emplace(id.slot);  // no unix_path: the path is not ours to remove
+  return static_cast<int64_t>(id.packed());
+}
+
+int64_t Loop::adopt_connection(int fd) {
+  Id id;
+  int error = 0;
+  Conn* c = adopt_foreign(fd, Kind::kStream, false, &id, &error);
+  if (!c) return error;
+  apply_defaults(c, ConnDefaults{});
+  c->reading = true;
+  c->visible = true;
+  open_++;
+  start_idle_clock(id, c);
   return static_cast<int64_t>(id.packed());
 }
 

@@ -115,6 +115,19 @@ class Loop {
   int listener_counts(uint64_t id, uint32_t* open, uint32_t* queued);
   int64_t connect_tcp(const std::string& host, int port);
   int64_t connect_unix(const std::string& path);
+  // Sockets made elsewhere (inherited, passed by a parent, systemd socket
+  // activation). adopt_listener takes a listening stream socket (configure it
+  // with configure_listener), adopt_connection a connected one, open and read
+  // at once like a connection just made. Made non-blocking and close-on-exec;
+  // from success on the loop owns fd and closes it (a Unix listener's path is
+  // left in place: we did not create it). On failure the caller still owns
+  // fd: -EBADF, -ENOTSOCK, -EINVAL (not a stream socket, or listening when a
+  // connection was asked for and vice versa), -ENOTCONN, -EAFNOSUPPORT,
+  // -EEXIST (the loop already has it), -EMFILE (the table is full or the
+  // backend cannot watch it), -ENOTSUP on Windows; -EPROTOTYPE for a Unix
+  // listener when require_tcp (a per-peer cap is asked for).
+  int64_t adopt_listener(int fd, bool require_tcp = false);
+  int64_t adopt_connection(int fd);
 
   // Sends what the socket takes now and queues the rest. Returns the bytes
   // queued afterwards, or -errno if id is not an open connection. A socket
@@ -245,9 +258,13 @@ class Loop {
   static constexpr uint8_t kUnregistered = 0xff;
   static constexpr uint32_t kDetached = 0x80;  // desired interest: not watched at all
 
-  // Takes fd into the table and claims its place in the backend (closing it
-  // if the table is full or the backend cannot watch it).
-  Conn* adopt(int fd, Kind kind, State state, bool tcp, Id* id);
+  // Takes fd into the table and claims its place in the backend (closing it,
+  // unless !close_on_failure, if the table is full or the backend cannot
+  // watch it).
+  Conn* adopt(int fd, Kind kind, State state, bool tcp, Id* id, bool close_on_failure = true);
+  // Checks, prepares and takes in a socket made elsewhere (adopt_listener,
+  // adopt_connection); fd stays the caller's on failure.
+  Conn* adopt_foreign(int fd, Kind kind, bool require_tcp, Id* id, int* error);
   // Claims fd's place in the backend, noting it in *claimed.
   bool claim_for(int fd, int* claimed);
   // A connecting socket (or -errno from starting it, with the fd whose claim

@@ -8,6 +8,7 @@
 #ifndef _WIN32
 #include <fcntl.h>
 #include <netinet/tcp.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #endif
 
@@ -227,6 +228,47 @@ int accept_connection(int listen_fd) {
 #endif
   return prepare_socket(fd);
 }
+
+#ifdef _WIN32
+int prepare_adopted(int, bool, bool, bool*) { return -ENOTSUP; }
+#else
+int prepare_adopted(int fd, bool listening, bool require_tcp, bool* tcp) {
+  struct stat info;
+  if (fstat(fd, &info) != 0) return -errno;
+  if (!S_ISSOCK(info.st_mode)) return -ENOTSOCK;
+  int value = 0;
+  socklen_t length = sizeof value;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &length) != 0) return -errno;
+  if (value != SOCK_STREAM) return -EINVAL;
+  value = 0;
+  length = sizeof value;
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &length) != 0) return -errno;
+  if ((value != 0) != listening) return -EINVAL;
+  sockaddr_storage storage{};
+  length = sizeof storage;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length) != 0) return -errno;
+  if (storage.ss_family != AF_INET && storage.ss_family != AF_INET6 &&
+      storage.ss_family != AF_UNIX) {
+    return -EAFNOSUPPORT;
+  }
+  *tcp = storage.ss_family != AF_UNIX;
+  if (require_tcp && !*tcp) return -EPROTOTYPE;
+  if (!listening) {
+    length = sizeof storage;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&storage), &length) != 0) return -errno;
+  }
+  int rc = set_nonblocking(fd);
+  if (rc < 0) return rc;
+  int flags = fcntl(fd, F_GETFD);
+  if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) return -errno;
+#if !defined(MSG_NOSIGNAL) && defined(SO_NOSIGPIPE)
+  rc = set_flag(fd, SOL_SOCKET, SO_NOSIGPIPE, 1);
+  if (rc < 0) return rc;
+#endif
+  if (*tcp && !listening) set_no_delay(fd, true);
+  return 0;
+}
+#endif
 
 int pending_error(int fd) {
   int error = 0;

@@ -28,6 +28,14 @@ int listen_unix(const std::string& path, const ListenOptions& options);
 // is closed with -EMFILE before anyone is dialled.
 int connect_tcp(const std::string& host, int port, const std::function<bool(int)>& usable);
 int connect_unix(const std::string& path, const std::function<bool(int)>& usable);
+// Checks a socket made elsewhere before the loop takes it: a stream socket
+// (-EBADF if fd is not open, -ENOTSOCK if it is no socket, -EINVAL for
+// another type), listening or connected as `listening` says (-EINVAL, or
+// -ENOTCONN for a stream that is neither), of a family we serve (-EAFNOSUPPORT;
+// -EPROTOTYPE for a Unix socket when require_tcp). Then makes it non-blocking and close-on-exec
+// (TCP_NODELAY on a TCP connection, as on accepted ones). Never closes fd. POSIX only: -ENOTSUP on
+// Windows.
+int prepare_adopted(int fd, bool listening, bool require_tcp, bool* tcp);
 // Accepts one connection as a non-blocking, close-on-exec fd.
 int accept_connection(int listen_fd);
 int pending_error(int fd);  // SO_ERROR

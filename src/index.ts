@@ -18,6 +18,8 @@ export type { IdleTimeoutOptions, Producer, TransportState } from './transport.j
 export type { ConnectionLimitOptions, QueueOptions, WriteBufferOptions } from './limits.js';
 export type { ConnectOptions } from './connect.js';
 export { Listener } from './listener.js';
+export { systemdListenFds, SD_LISTEN_FDS_START } from './systemd.js';
+export type { SystemdListenFdsOptions } from './systemd.js';
 export { DelayedCall } from './timers.js';
 export { ReactorError } from './errors.js';
 export type { Address } from './address.js';

@@ -44,7 +44,7 @@ export class Listener {
   }
 
   /**
-   * Stops accepting (a Unix socket's path is removed). Open connections stay
+   * Stops accepting (a Unix socket's path is removed, unless adopted). Open connections stay
    * open; parked ones are rejected with the queue's overflow policy. Throws
    * ERR_SERVER_NOT_RUNNING if already closed.
    */

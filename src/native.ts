@@ -42,6 +42,13 @@ export interface NativeReactor {
   listenerCounts(id: number): [number, number] | number;
   connectTcp(host: string, port: number): number;
   connectUnix(path: string): number;
+  /**
+   * A listening stream socket made elsewhere; owned from a returned id on,
+   * the caller's on -errno. requireTcp: a Unix socket is refused with -EPROTOTYPE.
+   */
+  adoptListener(fd: number, requireTcp: boolean): number;
+  /** A connected stream socket made elsewhere, open and read at once; ownership as adoptListener. */
+  adoptConnection(fd: number): number;
   write(id: number, bytes: Uint8Array): number;
   writev(id: number, chunks: Uint8Array[]): number;
   end(id: number): number;

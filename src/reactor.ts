@@ -303,6 +303,62 @@ export class Reactor {
   }
 
   /**
+   * Serves a listening stream socket made elsewhere: inherited from a parent,
+   * or passed by systemd socket activation (see systemdListenFds()). TCP or
+   * Unix; `limits` are those of listenTCP (maxConnectionsPerPeer only for
+   * TCP). The socket is made non-blocking and close-on-exec (flags a parent
+   * sharing it sees too) and from then on belongs to the reactor, which
+   * closes it with the listener; a Unix socket's path is left in place. On a
+   * throw the caller still owns `fd`: EBADF (not open), ENOTSOCK, EINVAL (not
+   * a stream socket, or not listening), EEXIST (this reactor has it already),
+   * EMFILE (the backend cannot watch it). POSIX only.
+   */
+  adoptListener(fd: number, factory: ProtocolFactory, limits: ConnectionLimitOptions = {}): Listener {
+    this.checkOpen();
+    checkAdoptable();
+    validateInteger(fd, 'fd', 0, 0x7fffffff);
+    validateFunction(factory, 'factory');
+    validateObject(limits, 'limits');
+    validateKeys(limits, 'limits', LIMIT_KEYS);
+    // Everything is checked before the socket is taken; the family is known after.
+    const config = parseListenerConfig(limits, true);
+    const requireTcp = limits.maxConnectionsPerPeer !== undefined;
+    const id = this.native.adoptListener(fd, requireTcp);
+    if (id === -EPROTOTYPE && requireTcp) {
+      throw invalidValue('maxConnectionsPerPeer', limits.maxConnectionsPerPeer, `applies to TCP listeners only (fd ${fd} is a Unix socket)`);
+    }
+    if (id < 0) throw adoptError(-id, 'adoptListener', fd);
+    return this.#addListener(id, factory, config);
+  }
+
+  /**
+   * Serves a connected stream socket made elsewhere (TCP or Unix), as a
+   * connection just made: returns its transport after
+   * `protocol.connectionMade` ran, reading from then on. Ownership and flags
+   * as adoptListener (TCP_NODELAY is set, as on accepted connections). On a
+   * throw the caller still owns `fd`: EBADF, ENOTSOCK, EINVAL (not a stream
+   * socket, or a listening one), ENOTCONN, EEXIST, EMFILE. POSIX only.
+   */
+  adoptConnection(fd: number, protocol: Protocol): Transport {
+    this.checkOpen();
+    checkAdoptable();
+    validateInteger(fd, 'fd', 0, 0x7fffffff);
+    validateProtocol(protocol);
+    const id = this.native.adoptConnection(fd);
+    if (id < 0) throw adoptError(-id, 'adoptConnection', fd);
+    const transport = Transport.create(this, id, 'open', DEFAULT_WRITE_LIMITS);
+    transport.protocol = protocol;
+    if (protocol.timeoutConnection) this.native.setIdleNotify(id, true);
+    this.#transports[slotOf(id)] = transport;
+    try {
+      protocol.connectionMade?.(transport);
+    } catch (error) {
+      this.#failed(transport, error); // as for any protocol method: aborted, then onError
+    }
+    return transport;
+  }
+
+  /**
    * Runs fn(...args) after `ms` milliseconds (fractions round up). Calls due
    * together run in the order they were set, in one batch.
    */
@@ -625,7 +681,19 @@ export class Reactor {
   }
 }
 
-const { EAFNOSUPPORT, ETIMEDOUT } = constants.errno;
+const { EAFNOSUPPORT, EPROTOTYPE, ETIMEDOUT } = constants.errno;
+
+function checkAdoptable(): void {
+  if (process.platform === 'win32') {
+    throw new ReactorError('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', 'adopting a descriptor is not supported on Windows');
+  }
+}
+
+function adoptError(errno: number, syscall: string, fd: number): ReactorError {
+  const error = systemError(errno, syscall);
+  error.message += ` (fd ${fd})`;
+  return error;
+}
 
 async function resolveHost(host: string): Promise<string> {
   if (host === 'localhost') return '127.0.0.1';

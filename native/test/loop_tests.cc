@@ -6,8 +6,10 @@
 #ifndef _WIN32
 #include <dirent.h>
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #endif
 
@@ -1872,5 +1874,190 @@ TEST(loop_backend_out_of_descriptors_reports_emfile) {
   limit.restore();
   error.clear();
   CHECK(make_poller(backend_under_test(), &error) != nullptr);
+}
+#endif
+
+// ---- adopted descriptors ---------------------------------------------------
+
+#ifdef _WIN32
+TEST(loop_adopt_is_posix_only) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  CHECK_EQ(h.loop->adopt_listener(3), -ENOTSUP);
+  CHECK_EQ(h.loop->adopt_connection(3), -ENOTSUP);
+}
+#else
+namespace {
+
+// A plain blocking TCP socket listening on loopback, made outside the loop.
+int outside_listener(int* port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 16) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+bool is_open(int fd) { return ::fcntl(fd, F_GETFD) >= 0; }
+
+// Echoes what the loop received on `id` back to the peer `fd` and checks it.
+void echo_through(Harness& h, uint64_t id, int fd, const std::string& bytes) {
+  size_t before = h.received_size(id);
+  REQUIRE(::send(fd, bytes.data(), bytes.size(), 0) == static_cast<ssize_t>(bytes.size()));
+  CHECK(h.pump_until([&] { return h.received_size(id) >= before + bytes.size(); }));
+  CHECK(h.received(id).substr(before) == bytes);
+  CHECK(h.write(id, bytes) >= 0);
+  std::string back;
+  uint64_t deadline = Loop::now_ms() + 5000;
+  while (back.size() < bytes.size() && Loop::now_ms() < deadline) {
+    h.step(1);
+    char buffer[65536];
+    ssize_t n = recv_now(fd, buffer, sizeof buffer);
+    if (n > 0) back.append(buffer, static_cast<size_t>(n));
+  }
+  CHECK(back == bytes);
+}
+
+}  // namespace
+
+TEST(loop_adopt_listener_serves_and_closes_the_fd) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  int port = 0;
+  int fd = outside_listener(&port);
+  REQUIRE(fd >= 0);
+  // The wrong call leaves the fd alone.
+  CHECK_EQ(h.loop->adopt_connection(fd), -EINVAL);
+  CHECK(is_open(fd));
+  CHECK_EQ(::fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+  int64_t listener = h.loop->adopt_listener(fd);
+  REQUIRE(listener >= 0);
+  CHECK(::fcntl(fd, F_GETFL) & O_NONBLOCK);
+  CHECK(::fcntl(fd, F_GETFD) & FD_CLOEXEC);
+  CHECK_EQ(h.loop->adopt_listener(fd), -EEXIST);  // one entry per fd
+  CHECK_EQ(h.local_port(listener), port);
+  // Every listener feature: a cap of one parks the second client.
+  AdmissionPolicy policy;
+  policy.max_connections = 1;
+  REQUIRE(h.loop->configure_listener(listener, policy, ConnDefaults{}) == 0);
+  int first = raw_connect(port);
+  REQUIRE(first >= 0);
+  CHECK(h.pump_until([&] { return accepted_ids(h).size() == 1; }));
+  int second = raw_connect(port);
+  REQUIRE(second >= 0);
+  CHECK(h.pump_until([&] { return h.loop->queued_connections() == 1; }));
+  uint64_t served = accepted_ids(h)[0];
+  echo_through(h, served, first, "ping");
+  CHECK_EQ(h.loop->close(served), 1);
+  h.loop->prepare_wait();
+  CHECK(h.pump_until([&] { return accepted_ids(h).size() == 2; }));
+  echo_through(h, accepted_ids(h)[1], second, pattern(100000, 3));
+  CHECK_EQ(h.loop->close(listener), 1);
+  CHECK(!is_open(fd));  // the loop owned it
+  ::close(first);
+  ::close(second);
+}
+
+TEST(loop_adopt_connection_echoes_tcp_and_unix) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  // TCP: the accepted end of a loopback pair made outside.
+  int port = 0;
+  int lfd = outside_listener(&port);
+  REQUIRE(lfd >= 0);
+  int peer = raw_connect(port);
+  REQUIRE(peer >= 0);
+  int accepted = ::accept(lfd, nullptr, nullptr);
+  REQUIRE(accepted >= 0);
+  CHECK_EQ(h.loop->adopt_listener(accepted), -EINVAL);  // not listening
+  CHECK(is_open(accepted));
+  int64_t tcp = h.loop->adopt_connection(accepted);
+  REQUIRE(tcp >= 0);
+  int nodelay = 0;
+  socklen_t length = sizeof nodelay;
+  CHECK(::getsockopt(accepted, IPPROTO_TCP, TCP_NODELAY, &nodelay, &length) == 0 && nodelay);
+  CHECK_EQ(h.loop->open_connections(), 1u);
+  echo_through(h, tcp, peer, "hello over tcp");
+  echo_through(h, tcp, peer, pattern(300000, 9));
+  // The peer ends: kEof; closing ours closes the fd.
+  ::shutdown(peer, SHUT_WR);
+  CHECK(h.pump_until([&] { return h.has(kEof, tcp); }));
+  CHECK_EQ(h.loop->close(tcp), 1);
+  CHECK(!is_open(accepted));
+  ::close(peer);
+  ::close(lfd);
+
+  // Unix: one end of a socketpair.
+  int pair[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0);
+  int64_t unix_id = h.loop->adopt_connection(pair[0]);
+  REQUIRE(unix_id >= 0);
+  echo_through(h, unix_id, pair[1], "hello over a socketpair");
+  ::close(pair[1]);
+  CHECK(h.pump_until([&] { return h.has(kEof, unix_id) || h.has(kClosed, unix_id); }));
+  h.loop->close(unix_id);
+  CHECK(!is_open(pair[0]));
+}
+
+TEST(loop_adopt_refuses_what_it_cannot_take_and_leaves_it_open) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  CHECK_EQ(h.loop->adopt_listener(-1), -EBADF);
+  int closed = ::dup(0);
+  REQUIRE(closed >= 0);
+  ::close(closed);
+  CHECK_EQ(h.loop->adopt_listener(closed), -EBADF);
+  CHECK_EQ(h.loop->adopt_connection(closed), -EBADF);
+  int file = ::open("/dev/null", O_RDONLY);
+  REQUIRE(file >= 0);
+  CHECK_EQ(h.loop->adopt_listener(file), -ENOTSOCK);
+  CHECK_EQ(h.loop->adopt_connection(file), -ENOTSOCK);
+  CHECK(is_open(file));
+  ::close(file);
+  int udp = ::socket(AF_INET, SOCK_DGRAM, 0);
+  REQUIRE(udp >= 0);
+  CHECK_EQ(h.loop->adopt_connection(udp), -EINVAL);
+  CHECK(is_open(udp));
+  ::close(udp);
+  int fresh = ::socket(AF_INET, SOCK_STREAM, 0);  // neither listening nor connected
+  REQUIRE(fresh >= 0);
+  CHECK_EQ(h.loop->adopt_listener(fresh), -EINVAL);
+  CHECK_EQ(h.loop->adopt_connection(fresh), -ENOTCONN);
+  CHECK(is_open(fresh));
+  ::close(fresh);
+  CHECK_EQ(h.loop->live_handles(), 0u);
+
+  // A Unix listener: require_tcp refuses it; adopted, its path outlives it.
+  std::string path = temp_socket_path("adopt");
+  ::unlink(path.c_str());
+  int ufd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  REQUIRE(ufd >= 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  REQUIRE(::bind(ufd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(ufd, 8) == 0);
+  CHECK_EQ(h.loop->adopt_listener(ufd, true), -EPROTOTYPE);
+  CHECK(is_open(ufd));
+  int64_t listener = h.loop->adopt_listener(ufd);
+  REQUIRE(listener >= 0);
+  size_t mark = h.sink.records.size();
+  int64_t client = h.loop->connect_unix(path);
+  REQUIRE(client >= 0);
+  Pair p;
+  p.listener = static_cast<uint64_t>(listener);
+  p.client = static_cast<uint64_t>(client);
+  REQUIRE(finish_pair(h, &p, mark));
+  CHECK_EQ(h.loop->close(p.listener), 1);
+  CHECK(path_exists(path));  // not ours to remove
+  ::unlink(path.c_str());
 }
 #endif
