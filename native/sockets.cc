@@ -8,7 +8,6 @@
 #ifndef _WIN32
 #include <fcntl.h>
 #include <netinet/tcp.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #endif
 
@@ -233,9 +232,9 @@ int accept_connection(int listen_fd) {
 int prepare_adopted(int, bool, bool, bool*) { return -ENOTSUP; }
 #else
 int prepare_adopted(int fd, bool listening, bool require_tcp, bool* tcp) {
-  struct stat info;
-  if (fstat(fd, &info) != 0) return -errno;
-  if (!S_ISSOCK(info.st_mode)) return -ENOTSOCK;
+  // SO_TYPE fails with EBADF for a closed fd and ENOTSOCK for a file, pipe or
+  // tty: no fstat() needed (which would tie the portable Linux binary to
+  // fstat64@GLIBC_2.33).
   int value = 0;
   socklen_t length = sizeof value;
   if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &length) != 0) return -errno;
