@@ -1,6 +1,7 @@
 // Shared helpers for the vitest suite: deferred promises, echo protocols,
 // byte collectors and descriptor counting. Nothing here sleeps: every wait is
 // a promise settled from a protocol callback or a process event.
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -195,4 +196,31 @@ export async function rejectionCode(promise: Promise<unknown>): Promise<string |
     return (error as { code?: string }).code ?? 'NO_CODE';
   }
   return undefined;
+}
+
+export interface ProcessResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a command (a fixture under node, say) to its end, killed with SIGKILL
+ * after `timeoutMs`; a crash shows as its exit code or signal.
+ */
+export function runProcess(command: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<ProcessResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
 }

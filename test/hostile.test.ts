@@ -9,13 +9,12 @@
 // Nothing sleeps: waits are promises settled from protocol callbacks or
 // process events; setTimeout appears only as a time bound, and reactor timers
 // only to pace the slowloris trickle.
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Reactor, type Protocol, type ReactorError, type Transport } from '../src/index.js';
 import { KiB, MiB, NetCollector, PausedReader, writeRepeatedly } from './flow-helpers.js';
-import { Collector, closeQuietly, connectionsFor, deferred, hasFdDirectory, newReactor, openFds, patterned, type Deferred } from './helpers.js';
+import { Collector, closeQuietly, connectionsFor, deferred, hasFdDirectory, newReactor, openFds, patterned, runProcess, type Deferred, type ProcessResult } from './helpers.js';
 
 const HOST = '127.0.0.1';
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
@@ -185,32 +184,13 @@ async function echoCheck(clients: Reactor, port: number, size = 256 * KiB): Prom
   return echoed.equals(payload);
 }
 
-interface ChildResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs a fixture in a child node process (with --expose-gc), killed after `timeoutMs`. */
-function runChild(name: string, args: string[], timeoutMs: number): Promise<ChildResult> {
-  const child = spawn(process.execPath, ['--expose-gc', fixture(name), ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: timeoutMs,
-    killSignal: 'SIGKILL',
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+function runChild(name: string, args: string[], timeoutMs: number): Promise<ProcessResult> {
+  return runProcess(process.execPath, ['--expose-gc', fixture(name), ...args], timeoutMs);
 }
 
 /** The child's last stdout line as JSON, or its exit status and output tail if it did not get there. */
-function lastJson(result: ChildResult): Record<string, unknown> {
+function lastJson(result: ProcessResult): Record<string, unknown> {
   const lines = result.stdout.trim().split('\n');
   const last = lines[lines.length - 1] ?? '';
   if (result.code === 0 && last.startsWith('{')) return JSON.parse(last) as Record<string, unknown>;

@@ -8,37 +8,13 @@
 //   4. reactors nobody closed were never collected (a strong reference to the
 //      JavaScript Reactor from native code) and ran the process out of fds,
 //      and then new Reactor() said ERR_REACTOR_BACKEND_UNAVAILABLE, not EMFILE.
-import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { Reactor, type ReactorError, type Transport } from '../src/index.js';
-import { closeQuietly, connectionsFor, deferred, newReactor } from './helpers.js';
+import { closeQuietly, connectionsFor, deferred, newReactor, runProcess, type ProcessResult } from './helpers.js';
 
 const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
 
-interface ChildResult {
-  status: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a fixture with node (or through bash, for ulimit), killed after timeoutMs. */
-function runChild(command: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<ChildResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (status, signal) => {
-      clearTimeout(timer);
-      resolve({ status, signal, stdout, stderr: stderr.slice(-2000) });
-    });
-  });
-}
 
 describe.each(Reactor.backends)('%s backend', (backend) => {
   it('bytes followed at once by a reset reach an echo server before ECONNRESET, which never sees EBADF', async () => {
@@ -109,8 +85,8 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
   }, 60_000);
 
   it('terminating workers while they load the addon and make reactors never aborts the process', async () => {
-    const result = await runChild(process.execPath, [fixture('regress-terminate-parent.mjs'), backend, '25', '4'], 60_000);
-    expect({ status: result.status, signal: result.signal, stdout: result.stdout.trim(), stderr: result.stderr }).toEqual({
+    const result = await runProcess(process.execPath, [fixture('regress-terminate-parent.mjs'), backend, '25', '4'], 60_000);
+    expect({ status: result.code, signal: result.signal, stdout: result.stdout.trim(), stderr: result.stderr }).toEqual({
       status: 0,
       signal: null,
       stdout: 'terminate ok 25',
@@ -119,8 +95,8 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
   }, 70_000);
 
   it('a callLater(0) that reschedules itself forever lets setTimeout and I/O run', async () => {
-    const result = await runChild(process.execPath, [fixture('regress-calllater-zero.mjs'), backend], 15_000);
-    expect({ status: result.status, signal: result.signal, stderr: result.stderr }).toEqual({
+    const result = await runProcess(process.execPath, [fixture('regress-calllater-zero.mjs'), backend], 15_000);
+    expect({ status: result.code, signal: result.signal, stderr: result.stderr }).toEqual({
       status: 0,
       signal: null,
       stderr: '',
@@ -137,9 +113,9 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
   describe.runIf(process.platform === 'linux')('reactors nobody closes', () => {
     const limits = fixture('regress-reactor-limits.mjs');
     const shell = (limit: number, args: string[]) =>
-      runChild('bash', ['-c', `ulimit -n ${limit} && exec "$0" "$@"`, process.execPath, ...args], 60_000);
-    const json = (result: ChildResult): unknown => {
-      expect({ status: result.status, signal: result.signal, stderr: result.stderr }).toEqual({
+      runProcess('bash', ['-c', `ulimit -n ${limit} && exec "$0" "$@"`, process.execPath, ...args], 60_000);
+    const json = (result: ProcessResult): unknown => {
+      expect({ status: result.code, signal: result.signal, stderr: result.stderr }).toEqual({
         status: 0,
         signal: null,
         stderr: '',
@@ -157,7 +133,7 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     }, 70_000);
 
     it('a dropped reactor with an open listener keeps serving; dropped idle ones release their fds', async () => {
-      const result = json(await runChild(process.execPath, ['--expose-gc', limits, 'listener', backend], 30_000));
+      const result = json(await runProcess(process.execPath, ['--expose-gc', limits, 'listener', backend], 30_000));
       expect(result).toEqual({ idleCollected: true, echoed: 'ping' });
     }, 40_000);
 

@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Reactor } from '../src/index.js';
+import { runProcess, type ProcessResult } from './helpers.js';
 
 const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url);
 
@@ -74,25 +74,6 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
   );
 });
 
-interface ParentResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runParent(args: string[]): Promise<ParentResult> {
-  const child = spawn(process.execPath, [fileURLToPath(fixture('terminate-parent.mjs')), ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 15_000,
-    killSignal: 'SIGKILL',
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+function runParent(args: string[]): Promise<ProcessResult> {
+  return runProcess(process.execPath, [fileURLToPath(fixture('terminate-parent.mjs')), ...args], 15_000);
 }

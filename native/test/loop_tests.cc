@@ -1770,6 +1770,22 @@ void send_then_reset(int fd, const std::string& bytes) {
   std::this_thread::sleep_for(std::chrono::milliseconds(30));
 }
 
+// Connects a raw client to `port` and pumps until the loop reports it
+// accepted; returns the server side's id (0 if none came), the client in *fd.
+uint64_t accept_raw_client(Harness& h, int port, int* fd) {
+  size_t mark = h.sink.records.size();
+  *fd = raw_connect(port);
+  if (*fd < 0) return 0;
+  uint64_t server = 0;
+  h.pump_until([&] {
+    for (size_t i = mark; i < h.sink.records.size(); i++) {
+      if (h.sink.records[i].kind == kAccepted) server = packed_of(h.sink.records[i]);
+    }
+    return server != 0;
+  });
+  return server;
+}
+
 }  // namespace
 
 TEST(loop_bytes_then_reset_in_one_batch_are_delivered_before_econnreset) {
@@ -1779,16 +1795,9 @@ TEST(loop_bytes_then_reset_in_one_batch_are_delivered_before_econnreset) {
   REQUIRE(listener >= 0);
   int port = h.local_port(static_cast<uint64_t>(listener));
   for (int round = 0; round < 20; round++) {
-    size_t mark = h.sink.records.size();
-    int fd = raw_connect(port);
-    REQUIRE(fd >= 0);
-    uint64_t server = 0;
-    REQUIRE(h.pump_until([&] {
-      for (size_t i = mark; i < h.sink.records.size(); i++) {
-        if (h.sink.records[i].kind == kAccepted) server = packed_of(h.sink.records[i]);
-      }
-      return server != 0;
-    }));
+    int fd = -1;
+    uint64_t server = accept_raw_client(h, port, &fd);
+    REQUIRE(server != 0);
     h.loop->prepare_wait();  // the receive is armed
     ResetAfterBytes seen;
     h.sink.hook = [&](const Record& r) {
@@ -1818,16 +1827,9 @@ TEST(loop_bytes_then_reset_with_writes_queued_are_delivered_before_the_loss) {
   std::string big = pattern(4 << 20, 60);
   int rounds_with_bytes = 0;
   for (int round = 0; round < 20; round++) {
-    size_t mark = h.sink.records.size();
-    int fd = raw_connect(port);
-    REQUIRE(fd >= 0);
-    uint64_t server = 0;
-    REQUIRE(h.pump_until([&] {
-      for (size_t i = mark; i < h.sink.records.size(); i++) {
-        if (h.sink.records[i].kind == kAccepted) server = packed_of(h.sink.records[i]);
-      }
-      return server != 0;
-    }));
+    int fd = -1;
+    uint64_t server = accept_raw_client(h, port, &fd);
+    REQUIRE(server != 0);
     REQUIRE(h.write(server, big) > 0);  // the client never reads: most of it waits
     h.loop->prepare_wait();
     ResetAfterBytes seen;
