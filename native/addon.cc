@@ -214,7 +214,7 @@ class Core final : public Sink {
     uint64_t deadline = loop_->next_timer_deadline();
     if (deadline != armed_deadline_) {
       armed_deadline_ = deadline;
-      if (deadline == TimerHeap::kNever) {
+      if (deadline == Loop::kNever) {
         uv_timer_stop(&timer_);
       } else {
         uint64_t now = Loop::now_ms();
@@ -391,7 +391,7 @@ class Core final : public Sink {
 
   static void on_timer(uv_timer_t* h) {
     Core* core = from(h);
-    core->armed_deadline_ = TimerHeap::kNever;  // one-shot: it is no longer armed
+    core->armed_deadline_ = Loop::kNever;  // one-shot: it is no longer armed
     core->in_timer_ = true;
     core->run([](Loop& loop) { loop.run_timers(); });
     core->in_timer_ = false;
@@ -426,7 +426,7 @@ class Core final : public Sink {
   uv_poll_t poll_{};
   uv_timer_t timer_{};
   uv_prepare_t prepare_{};
-  uint64_t armed_deadline_ = TimerHeap::kNever;
+  uint64_t armed_deadline_ = Loop::kNever;
   bool poll_ref_ = false;
   bool timer_ref_ = false;
   bool in_timer_ = false;  // on_timer is on the stack

@@ -58,7 +58,6 @@ struct PeerKeyHash {
 struct Admission {
   AdmissionPolicy policy;
   ConnDefaults defaults;
-  std::string unix_path;  // removed when the listener closes
 
   uint32_t open = 0;    // served and not yet closed
   uint32_t queued = 0;  // parked now

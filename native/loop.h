@@ -1,25 +1,19 @@
-// The reactor core: connection table, accept/read/write paths, timers and the
-// batch of event records handed to JavaScript. Knows nothing of Node: the
-// binding (addon.cc) drives it and supplies a Sink; the native tests drive it
-// directly.
+// The reactor core's public face: what the binding (addon.cc) and the native
+// tests drive. Knows nothing of Node: the binding supplies a Sink. The state
+// and the paths behind it are in loop_core.h, split by concern (loop.cc: the
+// table, the wake-up and the records; listeners.cc, streams.cc, deadlines.cc,
+// completions.cc).
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <unordered_map>
-#include <vector>
 
 #include "admission.h"
-#include "deadline_heap.h"
 #include "platform.h"
 #include "poller.h"
-#include "slot_table.h"
 #include "sockets.h"
-#include "timer_heap.h"
-#include "write_queue.h"
 
 namespace reactor {
 
@@ -76,6 +70,8 @@ struct Slab {
   size_t size = 0;
 };
 
+class LoopCore;
+
 class Sink {
  public:
   virtual ~Sink() = default;
@@ -103,8 +99,8 @@ class Loop {
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
 
-  const char* backend() const { return poller_->name(); }
-  int pollable_fd() const { return poller_->pollable_fd(); }
+  const char* backend() const;
+  int pollable_fd() const;
 
   // Listeners and connections. Each returns a packed Id (>= 0) or -errno.
   int64_t listen_tcp(const std::string& host, int port, const ListenOptions& options);
@@ -158,24 +154,21 @@ class Loop {
   // Closes every listener and connection without records.
   void close_all();
 
-  const Stats& stats() const { return stats_; }
-  size_t open_connections() const { return open_; }
-  size_t queued_connections() const { return queued_; }
+  const Stats& stats() const;
+  size_t open_connections() const;
+  size_t queued_connections() const;
 
   // Timers, in milliseconds of the monotonic clock.
+  static constexpr uint64_t kNever = UINT64_MAX;
   int64_t timer_start(uint64_t delay_ms);
   bool timer_cancel(uint64_t id);
   bool timer_reset(uint64_t id, uint64_t delay_ms);
-  bool timer_keep_alive(uint64_t id, bool keep_alive) {
-    return timers_.set_keeps_alive(Id::unpack(id), keep_alive);
-  }
-  size_t timers_keeping_alive() const { return timers_.keeping_alive(); }
+  bool timer_keep_alive(uint64_t id, bool keep_alive);
+  size_t timers_keeping_alive() const;
   // The earliest timer or connection deadline on the now_ms() clock, or
-  // TimerHeap::kNever.
-  uint64_t next_timer_deadline() const {
-    return std::min(timers_.next_deadline(), deadlines_.next_deadline());
-  }
-  size_t pending_timers() const { return timers_.size(); }
+  // kNever.
+  uint64_t next_timer_deadline() const;
+  size_t pending_timers() const;
 
   // One wake-up: collect ready events without blocking, handle at most one
   // batch of them, deliver the records and apply interest changes.
@@ -186,188 +179,14 @@ class Loop {
   // changes recorded since the last wait; the binding calls this before its
   // loop blocks.
   void prepare_wait();
-  bool has_pending_changes() const {
-    return !dirty_.empty() || !to_serve_.empty() || !to_unhold_.empty();
-  }
+  bool has_pending_changes() const;
   // Listeners and connections that should keep the process alive.
-  size_t live_handles() const { return table_.used(); }
+  size_t live_handles() const;
 
   static uint64_t now_ms();
 
  private:
-  enum class Kind : uint8_t { kStream, kListener };
-  enum class State : uint8_t {
-    kConnecting,
-    kOpen,
-    kClosing,    // close() with bytes queued: flush, then close
-    kParked,     // over its listener's cap: accepted, not read, not yet known to JavaScript
-    kLingering,  // write side shut; input discarded until the peer closes or a deadline
-  };
-
-  struct Conn {
-    int fd = -1;
-    Kind kind = Kind::kStream;
-    State state = State::kOpen;
-    uint8_t registered = kUnregistered;  // interest the poller has now
-    bool tcp : 1;
-    bool visible : 1;          // JavaScript has a transport for it: its close is reported
-    bool reading : 1;          // wants input (false once the peer ended or after close())
-    bool paused : 1;           // reading paused by JavaScript
-    bool hup_seen : 1;         // hang-up while paused: detached until resumed
-    bool end_requested : 1;    // shut down the write side once flushed
-    bool close_requested : 1;  // close() while connecting: close once connected and flushed
-    bool write_shut : 1;
-    bool peer_ended : 1;
-    bool dirty : 1;
-    bool drain_wanted : 1;  // passed the high watermark: report kDrain at the low one
-    bool idle_notify : 1;   // idle expiry goes to JavaScript
-    bool idle_resets_on_write : 1;
-    bool reaped : 1;       // ended for idleness: its close reports kReasonIdle
-    bool backoff : 1;      // listener: accepting paused after EMFILE
-    bool at_cap : 1;       // listener: accepting paused at the cap (clients wait in the backlog)
-    bool backlog_cap : 1;  // listener: its cap leaves clients in the backlog (accepts on readiness)
-    int error = 0;         // a failed send, reported on the next event
-    uint32_t idle_ms = 0;
-    uint32_t grace_ms = 0;
-    uint32_t high_water = 0;
-    uint32_t low_water = 0;
-    uint32_t max_write = 0;
-    uint64_t last_active = 0;   // ms of the last read (and write, if it counts)
-    Id listener{kMaxSlots, 0};  // the listener that accepted it, for its cap
-    WriteQueue queue;
-
-    Conn()
-        : tcp(false),
-          visible(false),
-          reading(false),
-          paused(false),
-          hup_seen(false),
-          end_requested(false),
-          close_requested(false),
-          write_shut(false),
-          peer_ended(false),
-          dirty(false),
-          drain_wanted(false),
-          idle_notify(false),
-          idle_resets_on_write(false),
-          reaped(false),
-          backoff(false),
-          at_cap(false),
-          backlog_cap(false) {}
-  };
-  static constexpr uint8_t kUnregistered = 0xff;
-  static constexpr uint32_t kDetached = 0x80;  // desired interest: not watched at all
-
-  // Takes fd into the table and claims its place in the backend (closing it,
-  // unless !close_on_failure, if the table is full or the backend cannot
-  // watch it).
-  Conn* adopt(int fd, Kind kind, State state, bool tcp, Id* id, bool close_on_failure = true);
-  // Checks, prepares and takes in a socket made elsewhere (adopt_listener,
-  // adopt_connection); fd stays the caller's on failure.
-  Conn* adopt_foreign(int fd, Kind kind, bool require_tcp, Id* id, int* error);
-  // Claims fd's place in the backend, noting it in *claimed.
-  bool claim_for(int fd, int* claimed);
-  // A connecting socket (or -errno from starting it, with the fd whose claim
-  // to give back, or -1) becomes a connection.
-  int64_t adopt_outgoing(int fd, int claimed, bool tcp);
-  Conn* find(uint64_t id, Id* out);
-  Conn* find_stream(uint64_t id, Id* out);
-  Admission* admission_of(Id listener);
-  void mark_dirty(Id id, Conn* c);
-  uint32_t desired_interest(const Conn& c) const;
-  void apply_interest();
-  void apply_defaults(Conn* c, const ConnDefaults& defaults);
-
-  // Admission: every accepted connection is served, parked or rejected.
-  void admit(Id listener, Admission* admission, int fd);
-  void serve(Id id, Conn* c, Id listener, Admission* admission);
-  void park(Id id, Conn* c, Admission* admission);
-  void reject(Id id, Conn* c, const AdmissionPolicy& policy);
-  void refuse_unwatchable(int fd, const AdmissionPolicy& policy);
-  void leave_queue(Id id, Conn* c);
-  void serve_waiting();
-  void settle();
-  void on_parked_event(Id id, Conn* c, const PollEvent& event);
-  void start_backoff(Id listener, Conn* l);
-  void end_backoffs();
-
-  // Deadlines: idle timeouts, grace periods, queue timeouts, accept backoff.
-  void start_idle_clock(Id id, Conn* c);
-  void on_deadline(Id id, Conn* c, uint64_t now);
-  void reap(Id id, Conn* c);
-  // Shuts the write side once flushed and discards input until the peer
-  // closes or `ms` pass.
-  void linger(Id id, Conn* c, uint32_t ms);
-
-  void on_event(const PollEvent& event);
-  // Completions (Poller::receives()): bytes or an end the backend received,
-  // a connection it accepted.
-  void on_completion(const PollEvent& event);
-  void on_accepted(Id listener, int result);
-  void on_received(Id id, const uint8_t* data, size_t length);
-  void on_received_end(Id id, int result);
-  // Copies bytes into the slab as kData records. Returns false once the
-  // connection is gone.
-  bool take(Id id, const uint8_t* data, size_t length);
-  void start_new_slab();
-  // Input that arrived while paused waits here, in order, until resume.
-  bool holds(Id id, const Conn& c) const;
-  bool data_in_batch(Id id) const;
-  void serve_held();
-  void on_listener_ready(Id id);
-  void take_accepted(Id listener, bool tcp, Admission* admission, int fd);
-  void on_connect_ready(Id id, Conn* c);
-  void on_stream_ready(Id id, Conn* c, const PollEvent& event);
-  // Each returns false once the connection is gone.
-  bool read_once(Id id, Conn* c);
-  bool flush(Id id, Conn* c);
-  bool after_drain(Id id, Conn* c);
-
-  void emit(RecordKind kind, Id id, int32_t a = 0, int32_t b = 0);
-  void deliver();
-  // Closes the fd and frees the slot, reporting kClosed if JavaScript knows
-  // the connection (why: kReasonIdle by default for a reaped one).
-  void release(Id id, Conn* c, int error, CloseReason why = kReasonNone);
-  // The same without a record: JavaScript closed it, or never knew it.
-  // reported: a kClosed record follows, so the slot waits for its delivery.
-  void forget(Id id, Conn* c, bool reported = false);
-  static uint64_t start_ms();
-  // now + delay on the rounded-up clock; a zero delay is due at once.
-  static uint64_t deadline_after(uint64_t delay_ms);
-
-  std::unique_ptr<Poller> poller_;
-  Sink* sink_;
-  Record* records_;
-  size_t record_capacity_;
-  size_t record_count_ = 0;
-  LoopLimits limits_;
-  Slab slab_;
-  size_t slab_used_ = 0;
-  size_t undelivered_from_ = 0;  // slab bytes read since the last delivery start here
-
-  SlotTable<Conn> table_;
-  TimerHeap timers_;
-  DeadlineHeap deadlines_;  // by connection slot
-  std::vector<Id> dirty_;
-  std::vector<PollEvent> events_;
-  std::unordered_map<uint32_t, Admission> admissions_;  // by listener slot
-  std::vector<Id> to_serve_;    // listeners whose cap has room and whose queue may not be empty
-  std::vector<Id> backed_off_;  // listeners not accepting after EMFILE
-  uint32_t backoff_ms_;
-  std::vector<uint8_t> discard_;  // input of lingering connections is read into this
-  // Received while paused (a cancelled recv still posting), by slot: bytes,
-  // then an end of stream or an error.
-  struct Held {
-    std::string bytes;
-    bool ended = false;
-    int error = 0;
-  };
-  std::unordered_map<uint32_t, Held> held_;
-  std::vector<Id> to_unhold_;         // resumed connections with held input
-  std::vector<uint64_t> data_batch_;  // by slot: the batch its last kData record went out with
-  Stats stats_;
-  size_t open_ = 0;    // connections JavaScript knows
-  size_t queued_ = 0;  // parked
+  std::unique_ptr<LoopCore> core_;
 };
 
 }  // namespace reactor

@@ -788,7 +788,7 @@ TEST(loop_timers_fire_in_order) {
   CHECK_EQ(h.loop->pending_timers(), 1u);
   CHECK(h.loop->timer_cancel(static_cast<uint64_t>(g)));
   CHECK_EQ(h.loop->pending_timers(), 0u);
-  CHECK_EQ(h.loop->next_timer_deadline(), TimerHeap::kNever);
+  CHECK_EQ(h.loop->next_timer_deadline(), Loop::kNever);
   CHECK_EQ(h.loop->live_handles(), 0u);  // timers are not handles
   // A zero-delay timer is due at once.
   int64_t z = h.loop->timer_start(0);

@@ -1,0 +1,260 @@
+// The reactor core behind Loop (loop.h): the table of handles and the state
+// of every path. One class whose members are defined by concern:
+//   loop.cc         the table, interest, the wake-up and the records
+//   listeners.cc    listening sockets and admission (caps, queue, backoff)
+//   streams.cc      connections: connect, read, write, end, close, options
+//   deadlines.cc    timers and per-handle deadlines (idle, grace, queue, backoff)
+//   completions.cc  what a completion backend (io_uring) already did: accepts
+//                   and receives, and the input it took while a connection
+//                   was paused
+// Private to the core: the binding includes loop.h only.
+#pragma once
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "admission.h"
+#include "deadline_heap.h"
+#include "held_input.h"
+#include "loop.h"
+#include "poller.h"
+#include "slot_table.h"
+#include "sockets.h"
+#include "timer_heap.h"
+#include "write_queue.h"
+
+namespace reactor {
+
+inline bool would_block(int error) { return error == EAGAIN || error == EWOULDBLOCK; }
+
+// A listening socket's own state: whom it admits and how, its Unix path, and
+// why it is not accepting now.
+struct Listener {
+  Admission admission;
+  std::string unix_path;  // removed when the listener closes; empty when not ours
+  bool backoff = false;   // accepting paused after EMFILE/ENFILE
+  bool at_cap = false;    // accepting paused at the cap (clients wait in the backlog)
+};
+
+class LoopCore {
+ public:
+  LoopCore(std::unique_ptr<Poller> poller, Sink* sink, Record* records, size_t record_capacity,
+           LoopLimits limits);
+  ~LoopCore();
+
+  // The operations of Loop, as loop.h documents them.
+  int64_t listen_tcp(const std::string& host, int port, const ListenOptions& options);
+  int64_t listen_unix(const std::string& path, const ListenOptions& options);
+  int configure_listener(uint64_t id, const AdmissionPolicy& policy, const ConnDefaults& defaults);
+  int listener_counts(uint64_t id, uint32_t* open, uint32_t* queued);
+  int64_t connect_tcp(const std::string& host, int port);
+  int64_t connect_unix(const std::string& path);
+  int64_t adopt_listener(int fd, bool require_tcp);
+  int64_t adopt_connection(int fd);
+  int64_t write(uint64_t id, const iovec* chunks, int count);
+  int set_reading(uint64_t id, bool reading);
+  int set_idle_timeout(uint64_t id, uint32_t ms, bool resets_on_write, uint32_t grace_ms);
+  int set_idle_notify(uint64_t id, bool notify);
+  int set_write_limits(uint64_t id, uint32_t high, uint32_t low, uint32_t max);
+  int end(uint64_t id);
+  int close(uint64_t id);
+  int abort(uint64_t id);
+  int set_no_delay(uint64_t id, bool enable);
+  int set_keep_alive(uint64_t id, bool enable, int idle_seconds, int interval_seconds, int count);
+  int address(uint64_t id, bool peer, SocketAddress* out);
+  int64_t queued_bytes(uint64_t id);
+  void close_all();
+  int64_t timer_start(uint64_t delay_ms);
+  bool timer_cancel(uint64_t id);
+  bool timer_reset(uint64_t id, uint64_t delay_ms);
+  int poll();
+  void run_timers();
+  void prepare_wait();
+  bool has_pending_changes() const {
+    return !dirty_.empty() || !to_serve_.empty() || held_.resumed();
+  }
+  size_t live_handles() const { return table_.used(); }
+  uint64_t next_deadline() const {
+    return std::min(timers_.next_deadline(), deadlines_.next_deadline());
+  }
+
+  static uint64_t now_ms();
+
+  std::unique_ptr<Poller> poller_;
+  TimerHeap timers_;
+  Stats stats_;
+  size_t open_ = 0;    // connections JavaScript knows
+  size_t queued_ = 0;  // parked
+
+ private:
+  enum class Kind : uint8_t { kStream, kListener };
+  enum class State : uint8_t {
+    kConnecting,
+    kOpen,
+    kClosing,    // close() with bytes queued: flush, then close
+    kParked,     // over its listener's cap: accepted, not read, not yet known to JavaScript
+    kLingering,  // write side shut; input discarded until the peer closes or a deadline
+  };
+
+  // An entry of the table: a connection, or a listening socket (`listening`
+  // holds what only listeners have).
+  struct Handle {
+    int fd = -1;
+    Kind kind = Kind::kStream;
+    State state = State::kOpen;
+    uint8_t registered = kUnregistered;  // interest the poller has now
+    bool tcp : 1;
+    bool visible : 1;          // JavaScript has a transport for it: its close is reported
+    bool reading : 1;          // wants input (false once the peer ended or after close())
+    bool paused : 1;           // reading paused by JavaScript
+    bool hup_seen : 1;         // hang-up while paused: detached until resumed
+    bool end_requested : 1;    // shut down the write side once flushed
+    bool close_requested : 1;  // close() while connecting: close once connected and flushed
+    bool write_shut : 1;
+    bool peer_ended : 1;
+    bool dirty : 1;
+    bool drain_wanted : 1;  // passed the high watermark: report kDrain at the low one
+    bool idle_notify : 1;   // idle expiry goes to JavaScript
+    bool idle_resets_on_write : 1;
+    bool reaped : 1;  // ended for idleness: its close reports kReasonIdle
+    int error = 0;    // a failed send, reported on the next event
+    uint32_t idle_ms = 0;
+    uint32_t grace_ms = 0;
+    uint32_t high_water = 0;
+    uint32_t low_water = 0;
+    uint32_t max_write = 0;
+    uint64_t last_active = 0;   // ms of the last read (and write, if it counts)
+    Id listener{kMaxSlots, 0};  // the listener that accepted it, for its cap
+    WriteQueue queue;
+    std::unique_ptr<Listener> listening;
+
+    Handle()
+        : tcp(false),
+          visible(false),
+          reading(false),
+          paused(false),
+          hup_seen(false),
+          end_requested(false),
+          close_requested(false),
+          write_shut(false),
+          peer_ended(false),
+          dirty(false),
+          drain_wanted(false),
+          idle_notify(false),
+          idle_resets_on_write(false),
+          reaped(false) {}
+  };
+  static constexpr uint8_t kUnregistered = 0xff;
+  static constexpr uint32_t kDetached = 0x80;  // desired interest: not watched at all
+
+  // Takes fd into the table and claims its place in the backend (closing it,
+  // unless !close_on_failure, if the table is full or the backend cannot
+  // watch it).
+  Handle* adopt(int fd, Kind kind, State state, bool tcp, Id* id, bool close_on_failure = true);
+  // Checks, prepares and takes in a socket made elsewhere (adopt_listener,
+  // adopt_connection); fd stays the caller's on failure.
+  Handle* adopt_foreign(int fd, Kind kind, bool require_tcp, Id* id, int* error);
+  // Claims fd's place in the backend, noting it in *claimed.
+  bool claim_for(int fd, int* claimed);
+  // A connecting socket (or -errno from starting it, with the fd whose claim
+  // to give back, or -1) becomes a connection.
+  int64_t adopt_outgoing(int fd, int claimed, bool tcp);
+  Handle* find(uint64_t id, Id* out);
+  Handle* find_stream(uint64_t id, Id* out);
+  // The listener (and its admission) of a live listening handle, else null.
+  Listener* listener_at(Id id);
+  Admission* admission_of(Id listener);
+  void mark_dirty(Id id, Handle* c);
+  uint32_t desired_interest(const Handle& c) const;
+  void apply_interest();
+  void apply_defaults(Handle* c, const ConnDefaults& defaults);
+
+  // Admission: every accepted connection is served, parked or rejected.
+  void admit(Id listener, Admission* admission, int fd);
+  void serve(Id id, Handle* c, Id listener, Admission* admission);
+  void park(Id id, Handle* c, Admission* admission);
+  void reject(Id id, Handle* c, const AdmissionPolicy& policy);
+  void refuse_unwatchable(int fd, const AdmissionPolicy& policy);
+  void leave_queue(Id id, Handle* c);
+  // A served or parked connection closes: its listener's counts drop, and a
+  // listener stopped at its cap may accept again.
+  void leave_listener(Id id, Handle* c);
+  void serve_waiting();
+  void settle();
+  void on_parked_event(Id id, Handle* c, const PollEvent& event);
+  void start_backoff(Id id, Listener* listener);
+  int64_t add_listener(int fd, bool tcp, const std::string& unix_path);
+  int close_listener(Id id, Handle* l);
+  void end_backoffs();
+
+  // Deadlines: idle timeouts, grace periods, queue timeouts, accept backoff.
+  void start_idle_clock(Id id, Handle* c);
+  void on_deadline(Id id, Handle* c, uint64_t now);
+  void reap(Id id, Handle* c);
+  // Shuts the write side once flushed and discards input until the peer
+  // closes or `ms` pass.
+  void linger(Id id, Handle* c, uint32_t ms);
+
+  void on_event(const PollEvent& event);
+  // Completions (Poller::receives()): bytes or an end the backend received,
+  // a connection it accepted.
+  void on_completion(const PollEvent& event);
+  void on_accepted(Id listener, int result);
+  void on_received(Id id, const uint8_t* data, size_t length);
+  void on_received_end(Id id, int result);
+  // Copies bytes into the slab as kData records. Returns false once the
+  // connection is gone.
+  bool take(Id id, const uint8_t* data, size_t length);
+  void start_new_slab();
+  // Input that arrived while paused waits here, in order, until resume.
+  bool holds(Id id, const Handle& c) const;
+  bool data_in_batch(Id id) const;
+  void serve_held();
+  void on_listener_ready(Id id);
+  void take_accepted(Id listener, bool tcp, Admission* admission, int fd);
+  void on_connect_ready(Id id, Handle* c);
+  void on_stream_ready(Id id, Handle* c, const PollEvent& event);
+  // Each returns false once the connection is gone.
+  bool read_once(Id id, Handle* c);
+  bool flush(Id id, Handle* c);
+  bool after_drain(Id id, Handle* c);
+
+  void emit(RecordKind kind, Id id, int32_t a = 0, int32_t b = 0);
+  void deliver();
+  // Closes the fd and frees the slot, reporting kClosed if JavaScript knows
+  // the connection (why: kReasonIdle by default for a reaped one).
+  void release(Id id, Handle* c, int error, CloseReason why = kReasonNone);
+  // The same without a record: JavaScript closed it, or never knew it.
+  // reported: a kClosed record follows, so the slot waits for its delivery.
+  void forget(Id id, Handle* c, bool reported = false);
+  static uint64_t start_ms();
+  // now + delay on the rounded-up clock; a zero delay is due at once.
+  static uint64_t deadline_after(uint64_t delay_ms);
+
+  Sink* sink_;
+  Record* records_;
+  size_t record_capacity_;
+  size_t record_count_ = 0;
+  LoopLimits limits_;
+  Slab slab_;
+  size_t slab_used_ = 0;
+  size_t undelivered_from_ = 0;  // slab bytes read since the last delivery start here
+
+  SlotTable<Handle> table_;
+  DeadlineHeap deadlines_;  // by connection slot
+  std::vector<Id> dirty_;
+  std::vector<PollEvent> events_;
+  std::vector<Id> to_serve_;    // listeners whose cap has room and whose queue may not be empty
+  std::vector<Id> backed_off_;  // listeners not accepting after EMFILE
+  uint32_t backoff_ms_;
+  std::vector<uint8_t> discard_;      // input of lingering connections is read into this
+  HeldInput held_;                    // input received while paused (completion backends)
+  std::vector<uint64_t> data_batch_;  // by slot: the batch its last kData record went out with
+};
+
+}  // namespace reactor
