@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -297,7 +298,9 @@ class Core final : public Sink {
     // The records live in our own ArrayBuffer.
     Record* out = const_cast<Record*>(records);
     for (size_t i = 0; i < count; i++) {
-      if (out[i].kind == kClosed && out[i].a > 0) out[i].a = js_errno(out[i].a);
+      if ((out[i].kind == kClosed || out[i].kind == kDatagramError) && out[i].a > 0) {
+        out[i].a = js_errno(out[i].a);
+      }
     }
 #else
     (void)records;
@@ -762,6 +765,135 @@ napi_value shutdown(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// ---- UDP sockets (udp.h) ----
+
+// The string at argv[i], or "" when it is undefined.
+std::string optional_string(const Call& call, size_t i) {
+  napi_valuetype type = napi_undefined;
+  napi_typeof(call.env, call.argv[i], &type);
+  return type == napi_string ? call.string(i) : std::string();
+}
+
+// udpOpen(host, port, reusePort, reuseAddress, ipv6Only, receiveBufferSize, sendBufferSize)
+napi_value udp_open(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  std::string host = call.string(0);
+  DatagramOptions options;
+  options.reuse_port = call.boolean(2);
+  options.reuse_address = call.boolean(3);
+  options.ipv6_only = call.boolean(4);
+  options.receive_buffer = call.integer(5);
+  options.send_buffer = call.integer(6);
+  return with_loop(call, [&](Loop& l) { return l.udp().open(host, call.integer(1), options); });
+}
+
+// udpSend(id, bytes, port, host | undefined, batch) -> a UdpSendResult or -errno: the hot path.
+napi_value udp_send(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  iovec bytes = call.bytes(call.argv[1]);
+  std::string host = optional_string(call, 3);
+  return with_loop(call, [&](Loop& l) {
+    return l.udp().send(call.id(0), bytes.iov_base, bytes.iov_len, host, call.integer(2),
+                        call.boolean(4));
+  });
+}
+
+// udpConnect(id, host, port)
+napi_value udp_connect(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  std::string host = call.string(1);
+  return with_loop(call,
+                   [&](Loop& l) { return l.udp().connect(call.id(0), host, call.integer(2)); });
+}
+
+// udpDisconnect(id), udpClose(id)
+template <int (UdpSockets::*method)(uint64_t)>
+napi_value udp_on_id(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  return with_loop(call, [&](Loop& l) { return (l.udp().*method)(call.id(0)); });
+}
+
+// udpSetReading(id, reading)
+napi_value udp_set_reading(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  return with_loop(call, [&](Loop& l) { return l.udp().set_reading(call.id(0), call.boolean(1)); });
+}
+
+// udpSetOption(id, option, value): option is UdpOption's order (src/native.ts UdpOption).
+napi_value udp_set_option(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  int option = call.integer(1);
+  if (option < 0 || option > static_cast<int>(UdpOption::kMulticastLoopback)) {
+    return call.outcome(-EINVAL);
+  }
+  return with_loop(call, [&](Loop& l) {
+    return l.udp().set_option(call.id(0), static_cast<UdpOption>(option), call.integer(2));
+  });
+}
+
+// udpSetMulticastInterface(id, interfaceAddress)
+napi_value udp_set_multicast_interface(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  std::string interface_address = call.string(1);
+  return with_loop(call, [&](Loop& l) {
+    return l.udp().set_multicast_interface(call.id(0), interface_address);
+  });
+}
+
+// udpMembership(id, source | undefined, group, interfaceAddress | undefined, join)
+napi_value udp_membership(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  std::string source = optional_string(call, 1);
+  std::string group = call.string(2);
+  std::string interface_address = optional_string(call, 3);
+  bool join = call.boolean(4);
+  return with_loop(call, [&](Loop& l) {
+    return source.empty()
+               ? l.udp().set_membership(call.id(0), group, interface_address, join)
+               : l.udp().set_source_membership(call.id(0), source, group, interface_address, join);
+  });
+}
+
+// udpStats(id) -> the counters of src/udp.ts's UDPSocketStats, or -errno
+napi_value udp_stats(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  Loop* loop = call.core->loop();
+  if (!loop) return call.outcome(-EBADF);
+  UdpCounters counters;
+  int rc = loop->udp().counters(call.id(0), &counters);
+  if (rc < 0) return call.outcome(rc);
+  const std::pair<const char*, uint64_t> fields[] = {
+      {"datagramsIn", counters.received}, {"bytesIn", counters.received_bytes},
+      {"datagramsOut", counters.sent},    {"bytesOut", counters.sent_bytes},
+      {"dropped", counters.dropped},      {"errors", counters.errors},
+  };
+  napi_value result;
+  if (napi_create_object(env, &result) != napi_ok) return nullptr;
+  for (const auto& [name, value] : fields) {
+    napi_set_named_property(env, result, name, call.result(static_cast<double>(value)));
+  }
+  return result;
+}
+
+// udpFormatAddress(slab, offset) -> the numeric host of the PackedAddress at
+// offset (an IPv6 zone by its interface's name), or -errno. JavaScript caches
+// it per sender and formats IPv4 itself.
+napi_value udp_format_address(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  iovec slab = call.bytes(call.argv[0]);
+  double offset = call.number(1);
+  if (offset < 0 || offset + sizeof(PackedAddress) > static_cast<double>(slab.iov_len)) {
+    return call.outcome(-EINVAL);
+  }
+  PackedAddress packed;
+  std::memcpy(&packed, static_cast<const uint8_t*>(slab.iov_base) + static_cast<size_t>(offset),
+              sizeof packed);
+  SocketAddress address;
+  int rc = format_address(packed, &address);
+  if (rc < 0) return call.outcome(rc);
+  return string_value(env, address.address.c_str());
+}
+
 // Every function handed to JavaScript: a C++ exception (only bad_alloc can
 // be thrown here) must not unwind into Node.
 template <napi_callback callback>
@@ -801,6 +933,17 @@ constexpr std::pair<const char*, napi_callback> kMethods[] = {
     {"timerReset", guarded<timer_reset>},
     {"timerKeepAlive", guarded<timer_keep_alive>},
     {"shutdown", guarded<shutdown>},
+    {"udpOpen", guarded<udp_open>},
+    {"udpSend", guarded<udp_send>},
+    {"udpConnect", guarded<udp_connect>},
+    {"udpDisconnect", guarded<udp_on_id<&UdpSockets::disconnect>>},
+    {"udpSetReading", guarded<udp_set_reading>},
+    {"udpSetOption", guarded<udp_set_option>},
+    {"udpSetMulticastInterface", guarded<udp_set_multicast_interface>},
+    {"udpMembership", guarded<udp_membership>},
+    {"udpStats", guarded<udp_stats>},
+    {"udpClose", guarded<udp_on_id<&UdpSockets::close>>},
+    {"udpFormatAddress", guarded<udp_format_address>},
 };
 
 void release_core(napi_env, void* data, void*) { static_cast<Core*>(data)->release(); }

@@ -80,6 +80,7 @@ void LoopCore::mark_dirty(Id id, Handle* c) {
 }
 
 uint32_t LoopCore::desired_interest(const Handle& c) const {
+  if (c.kind == Kind::kDatagram) return datagram_interest(c);
   if (c.kind == Kind::kListener) {
     const Listener& listener = *c.listening;
     if (listener.backoff || listener.at_cap) return kNone;
@@ -112,6 +113,8 @@ void LoopCore::apply_interest() {
     Id id = dirty_[i];
     Handle* c = table_.get(id);
     if (!c) continue;
+    // Datagrams sent during the batch go out together now, before the wait.
+    if (c->kind == Kind::kDatagram && !c->udp->blocked) flush_datagrams(id, c);
     c->dirty = false;
     uint32_t want = desired_interest(*c);
     if (c->registered == want) continue;
@@ -243,6 +246,8 @@ void LoopCore::on_event(const PollEvent& event) {
   if (!c) return;  // closed earlier in this batch
   if (c->kind == Kind::kListener) {
     on_listener_ready(id);
+  } else if (c->kind == Kind::kDatagram) {
+    on_datagram_ready(id, c, event);
   } else if (c->state == State::kConnecting) {
     on_connect_ready(id, c);
   } else if (c->state == State::kParked) {

@@ -14,6 +14,7 @@
 #include "platform.h"
 #include "poller.h"
 #include "sockets.h"
+#include "udp.h"
 
 namespace reactor {
 
@@ -35,6 +36,11 @@ enum RecordKind : int32_t {
   kTimer = 6,      // slot/gen name a timer
   kDrain = 7,      // queued bytes fell to the low watermark after passing the high one
   kIdle = 8,       // the idle timeout expired on a connection whose protocol decides
+  // A UDP socket received a datagram: a is the slab offset of its source (a
+  // PackedAddress, 24 bytes, 8-aligned) with the payload right after it; b is
+  // the payload's length.
+  kDatagram = 9,
+  kDatagramError = 10,  // a UDP socket's error, not closing it; a: errno, b: UdpOperation
 };
 
 enum CloseReason : int32_t {
@@ -151,6 +157,8 @@ class Loop {
   int set_keep_alive(uint64_t id, bool enable, int idle_seconds, int interval_seconds, int count);
   int address(uint64_t id, bool peer, SocketAddress* out);
   int64_t queued_bytes(uint64_t id);
+  // UDP sockets (udp.h).
+  UdpSockets udp();
   // Closes every listener and connection without records.
   void close_all();
 

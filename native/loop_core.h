@@ -26,6 +26,7 @@
 #include "slot_table.h"
 #include "sockets.h"
 #include "timer_heap.h"
+#include "udp_socket.h"
 #include "write_queue.h"
 
 namespace reactor {
@@ -68,6 +69,19 @@ class LoopCore {
   int set_keep_alive(uint64_t id, bool enable, int idle_seconds, int interval_seconds, int count);
   int address(uint64_t id, bool peer, SocketAddress* out);
   int64_t queued_bytes(uint64_t id);
+  // UDP sockets (udp.cc): the operations of UdpSockets, as udp.h documents them.
+  int64_t udp_open(const std::string& host, int port, const DatagramOptions& options);
+  int udp_send(uint64_t id, const void* data, size_t length, const std::string& host, int port,
+               bool batch);
+  int udp_connect(uint64_t id, const std::string& host, int port);
+  int udp_disconnect(uint64_t id);
+  int udp_set_reading(uint64_t id, bool reading);
+  int udp_set_option(uint64_t id, UdpOption option, int value);
+  int udp_set_multicast_interface(uint64_t id, const std::string& interface_address);
+  int udp_set_membership(uint64_t id, const std::string& source, const std::string& group,
+                         const std::string& interface_address, bool join);
+  int udp_counters(uint64_t id, UdpCounters* out);
+  int udp_close(uint64_t id);
   void close_all();
   int64_t timer_start(uint64_t delay_ms);
   bool timer_cancel(uint64_t id);
@@ -92,7 +106,7 @@ class LoopCore {
   size_t queued_ = 0;  // parked
 
  private:
-  enum class Kind : uint8_t { kStream, kListener };
+  enum class Kind : uint8_t { kStream, kListener, kDatagram };
   enum class State : uint8_t {
     kConnecting,
     kOpen,
@@ -132,6 +146,7 @@ class LoopCore {
     Id listener{kMaxSlots, 0};  // the listener that accepted it, for its cap
     WriteQueue queue;
     std::unique_ptr<Listener> listening;
+    std::unique_ptr<UdpSocket> udp;
 
     Handle()
         : tcp(false),
@@ -200,6 +215,16 @@ class LoopCore {
   // closes or `ms` pass.
   void linger(Id id, Handle* c, uint32_t ms);
 
+  // UDP sockets (udp.cc).
+  Handle* find_datagram(uint64_t id, Id* out);
+  uint32_t datagram_interest(const Handle& c) const;
+  void on_datagram_ready(Id id, Handle* c, const PollEvent& event);
+  void receive_datagrams(Id id, Handle* c);
+  // Sends what the queue holds until the kernel has no room.
+  void flush_datagrams(Id id, Handle* c);
+  // A failure to report in the next batch (the socket stays open).
+  void datagram_failed(Id id, Handle* c, int error, UdpOperation operation);
+
   void on_event(const PollEvent& event);
   // Completions (Poller::receives()): bytes or an end the backend received,
   // a connection it accepted.
@@ -255,6 +280,7 @@ class LoopCore {
   std::vector<uint8_t> discard_;      // input of lingering connections is read into this
   HeldInput held_;                    // input received while paused (completion backends)
   std::vector<uint64_t> data_batch_;  // by slot: the batch its last kData record went out with
+  std::unique_ptr<DatagramScratch> datagram_scratch_;  // made with the first UDP socket
 };
 
 }  // namespace reactor

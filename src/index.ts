@@ -18,6 +18,9 @@ export type { IdleTimeoutOptions, Producer, TransportState } from './transport.j
 export type { ConnectionLimitOptions, QueueOptions, WriteBufferOptions } from './limits.js';
 export type { ConnectOptions } from './connect.js';
 export { Listener } from './listener.js';
+export { UDPSocket } from './udp.js';
+export type { DatagramProtocol, RemoteInfo, UDPSocketStats } from './udp.js';
+export type { ListenUDPOptions } from './udp-sockets.js';
 export { systemdListenFds, SD_LISTEN_FDS_START } from './systemd.js';
 export type { SystemdListenFdsOptions } from './systemd.js';
 export { DelayedCall } from './timers.js';

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ConcreteBackendName, ReactorStats } from './reactor.js';
+import type { UDPSocketStats } from './udp.js';
 
 /** @internal Methods return numbers: ids and counts are >= 0, failures are -errno. */
 export interface NativeReactor {
@@ -69,6 +70,29 @@ export interface NativeReactor {
   timerReset(id: number, delayMs: number): number;
   timerKeepAlive(id: number, keepAlive: boolean): number;
   shutdown(): void;
+  // UDP sockets (native/udp.h).
+  udpOpen(
+    host: string,
+    port: number,
+    reusePort: boolean,
+    reuseAddress: boolean,
+    ipv6Only: boolean,
+    receiveBufferSize: number,
+    sendBufferSize: number,
+  ): number;
+  /** host undefined: the connected peer. A UdpSendResult, or -errno when the call was wrong. */
+  udpSend(id: number, bytes: Uint8Array, port: number, host: string | undefined, batch: boolean): number;
+  udpConnect(id: number, host: string, port: number): number;
+  udpDisconnect(id: number): number;
+  udpSetReading(id: number, reading: boolean): number;
+  udpSetOption(id: number, option: UdpOption, value: number): number;
+  udpSetMulticastInterface(id: number, interfaceAddress: string): number;
+  /** source undefined: any-source membership; interfaceAddress undefined: the system's choice. */
+  udpMembership(id: number, source: string | undefined, group: string, interfaceAddress: string | undefined, join: boolean): number;
+  udpStats(id: number): UDPSocketStats | number;
+  udpClose(id: number): number;
+  /** The numeric host of the source at `offset` of a slab (IPv6 with its zone), or -errno. */
+  udpFormatAddress(slab: Buffer, offset: number): string | number;
 }
 
 /** @internal "No limit" for the native u32 limits. */
@@ -116,7 +140,34 @@ export const enum RecordKind {
   Timer = 6,
   Drain = 7, // queued bytes fell to the low watermark
   Idle = 8, // idle timeout on a connection whose protocol has timeoutConnection
+  Datagram = 9, // a: slab offset of the source (24 bytes, 8-aligned), the payload after it; b: payload length
+  DatagramError = 10, // a: errno; b: UdpOperation. The socket stays open.
 }
+
+/** @internal Which side of a UDP socket failed (native/udp.h UdpOperation). */
+export const enum UdpOperation {
+  Receive = 0,
+  Send = 1,
+}
+
+/** @internal What udpSend did with a datagram (native/udp.h UdpSendResult). */
+export const enum UdpSendResult {
+  Sent = 0,
+  Queued = 1, // goes out once the batch being dispatched returns, or once the socket is writable
+  Dropped = 2, // the socket's queue was full
+  Failed = 3, // refused by the kernel; reported in the next batch
+}
+
+/** @internal native/udp.h UdpOption, in its order. */
+export const enum UdpOption {
+  Broadcast = 0,
+  Ttl = 1,
+  MulticastTtl = 2,
+  MulticastLoopback = 3,
+}
+
+/** @internal Size of a datagram's source ahead of its payload in the slab (native PackedAddress). */
+export const DATAGRAM_SOURCE_BYTES = 24;
 
 /** @internal */
 export const enum CloseReason {

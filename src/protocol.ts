@@ -1,5 +1,6 @@
 import { ReactorError } from './errors.js';
 import type { Transport } from './transport.js';
+import type { DatagramProtocol } from './udp.js';
 import { editDistance, invalidType, validateObject } from './validate.js';
 
 /**
@@ -65,7 +66,22 @@ export interface Protocol {
 /** Builds the protocol for an accepted connection; null/undefined refuses it (closed at once). */
 export type ProtocolFactory = (transport: Transport) => Protocol | null | undefined;
 
-const METHODS = [
+/** What a kind of protocol may have: its methods, the one it must have, and its other members. */
+interface ProtocolShape {
+  readonly name: string;
+  readonly required: string;
+  readonly methods: readonly string[];
+  readonly members: readonly string[];
+  // Objects (and class prototypes) already checked: a factory that returns the
+  // same protocol, or instances of one class, cost one WeakSet lookup.
+  readonly checked: WeakSet<object>;
+}
+
+function shape(required: string, methods: readonly string[]): ProtocolShape {
+  return { name: 'protocol', required, methods, members: [...methods, 'keepsData'], checked: new WeakSet() };
+}
+
+const STREAM = shape('dataReceived', [
   'connectionMade',
   'dataReceived',
   'readConnectionLost',
@@ -73,11 +89,9 @@ const METHODS = [
   'timeoutConnection',
   'shutdownRequested',
   'connectionLost',
-] as const;
-const MEMBERS: readonly string[] = [...METHODS, 'keepsData'];
-// Objects (and class prototypes) already checked: a factory that returns the
-// same protocol, or instances of one class, cost one WeakSet lookup.
-const checked = new WeakSet<object>();
+]);
+
+const DATAGRAM = shape('datagramReceived', ['startProtocol', 'datagramReceived', 'connectionRefused', 'socketError', 'stopProtocol']);
 
 /**
  * @internal
@@ -86,32 +100,43 @@ const checked = new WeakSet<object>();
  * would otherwise never be called, without a word.
  */
 export function validateProtocol(protocol: unknown): asserts protocol is Protocol {
-  validateObject(protocol, 'protocol');
-  if (checked.has(protocol)) return;
-  const members = protocol as Record<string, unknown>;
-  for (const name of METHODS) {
-    const value = members[name];
-    if (value !== undefined && typeof value !== 'function') throw invalidType(`protocol.${name}`, 'a function', value);
-  }
-  if (typeof members.dataReceived !== 'function') throw invalidType('protocol.dataReceived', 'a function', members.dataReceived);
-  if (members.keepsData !== undefined && typeof members.keepsData !== 'boolean') {
-    throw invalidType('protocol.keepsData', 'a boolean', members.keepsData);
-  }
-  for (let level: object | null = protocol; level !== null && level !== Object.prototype; level = Object.getPrototypeOf(level)) {
-    if (level !== protocol && checked.has(level)) break;
-    for (const key of Object.getOwnPropertyNames(level)) {
-      const miss = nearMiss(key);
-      if (miss !== undefined) {
-        throw new ReactorError('ERR_INVALID_ARG_VALUE', `"protocol.${key}" is not a protocol member; did you mean "${miss}"?`);
-      }
-    }
-    if (level !== protocol) checked.add(level);
-  }
-  checked.add(protocol);
+  check(protocol, STREAM);
 }
 
-function nearMiss(key: string): string | undefined {
-  if (key.length < 8 || MEMBERS.includes(key)) return undefined;
+/** @internal The same for a UDP socket's protocol (datagramReceived, "datagramRecieved"...). */
+export function validateDatagramProtocol(protocol: unknown): asserts protocol is DatagramProtocol {
+  check(protocol, DATAGRAM);
+}
+
+function check(protocol: unknown, shape: ProtocolShape): void {
+  validateObject(protocol, shape.name);
+  if (shape.checked.has(protocol)) return;
+  const members = protocol as Record<string, unknown>;
+  for (const name of shape.methods) {
+    const value = members[name];
+    if (value !== undefined && typeof value !== 'function') throw invalidType(`${shape.name}.${name}`, 'a function', value);
+  }
+  if (typeof members[shape.required] !== 'function') {
+    throw invalidType(`${shape.name}.${shape.required}`, 'a function', members[shape.required]);
+  }
+  if (members.keepsData !== undefined && typeof members.keepsData !== 'boolean') {
+    throw invalidType(`${shape.name}.keepsData`, 'a boolean', members.keepsData);
+  }
+  for (let level: object | null = protocol; level !== null && level !== Object.prototype; level = Object.getPrototypeOf(level)) {
+    if (level !== protocol && shape.checked.has(level)) break;
+    for (const key of Object.getOwnPropertyNames(level)) {
+      const miss = nearMiss(key, shape.members);
+      if (miss !== undefined) {
+        throw new ReactorError('ERR_INVALID_ARG_VALUE', `"${shape.name}.${key}" is not a protocol member; did you mean "${miss}"?`);
+      }
+    }
+    if (level !== protocol) shape.checked.add(level);
+  }
+  shape.checked.add(protocol);
+}
+
+function nearMiss(key: string, members: readonly string[]): string | undefined {
+  if (key.length < 8 || members.includes(key)) return undefined;
   const lower = key.toLowerCase();
-  return MEMBERS.find((name) => editDistance(lower, name.toLowerCase()) <= 2);
+  return members.find((name) => editDistance(lower, name.toLowerCase()) <= 2);
 }

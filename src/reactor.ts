@@ -26,6 +26,8 @@ import {
 import { type Protocol, type ProtocolFactory, validateProtocol } from './protocol.js';
 import { DelayedCall } from './timers.js';
 import { Transport } from './transport.js';
+import type { DatagramProtocol, UDPSocket } from './udp.js';
+import { type ListenUDPOptions, UDPSockets } from './udp-sockets.js';
 import {
   invalidValue,
   show,
@@ -172,6 +174,9 @@ export class Reactor {
   readonly #timers = new Map<number, DelayedCall>();
   readonly #listeners = new Map<number, Listener>();
   readonly #connecting = new Map<Transport, PendingConnect>();
+  readonly #udp = new UDPSockets(this);
+  /** @internal A batch of records is being dispatched (UDP sends made now go out together when it returns). */
+  dispatching = false;
   #shutdown: Promise<ShutdownResult> | undefined;
   // Transports a shutdown waits for, and what to call when the last is gone.
   #draining: Set<Transport> | undefined;
@@ -359,6 +364,19 @@ export class Reactor {
   }
 
   /**
+   * Opens a UDP socket bound to host:port (numeric host or 'localhost';
+   * default '0.0.0.0') and reads from it at once: `protocol.startProtocol`
+   * has run when it returns, and `datagramReceived` gets each datagram.
+   * Synchronous: `socket.address.port` is the bound port when 0 was asked
+   * for. Throws EADDRINUSE, EACCES, EADDRNOTAVAIL... from bind. The socket
+   * keeps the process alive until it is closed.
+   */
+  listenUDP(options: ListenUDPOptions, protocol: DatagramProtocol): UDPSocket {
+    this.checkOpen();
+    return this.#udp.listen(options, protocol);
+  }
+
+  /**
    * Runs fn(...args) after `ms` milliseconds (fractions round up). Calls due
    * together run in the order they were set, in one batch.
    */
@@ -409,6 +427,7 @@ export class Reactor {
     // Set before any protocol runs: a shutdownRequested that calls shutdown() gets this promise.
     this.#shutdown = new Promise<ShutdownResult>((settle) => (resolve = settle));
     for (const listener of [...this.#listeners.values()]) listener.close();
+    this.#udp.closeAll();
     const draining = new Set<Transport>();
     for (const transport of this.#transports) if (transport !== undefined) draining.add(transport);
     const total = draining.size;
@@ -459,6 +478,7 @@ export class Reactor {
     const reason = reactorClosed();
     for (const transport of this.#transports) transport?.dropped(reason);
     for (const listener of this.#listeners.values()) listener.stopped();
+    this.#udp.dropAll();
     for (const call of this.#timers.values()) call.deactivate();
     this.#listeners.clear();
     this.#timers.clear();
@@ -495,6 +515,11 @@ export class Reactor {
           this.#failed(undefined, error);
         }
       });
+  }
+
+  /** @internal A protocol method threw where no batch catches it. */
+  callbackFailed(error: unknown): void {
+    this.#failed(undefined, error);
   }
 
   /** @internal */
@@ -578,6 +603,7 @@ export class Reactor {
   #dispatch(count: number, slab: Buffer | undefined): boolean {
     if (slab !== undefined) this.#slab = slab;
     this.#dataKept = false;
+    this.dispatching = true;
     const records = this.#records;
     for (let at = 0, end = count * RECORD_WORDS; at < end && !this.#closed; at += RECORD_WORDS) {
       const kind = records[at]!;
@@ -586,14 +612,20 @@ export class Reactor {
       try {
         this.#handle(kind, slot, id, records[at + 3]!, records[at + 4]!);
       } catch (error) {
-        const transport = kind === RecordKind.Timer ? undefined : this.#transports[slot];
+        // A UDP socket is everyone's: a throwing callback never closes it.
+        const transport = kind === RecordKind.Timer || kind >= RecordKind.Datagram ? undefined : this.#transports[slot];
         this.#failed(transport?.id === id ? transport : undefined, error);
       }
     }
+    this.dispatching = false;
     return !this.#dataKept;
   }
 
   #handle(kind: number, slot: number, id: number, a: number, b: number): void {
+    if (kind >= RecordKind.Datagram) {
+      if (this.#udp.handle(kind, slot, id, a, b, this.#slab)) this.#dataKept = true;
+      return;
+    }
     if (kind === RecordKind.Timer) {
       const call = this.#timers.get(id);
       if (call === undefined) return;

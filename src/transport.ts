@@ -397,7 +397,8 @@ function stillReads(producer: Producer): boolean {
   return !(producer instanceof Transport) || producer.state === 'open' || producer.state === 'connecting';
 }
 
-function toBytes(data: unknown, encoding: unknown, name: string): Uint8Array {
+/** @internal The bytes of a write or send: a view's own bytes, a string encoded. */
+export function toBytes(data: unknown, encoding: unknown, name: string): Uint8Array {
   if (encoding !== undefined && (typeof encoding !== 'string' || !Buffer.isEncoding(encoding))) {
     throw new ReactorError('ERR_UNKNOWN_ENCODING', `unknown encoding: ${show(encoding)}`);
   }
