@@ -8,6 +8,7 @@ import {
   Reactor,
   ReactorError,
   Transport,
+  UDPSocket,
   type Address,
   type BackendList,
   type BackendName,
@@ -17,6 +18,10 @@ import {
   type ProtocolFactory,
   type ReactorStats,
   type ShutdownResult,
+  type DatagramProtocol,
+  type ListenUDPOptions,
+  type RemoteInfo,
+  type UDPSocketStats,
 } from 'native-reactor';
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -129,6 +134,49 @@ reactor.listenUnix({ path: '/tmp/y.sock', reusePort: true }, factory);
 // @ts-expect-error timeoutMs is a number
 reactor.shutdown({ timeoutMs: '1s' });
 
+// ---- UDP ----
+const datagrams: DatagramProtocol = {
+  datagramReceived(data: Buffer, rinfo: RemoteInfo, socket: UDPSocket) {
+    socket.send(data, rinfo.port, rinfo.address);
+  },
+  startProtocol: undefined,
+  connectionRefused: (error: ReactorError) => void error.code,
+  socketError: undefined,
+  stopProtocol: undefined,
+  keepsData: undefined,
+};
+const udpOptions: ListenUDPOptions = {
+  port: 0,
+  host: undefined,
+  reusePort: undefined,
+  reuseAddress: undefined,
+  ipv6Only: undefined,
+  receiveBufferSize: undefined,
+  sendBufferSize: undefined,
+};
+const udp: UDPSocket = reactor.listenUDP(udpOptions, datagrams);
+const sent: boolean = udp.send('x', 53, undefined);
+const udpStats: UDPSocketStats = udp.stats();
+udp.connect(53);
+udp.addMembership('239.1.2.3', undefined);
+void [sent, udpStats.dropped, udp.address.port];
+// @ts-expect-error a datagram protocol needs datagramReceived
+reactor.listenUDP({ port: 0 }, {});
+// @ts-expect-error a misspelt option
+reactor.listenUDP({ port: 0, reuseport: true }, datagrams);
+// @ts-expect-error rinfo.family is 'IPv4' or 'IPv6'
+const family: 'unix' = ({} as RemoteInfo).family;
+// @ts-expect-error internal
+udp.id;
+// @ts-expect-error internal
+udp.protocol;
+// @ts-expect-error internal
+udp.received;
+// @ts-expect-error private constructor
+new UDPSocket();
+// @ts-expect-error internal
+reactor.dispatching;
+
 // ---- timers ----
 const call: DelayedCall = reactor.callLater(10, (who: string, n: number) => void [who, n], 'world', 1);
 // @ts-expect-error the arguments must match the callback's parameters
@@ -140,7 +188,7 @@ const stats: ReactorStats = reactor.stats();
 const opened: number = stats.open;
 const error = new ReactorError('ERR_X', 'message');
 const code: string = error.code;
-void [running, notAuto, position, opened, code];
+void [running, notAuto, position, opened, code, family];
 
 // ---- no internal member is in the declarations ----
 declare const transport: Transport;
