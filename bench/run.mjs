@@ -1,28 +1,32 @@
 #!/usr/bin/env node
 // `npm run bench`: native-reactor, node:net and a raw C epoll server side by
-// side in one run. Each server is its own process pinned to CPU 0, the load
-// generator (bench/loadgen.mjs, built on native-reactor) to CPU 1. Rounds
-// alternate the order of servers so drift of the machine hits all alike.
+// side in one run (for UDP: native-reactor, node:dgram and a C recvmmsg
+// server). Each server is its own process pinned to CPU 0, the load
+// generator (bench/loadgen.mjs, built on native-reactor; bench/c/udp_load.c
+// for UDP) to CPU 1. Rounds alternate the order of servers so drift of the
+// machine hits all alike.
 // A scenario runs only on the servers with a fair equivalent of what it
 // measures (scenario.skip says why not); the report names the others.
 import { spawn } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { parseBenchArgs, USAGE, UsageError } from './lib/args.mjs';
+import { buildC } from './lib/c-programs.mjs';
+import { loadCommand, UDP_LOAD } from './lib/load.mjs';
 import { cpuNanos, pinned, rssBytes, systemCpuNanos } from './lib/proc.mjs';
 import { Progress, table, writeResults } from './lib/report.mjs';
-import { scenarioNames, scenarios, serversFor } from './lib/scenarios.mjs';
-import { buildCServer, kindOf, serverCommand, serverKeys, serverLabel } from './lib/servers.mjs';
-import { summarize, withRatios } from './lib/stats.mjs';
+import { scenarioNames, scenarios, serversFor, transportOf } from './lib/scenarios.mjs';
+import { C_SERVERS, kindOf, reactorHasUDP, serverCommand, serverKeys, serverLabel } from './lib/servers.mjs';
+import { encodeBuckets, summarize, withRatios } from './lib/stats.mjs';
 import { Reactor } from '../dist/index.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const SETTLE_MS = 300; // let a server's memory settle before reading RSS
 const START_TIMEOUT_MS = 10_000;
-// Raw figures of the idle-storm and cap scenarios, passed on to summarize().
-const EXTRA_FIGURES = ['conns', 'deadlineMs', 'lateness', 'latenessFromEcho', 'openMs', 'windowMs', 'clients', 'dropped', 'dropReasons', 'burstMs'];
+// Raw figures of the idle-storm, cap and UDP scenarios, passed on to summarize().
+const EXTRA_FIGURES = [
+  ...['conns', 'deadlineMs', 'lateness', 'latenessFromEcho', 'openMs', 'windowMs', 'clients', 'dropped', 'dropReasons', 'burstMs'],
+  ...['sent', 'losses', 'stale'],
+];
 
 function parse() {
   const argv = process.argv.slice(2);
@@ -38,16 +42,17 @@ function parse() {
 
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Starts a server and resolves with its process and port once it prints "listening PORT". */
-function startServer(name, settings) {
-  const [command, ...args] = pinned(serverCommand(name, settings), 0);
+/** Starts a server for `scenario` and resolves with its process and port once it prints "listening PORT". */
+function startServer(name, scenario) {
+  const transport = transportOf(scenario);
+  const [command, ...args] = pinned(serverCommand(name, scenario.server, transport), 0);
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${serverLabel(name)} did not start: ${stderr}`));
+      reject(new Error(`${serverLabel(name, transport)} did not start: ${stderr}`));
     }, START_TIMEOUT_MS);
     const lines = createInterface({ input: child.stdout });
     lines.on('line', (line) => {
@@ -58,7 +63,7 @@ function startServer(name, settings) {
     });
     child.on('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`${serverLabel(name)} exited (${code}): ${stderr}`));
+      reject(new Error(`${serverLabel(name, transport)} exited (${code}): ${stderr}`));
     });
   });
 }
@@ -77,10 +82,10 @@ function stopServer(child) {
 
 /** One server, one round of one scenario. */
 async function runRound(scenario, name, options, seconds) {
-  const { child: server, port } = await startServer(name, scenario.server);
+  const { child: server, port } = await startServer(name, scenario);
   const pid = server.pid;
   const config = { ...scenario, port, warmup: options.warmup, duration: seconds };
-  const [command, ...args] = pinned([process.execPath, join(here, 'loadgen.mjs'), JSON.stringify(config)], 1);
+  const [command, ...args] = pinned(loadCommand(config), 1);
   const load = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const round = { units: 0, seconds: 0, cpuNanos: 0, errors: 0, histogram: null, rssPerConn: null };
   let cpuAtStart = 0;
@@ -120,7 +125,7 @@ async function runRound(scenario, name, options, seconds) {
             round.units = message.units;
             round.seconds = message.seconds;
             round.errors = message.errors;
-            round.histogram = message.histogram;
+            round.histogram = message.histogram ?? encodeBuckets(message.latencyBuckets);
             for (const key of EXTRA_FIGURES) if (message[key] !== undefined) round[key] = message[key];
             resolve();
             break;
@@ -135,20 +140,40 @@ async function runRound(scenario, name, options, seconds) {
   return round;
 }
 
+/**
+ * What cannot run here, by transport and kind of server, and why (said once on
+ * stderr): a C program that does not build, native-reactor without UDP yet.
+ */
+function unavailable(chosen, servers) {
+  const kinds = new Set(servers.map(kindOf));
+  const transports = new Set(chosen.map(transportOf));
+  const missing = { tcp: {}, udp: {} };
+  const note = (transport, kind, why) => {
+    if (!kinds.has(kind) || missing[transport][kind]) return;
+    missing[transport][kind] = why;
+    process.stderr.write(`skipping ${serverLabel(kind, transport)} (${transport.toUpperCase()}): ${why}\n`);
+  };
+  for (const transport of transports) {
+    const problem = kinds.has('c') ? buildC(C_SERVERS[transport]) : null;
+    if (problem) note(transport, 'c', problem);
+  }
+  if (transports.has('udp')) {
+    if (!reactorHasUDP(Reactor)) note('udp', 'reactor', 'this build of native-reactor has no listenUDP yet');
+    const problem = buildC(UDP_LOAD);
+    if (problem) for (const kind of kinds) note('udp', kind, `no UDP load generator: ${problem}`);
+  }
+  return missing;
+}
+
 async function main() {
   const options = parse();
   if (options.help) return void process.stdout.write(USAGE + '\n');
   const all = scenarios(options.quick);
   if (options.list) return void process.stdout.write(all.map((s) => s.name).join('\n') + '\n');
-  let servers = serverKeys(options.servers, options.backends, Reactor.backends);
-  if (servers.includes('c')) {
-    const problem = buildCServer();
-    if (problem) {
-      process.stderr.write(`skipping the C server: ${problem}\n`);
-      servers = servers.filter((s) => s !== 'c');
-    }
-  }
-  const chosen = all.filter((s) => options.scenarios.includes(s.name));
+  const servers = serverKeys(options.servers, options.backends, Reactor.backends);
+  const picked = all.filter((s) => options.scenarios.includes(s.name));
+  const missing = unavailable(picked, servers);
+  const chosen = picked.map((s) => ({ ...s, skip: { ...missing[transportOf(s)], ...s.skip } }));
   const roundsOf = (scenario) => scenario.rounds ?? options.rounds;
   const progress = new Progress(chosen.reduce((n, s) => n + roundsOf(s) * serversFor(s, servers).length, 0));
   const results = {
@@ -166,7 +191,7 @@ async function main() {
     for (let r = 0; r < count; r++) {
       const order = r % 2 === 0 ? running : [...running].reverse();
       for (const name of order) {
-        progress.step(`${scenario.name} · ${serverLabel(name)} · round ${r + 1}/${count}`);
+        progress.step(`${scenario.name} · ${serverLabel(name, transportOf(scenario))} · round ${r + 1}/${count}`);
         try {
           rounds[name].push(await runRound(scenario, name, options, options.duration / count));
         } catch (error) {
@@ -176,7 +201,8 @@ async function main() {
       }
     }
     const summaries = Object.fromEntries(running.map((s) => [s, summarize(rounds[s])]));
-    results.scenarios.push({ ...scenario, servers: withRatios(summaries), skipped });
+    const labels = Object.fromEntries(servers.map((s) => [s, serverLabel(s, transportOf(scenario))]));
+    results.scenarios.push({ ...scenario, labels, servers: withRatios(summaries), skipped });
   }
   progress.finish();
   const html = writeResults(results, options.results);

@@ -3,13 +3,17 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parseEchoArgs, UsageError as EchoUsageError } from '../examples/echo-server.mjs';
+import { parseUdpEchoArgs } from '../bench/servers/reactor-udp-echo.mjs';
 import { parseBenchArgs, SERVER_NAMES, UsageError, wholeNumber } from '../bench/lib/args.mjs';
+import { cBinary } from '../bench/lib/c-programs.mjs';
+import { loadCommand } from '../bench/lib/load.mjs';
 import { layout, table } from '../bench/lib/report.mjs';
-import { scenarioNames, scenarios, serversFor } from '../bench/lib/scenarios.mjs';
-import { serverCommand, serverKeys, serverLabel } from '../bench/lib/servers.mjs';
+import { scenarioNames, scenarios, serversFor, transportOf } from '../bench/lib/scenarios.mjs';
+import { reactorHasUDP, serverCommand, serverKeys, serverLabel } from '../bench/lib/servers.mjs';
 import {
   capSummary,
   cpuMicrosPer,
+  encodeBuckets,
   encodeHistogram,
   latenessSummary,
   mergeHistograms,
@@ -59,9 +63,9 @@ describe('bench options', () => {
 describe('bench scenarios', () => {
   it('have unique names and a quick variant that holds fewer connections', () => {
     expect(new Set(names).size).toBe(names.length);
-    const most = (list: { conns: number }[]) => Math.max(...list.map((s) => s.conns));
+    const most = (list: { conns?: number }[]) => Math.max(...list.map((s) => s.conns ?? 0));
     expect(most(scenarios(true))).toBeLessThan(most(scenarios(false)));
-    expect(scenarios(false).map((s) => s.kind)).toEqual(expect.arrayContaining(['echo', 'idle', 'churn', 'idle-storm', 'cap']));
+    expect(scenarios(false).map((s) => s.kind)).toEqual(expect.arrayContaining(['echo', 'idle', 'churn', 'idle-storm', 'cap', 'udp-echo']));
   });
 
   it('the idle storm reaps 10,000 (1,000 quick) after 1 s, on every server', () => {
@@ -70,6 +74,17 @@ describe('bench scenarios', () => {
     expect(storm(true)).toMatchObject({ name: 'idle-storm-1k', conns: 1000 });
     expect(storm(false).server).toEqual({ idleTimeoutMs: 1000 });
     expect(serversFor(storm(false), SERVER_NAMES)).toEqual(SERVER_NAMES);
+  });
+
+  it('the UDP echo runs on every server, named the same in both modes, within what a default receive buffer holds', () => {
+    const udp = (quick: boolean) => scenarios(quick).find((s) => s.kind === 'udp-echo')!;
+    expect(udp(false)).toMatchObject({ name: 'udp-echo-32x64-w4', transport: 'udp', flows: 32, size: 64, window: 4 });
+    expect(udp(true).name).toBe(udp(false).name);
+    // A default Linux receive buffer (208 KiB) holds 256 datagrams of 64 B: half that in flight at most.
+    expect(udp(false).flows! * udp(false).window!).toBeLessThanOrEqual(128);
+    expect(serversFor(udp(false), SERVER_NAMES)).toEqual(SERVER_NAMES);
+    expect(transportOf(udp(false))).toBe('udp');
+    expect(new Set(scenarios(false).filter((s) => s.kind !== 'udp-echo').map(transportOf))).toEqual(new Set(['tcp']));
   });
 
   it('a scenario runs only on the servers it does not skip', () => {
@@ -102,7 +117,7 @@ describe('server command lines', () => {
   it('several backends become one native-reactor server each, named and started on its backend', () => {
     const keys = serverKeys(['reactor', 'c'], ['epoll', 'io_uring'], ['epoll', 'poll']);
     expect(keys).toEqual(['reactor:epoll', 'reactor:io_uring', 'c']);
-    expect(keys.map(serverLabel)).toEqual(['native-reactor epoll', 'native-reactor io_uring', 'C epoll']);
+    expect(keys.map((key: string) => serverLabel(key))).toEqual(['native-reactor epoll', 'native-reactor io_uring', 'C epoll']);
     expect(flag(serverCommand('reactor:io_uring'), '--backend')).toBe('io_uring');
     expect(flag(serverCommand('reactor'), '--backend')).toBe('auto');
     // 'all' is every backend available here; a single explicit one is named too.
@@ -124,6 +139,42 @@ describe('server command lines', () => {
     expect(serverCommand('c', { maxConnections: 10 }).slice(1)).toEqual(['0', '10']);
     expect(serverCommand('c', { idleTimeoutMs: 1000 }).slice(1)).toEqual(['0', '0', '1000']);
     expect(serverCommand('c', { idleTimeoutMs: 1000, maxConnections: 10 }).slice(1)).toEqual(['0', '10', '1000']);
+  });
+
+  it('UDP scenarios start the UDP echo servers, labelled node:dgram and C recvmmsg', () => {
+    const reactor = serverCommand('reactor:io_uring', undefined, 'udp');
+    expect(reactor[1]).toMatch(/bench[/\\]servers[/\\]reactor-udp-echo\.mjs$/);
+    expect(reactor.slice(2)).toEqual(['--port', '0', '--backend', 'io_uring']);
+    expect(flag(serverCommand('reactor', undefined, 'udp'), '--backend')).toBe('auto');
+    const dgram = serverCommand('net', undefined, 'udp');
+    expect(dgram[1]).toMatch(/bench[/\\]servers[/\\]dgram-echo\.mjs$/);
+    expect(dgram.slice(2)).toEqual(['0']);
+    expect(serverCommand('c', undefined, 'udp')).toEqual([cBinary('udp_echo'), '0']);
+    expect(serverCommand('c')[0]).toBe(cBinary('echo_server'));
+    expect(['reactor:epoll', 'net', 'c'].map((key) => serverLabel(key, 'udp'))).toEqual(['native-reactor epoll', 'node:dgram', 'C recvmmsg']);
+    expect(['reactor', 'net', 'c'].map((key) => serverLabel(key))).toEqual(['native-reactor', 'node:net', 'C epoll']);
+  });
+
+  it('the load generator: bench/loadgen.mjs with the scenario as JSON over TCP, the C udp_load with flags over UDP', () => {
+    const echo = { ...scenarios(false)[0]!, port: 7000, warmup: 0.3, duration: 2 };
+    const tcp = loadCommand(echo);
+    expect(tcp[0]).toBe(process.execPath);
+    expect(tcp[1]).toMatch(/bench[/\\]loadgen\.mjs$/);
+    expect(JSON.parse(tcp[2]!)).toEqual(echo);
+    const udp = { ...scenarios(false).find((s) => s.kind === 'udp-echo')!, port: 7001, warmup: 0.3, duration: 1.5 };
+    expect(loadCommand(udp)).toEqual([
+      cBinary('udp_load'),
+      ...['--port', '7001', '--flows', '32', '--window', '4', '--size', '64'],
+      ...['--warmup', '0.3', '--duration', '1.5', '--loss-timeout-ms', String(udp.lossTimeoutMs)],
+    ]);
+  });
+
+  it('the reactor runs UDP scenarios only where Reactor#listenUDP exists', () => {
+    class WithUDP {
+      listenUDP() {}
+    }
+    expect(reactorHasUDP(WithUDP)).toBe(true);
+    expect(reactorHasUDP(class {})).toBe(false);
   });
 
   it('wholeNumber takes digits only, within range', () => {
@@ -169,6 +220,28 @@ describe('examples/echo-server.mjs options', () => {
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(/^echo-server: --max-connections must be a whole number/);
     expect(run.stdout).toBe('');
+  });
+});
+
+describe('bench/servers/reactor-udp-echo.mjs options', () => {
+  it('defaults to an ephemeral port on 127.0.0.1 and the default backend', () => {
+    expect(parseUdpEchoArgs([])).toEqual({ reactor: {}, listen: { port: 0, host: '127.0.0.1' } });
+    expect(parseUdpEchoArgs(['--port', '7000', '--host', '::1', '--backend', 'epoll'])).toEqual({
+      reactor: { backend: 'epoll' },
+      listen: { port: 7000, host: '::1' },
+    });
+  });
+
+  it.each([[['--port', '65536']], [['--port', 'any']], [['--port']], [['--reuse-port']]])('rejects %j', (argv) => {
+    expect(() => parseUdpEchoArgs(argv)).toThrow(UsageError);
+  });
+});
+
+describe('bench/servers/dgram-echo.mjs', () => {
+  it('a bad port is a message on stderr and exit status 2', () => {
+    const run = spawnSync(process.execPath, ['bench/servers/dgram-echo.mjs', '99999'], { encoding: 'utf8', timeout: 10_000 });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/^dgram-echo: the port must be from 0 to 65535/);
   });
 });
 
@@ -298,6 +371,41 @@ describe('bench figures', () => {
     expect(row('idle-storm-10k  C epoll')).toMatch(/not run: the C server cannot$/);
     expect(row('cap-50at10  native-reactor')).toMatch(/parks the rest \(FIFO\) +50\/50 +0 +12\.0 +12\.0 +5\.0 +5\.0 +0$/);
     expect(row('cap-50at10  node:net')).toMatch(/drops +10\/50 +40 .* ECONNRESET 40$/);
+  });
+
+  it("the C load generator's latency buckets become a histogram like the others", () => {
+    const encoded = encodeBuckets([
+      [100, 90],
+      [2000, 10],
+    ]);
+    const merged = mergeHistograms([encoded!]);
+    expect(merged.totalCount).toBe(100);
+    expect(percentiles(merged).p50).toBeCloseTo(100, -1);
+    expect(percentiles(merged).p99).toBeGreaterThanOrEqual(1990);
+    expect(encodeBuckets([])).toBeNull();
+    expect(encodeBuckets(undefined)).toBeNull();
+  });
+
+  it('a UDP scenario: packets per second and CPU per packet vs C, its servers named for UDP, losses shown', () => {
+    const udp = scenarios(false).find((s) => s.kind === 'udp-echo')!;
+    const round = (units: number, cpuNanos: number, losses: number, stale: number) => ({
+      units, seconds: 1, cpuNanos, errors: 0, sent: units + losses, losses, stale, histogram: encodeBuckets([[400, units]]),
+    });
+    const servers = withRatios({
+      net: summarize([round(50_000, 350e6, 0, 0), round(50_000, 350e6, 3, 1)]),
+      c: summarize([round(100_000, 300e6, 0, 0), round(100_000, 300e6, 0, 0)]),
+    });
+    expect(servers.net).toMatchObject({ units: 100_000, throughput: 50_000, datagrams: { sent: 100_003, lost: 3, stale: 1 } });
+    expect(servers.net.cpuPerUnit).toBeCloseTo(7);
+    expect(servers.net.vsC.cpuPerUnit).toBeCloseTo(7 / 3);
+    const text = table({ scenarios: [{ ...udp, servers, skipped: { reactor: 'no listenUDP' } }] });
+    const lines = text.split('\n');
+    const row = (start: string) => lines.filter((l) => l.startsWith(start));
+    expect(row('udp-echo-32x64-w4  node:dgram')[0]).toMatch(/50,000 +7\.00 µs CPU\/pkt +2\.33× +1\.00× +\d+ +\d+ +\d+ +0$/);
+    expect(row('udp-echo-32x64-w4  node:dgram')[1]).toMatch(/lost 3 of 100,003 datagrams \(0\.0%\), 1 of them echoed late$/);
+    expect(row('udp-echo-32x64-w4  C recvmmsg')).toHaveLength(1); // no losses, no note
+    expect(row('udp-echo-32x64-w4  native-reactor')[0]).toMatch(/not run: no listenUDP$/);
+    expect(text).not.toContain('node:net');
   });
 
   it('layout aligns text left, figures right, and notes after the first two columns', () => {

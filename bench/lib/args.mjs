@@ -6,7 +6,8 @@ export const BACKEND_CHOICES = ['auto', 'epoll', 'kqueue', 'poll', 'select', 'io
 export const USAGE = `usage: npm run bench -- [options]
   --quick              a short run (< 30 s): fewer connections, shorter rounds
   --json               print the results as JSON instead of a table
-  --servers LIST       comma-separated: ${SERVER_NAMES.join(',')} (default: all)
+  --servers LIST       comma-separated: ${SERVER_NAMES.join(',')} (default: all); in UDP
+                       scenarios net is node:dgram and c the C recvmmsg server
   --scenarios LIST     comma-separated scenario names (default: all; see --list)
   --list               print the scenario names and exit
   --duration SECONDS   measured seconds per server per scenario, split over the rounds
@@ -21,7 +22,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --help
 Besides ping-pong, idle holds and churn: idle-storm-10k (1k with --quick)
 reaps connections idle for 1 s; cap-50at10 sends 50 clients at once to
-servers capped at 10 connections.`;
+servers capped at 10 connections; udp-echo-32x64-w4 echoes datagrams
+(32 flows × 64 B, 4 in flight each; Linux: needs recvmmsg).`;
 
 /** Thrown for bad options; run.mjs prints the message and the usage. */
 export class UsageError extends Error {}

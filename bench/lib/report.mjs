@@ -2,6 +2,7 @@
 // HTML page with SVG charts in bench/results/.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { transportOf } from './scenarios.mjs';
 import { kindOf, serverLabel } from './servers.mjs';
 
 export class Progress {
@@ -30,13 +31,15 @@ const fixed = (value, digits) => (value == null ? '—' : value.toFixed(digits))
 const times = (value) => (value == null ? '—' : `${value.toFixed(2)}×`);
 const count = (value) => (value == null ? '—' : Math.round(value).toLocaleString('en-US'));
 
-/** The figure that matters per scenario kind: CPU per message/connection, or RSS per connection. */
+/** The figure that matters per scenario kind: CPU per message/datagram/connection, or RSS per connection. */
 export function unitOf(kind) {
-  return kind === 'idle' ? 'B RSS/conn' : kind === 'churn' || kind === 'idle-storm' ? 'µs CPU/conn' : 'µs CPU/msg';
+  if (kind === 'idle') return 'B RSS/conn';
+  if (kind === 'churn' || kind === 'idle-storm') return 'µs CPU/conn';
+  return kind === 'udp-echo' ? 'µs CPU/pkt' : 'µs CPU/msg';
 }
 
 /** Scenario kinds of the main table (throughput, cost and latency); the others have tables of their own. */
-export const THROUGHPUT_KINDS = ['echo', 'idle', 'churn'];
+export const THROUGHPUT_KINDS = ['echo', 'idle', 'churn', 'udp-echo'];
 
 const ms = (micros) => (micros == null ? '—' : (micros / 1000).toFixed(1));
 const percent = (share) => (share == null ? '—' : `${(share * 100).toFixed(1)}%`);
@@ -57,9 +60,22 @@ export function layout(header, rows, left = [0, 1]) {
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map((r) => (r.note ? note(r.note) : line(r)))].join('\n');
 }
 
+/** A server's name in a scenario's rows: node:net or node:dgram, say, by the scenario's transport. */
+const labelIn = (scenario, server) => serverLabel(server, transportOf(scenario));
+
 /** Rows saying which servers did not run a scenario, and why. */
 const skippedRows = (scenario) =>
-  Object.entries(scenario.skipped ?? {}).map(([server, why]) => ({ note: [scenario.name, serverLabel(server), `not run: ${why}`] }));
+  Object.entries(scenario.skipped ?? {}).map(([server, why]) => ({ note: [scenario.name, labelIn(scenario, server), `not run: ${why}`] }));
+
+/** Rows for the servers of a UDP scenario that lost datagrams or echoed some late. */
+const lossRows = (scenario) =>
+  Object.entries(scenario.servers)
+    .filter(([, s]) => s.datagrams?.lost || s.datagrams?.stale)
+    .map(([server, s]) => {
+      const { sent, lost, stale } = s.datagrams;
+      const text = `lost ${count(lost)} of ${count(sent)} datagrams (${percent(sent ? lost / sent : null)}), ${count(stale)} of them echoed late`;
+      return { note: [scenario.name, labelIn(scenario, server), text] };
+    });
 
 function throughputTable(list) {
   const header = ['scenario', 'server', 'throughput/s', 'cost', 'vs C', 'vs net', 'p50 µs', 'p99 µs', 'p99.9 µs', 'errors'];
@@ -71,7 +87,7 @@ function throughputTable(list) {
       const figure = idle ? 'rssPerConn' : 'cpuPerUnit';
       rows.push([
         scenario.name,
-        serverLabel(server),
+        labelIn(scenario, server),
         idle ? '—' : count(s.throughput),
         `${fixed(cost, idle ? 0 : 2)} ${unitOf(scenario.kind)}`,
         times(s.vsC[figure]),
@@ -82,7 +98,7 @@ function throughputTable(list) {
         String(s.errors),
       ]);
     }
-    rows.push(...skippedRows(scenario));
+    rows.push(...lossRows(scenario), ...skippedRows(scenario));
   }
   return layout(header, rows);
 }
@@ -95,7 +111,7 @@ function reapTable(list) {
       const r = s.reaping;
       rows.push([
         scenario.name,
-        serverLabel(server),
+        labelIn(scenario, server),
         r ? `${count(r.count)}/${count(r.conns)}` : '—',
         fixed(r?.p50, 1),
         fixed(r?.p99, 1),
@@ -137,7 +153,7 @@ function capTable(list) {
         .join(', ');
       rows.push([
         scenario.name,
-        serverLabel(server),
+        labelIn(scenario, server),
         scenario.policy?.[kindOf(server)] ?? '',
         c ? `${count(c.served)}/${count(c.clients)}` : '—',
         c ? count(c.dropped) : '—',
@@ -186,7 +202,7 @@ function barChart(results) {
     const base = idle ? 'vsNet' : 'vsC';
     return {
       label: `${scenario.name} (${idle ? 'vs node:net' : 'vs C'})`,
-      bars: Object.entries(scenario.servers).map(([server, s]) => ({ server, value: s[base][figure] })),
+      bars: Object.entries(scenario.servers).map(([server, s]) => ({ server, label: labelIn(scenario, server), value: s[base][figure] })),
     };
   });
   const max = Math.max(1.2, ...groups.flatMap((g) => g.bars.map((b) => b.value ?? 0)));
@@ -201,7 +217,7 @@ function barChart(results) {
     for (const bar of group.bars) {
       const w = bar.value == null ? 0 : ((width - left - labelRoom) * bar.value) / max;
       parts.push(`<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${rowHeight - 4}" fill="${colorOf(bar.server)}"/>`);
-      parts.push(`<text x="${left + w + 4}" y="${y + 11}" font-size="11">${serverLabel(bar.server)} ${times(bar.value)}</text>`);
+      parts.push(`<text x="${left + w + 4}" y="${y + 11}" font-size="11">${bar.label} ${times(bar.value)}</text>`);
       y += rowHeight;
     }
     y += 8;
@@ -226,7 +242,7 @@ function reapChart(scenario) {
   let y = 34;
   const parts = [`<text x="4" y="14" font-size="12">${scenario.name}: how late the server ended idle connections, ms after the ${scenario.idleTimeoutMs} ms deadline</text>`];
   for (const [server, s] of servers) {
-    parts.push(`<text x="4" y="${y + 12}" font-size="12">${serverLabel(server)}</text>`);
+    parts.push(`<text x="4" y="${y + 12}" font-size="12">${labelIn(scenario, server)}</text>`);
     for (const p of points) {
       const w = scale(s.reaping[p]);
       parts.push(`<text x="${left - 30}" y="${y + 11}" font-size="10">${p}</text>`);
@@ -258,7 +274,7 @@ function capChart(scenario) {
     const { served, dropped, clients } = s.cap;
     const ws = ((width - left - room) * served) / clients;
     const wd = ((width - left - room) * dropped) / clients;
-    parts.push(`<text x="4" y="${y + 12}" font-size="12">${serverLabel(server)}</text>`);
+    parts.push(`<text x="4" y="${y + 12}" font-size="12">${labelIn(scenario, server)}</text>`);
     parts.push(`<rect x="${left}" y="${y}" width="${ws.toFixed(1)}" height="14" fill="${colorOf(server)}"/>`);
     parts.push(`<rect x="${(left + ws).toFixed(1)}" y="${y}" width="${wd.toFixed(1)}" height="14" fill="#bbb"/>`);
     const label = `${count(served)} served, ${count(dropped)} dropped · ${scenario.policy?.[kindOf(server)] ?? ''}`;
@@ -289,7 +305,7 @@ function latencyChart(scenario) {
     parts.push(`<path d="${path}" fill="none" stroke="${colorOf(server)}" stroke-width="2"/>`);
     const label = points.map((p) => s.latency[p]).join(' / ') + ' µs';
     parts.push(`<rect x="${width - 210}" y="${28 + k * 30}" width="10" height="10" fill="${colorOf(server)}"/>`);
-    parts.push(`<text x="${width - 196}" y="${37 + k * 30}" font-size="11">${serverLabel(server)}</text>`);
+    parts.push(`<text x="${width - 196}" y="${37 + k * 30}" font-size="11">${labelIn(scenario, server)}</text>`);
     parts.push(`<text x="${width - 196}" y="${50 + k * 30}" font-size="10" fill="#444">${label}</text>`);
   });
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width + 20}" height="${height}">${parts.join('')}</svg>`;

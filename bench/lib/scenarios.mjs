@@ -5,13 +5,21 @@
 // server reaps them after `idleTimeoutMs` (how late, at what CPU cost).
 // Cap: bursts of `conns` clients arriving together at a server capped at
 // `maxConnections`, each wanting one echo (who is served, who is dropped).
+// UDP echo: F flows (sockets) each keep W datagrams of S bytes in flight;
+// driven by the C load generator bench/c/udp_load.c, as a load generator in
+// JavaScript could not keep up with the C server. F × W stays at half of the
+// 256 datagrams of 64 B that a default Linux receive buffer (208 KiB) holds,
+// so no server loses datagrams to a full queue by design; a datagram not
+// echoed within `lossTimeoutMs` is counted lost and replaced.
 //
 // `server` holds the server's settings for the scenario (flags of the server
 // processes, see servers.mjs); the throughput scenarios run every server with
 // no idle timeout and no cap, so all do the same work; the idle hold runs all
 // with a 15-minute idle timeout. `skip` may name servers
 // with no fair equivalent of a scenario, and why (none today: the C server
-// reaps idle connections and caps too); `policy` says what each does over the cap.
+// reaps idle connections and caps too; run.mjs adds the servers that cannot
+// run here); `policy` says what each does over the cap. `transport` is 'tcp'
+// unless given.
 import { kindOf } from './servers.mjs';
 
 export function scenarios(quick) {
@@ -48,8 +56,12 @@ export function scenarios(quick) {
         c: 'stops accepting (kernel backlog)',
       },
     },
+    { name: 'udp-echo-32x64-w4', kind: 'udp-echo', transport: 'udp', flows: 32, size: 64, window: 4, lossTimeoutMs: 1000 },
   ];
 }
+
+/** 'tcp' or 'udp'. */
+export const transportOf = (scenario) => scenario.transport ?? 'tcp';
 
 export const scenarioNames = (quick) => scenarios(quick).map((s) => s.name);
 

@@ -1,24 +1,34 @@
-// The servers under comparison, each started as its own process.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+// The servers under comparison, each started as its own process. A scenario
+// speaks TCP or UDP (its transport); each kind of server has an echo server
+// for each: native-reactor's, Node's own (node:net, node:dgram) and C's.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cBinary } from './c-programs.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cSource = join(root, 'bench', 'c', 'echo_server.c');
-const cBinary = join(root, 'bench', '.build', 'echo_server');
 
-const LABELS = { reactor: 'native-reactor', net: 'node:net', c: 'C epoll' };
+const LABELS = {
+  tcp: { reactor: 'native-reactor', net: 'node:net', c: 'C epoll' },
+  udp: { reactor: 'native-reactor', net: 'node:dgram', c: 'C recvmmsg' },
+};
+
+/** The C echo server (bench/c/NAME.c) of each transport. */
+export const C_SERVERS = { tcp: 'echo_server', udp: 'udp_echo' };
 
 // A server is named by a key: 'reactor', 'net', 'c', or 'reactor:BACKEND'
 // when several native-reactor backends run side by side.
 export const kindOf = (key) => key.split(':')[0];
 const backendOf = (key) => key.split(':')[1];
 
-export function serverLabel(key) {
+/** What a server is called in reports: 'net' is node:net over TCP, node:dgram over UDP. */
+export function serverLabel(key, transport = 'tcp') {
+  const label = LABELS[transport][kindOf(key)];
   const backend = backendOf(key);
-  return backend ? `${LABELS[kindOf(key)]} ${backend}` : LABELS[key];
+  return backend ? `${label} ${backend}` : label;
 }
+
+/** Whether this build of native-reactor has UDP (Reactor#listenUDP). */
+export const reactorHasUDP = (Reactor) => typeof Reactor.prototype.listenUDP === 'function';
 
 /**
  * The server keys for `servers` (kinds) and `backends` (native-reactor's; 'all'
@@ -30,30 +40,18 @@ export function serverKeys(servers, backends, available) {
   return servers.flatMap((s) => (s === 'reactor' && (chosen.length > 1 || chosen[0] !== 'auto') ? chosen.map((b) => `reactor:${b}`) : [s]));
 }
 
-/** Compiles the C server with the system compiler when its source is newer. Returns an error text or null. */
-export function buildCServer() {
-  if (existsSync(cBinary) && statSync(cBinary).mtimeMs >= statSync(cSource).mtimeMs) return null;
-  mkdirSync(dirname(cBinary), { recursive: true });
-  const compiler = ['cc', 'gcc', 'clang'].find((c) => spawnSync(c, ['--version']).status === 0);
-  if (!compiler) return 'no C compiler (cc, gcc or clang) found';
-  try {
-    execFileSync(compiler, ['-O2', '-o', cBinary, cSource], { stdio: 'pipe' });
-    return null;
-  } catch (error) {
-    return `${compiler} failed: ${error.stderr}`;
-  }
-}
-
 /**
- * The argv that starts `name` listening on an ephemeral port. `settings` are
- * the scenario's server settings: `idleTimeoutMs` (ms; 0 or absent: none) and
- * `maxConnections` (absent: no cap). native-reactor's example defaults to a
- * 15-minute idle timeout; it is turned off unless asked for, as the other
- * servers have none.
+ * The argv that starts `key` listening on an ephemeral port over `transport`.
+ * `settings` are the scenario's server settings (TCP only): `idleTimeoutMs`
+ * (ms; 0 or absent: none) and `maxConnections` (absent: no cap).
+ * native-reactor's example defaults to a 15-minute idle timeout; it is turned
+ * off unless asked for, as the other servers have none.
  */
-export function serverCommand(key, settings = {}) {
+export function serverCommand(key, settings = {}, transport = 'tcp') {
+  if (transport === 'udp') return udpServerCommand(key);
   const idle = settings.idleTimeoutMs ?? 0;
   const cap = settings.maxConnections;
+  const c = cBinary(C_SERVERS.tcp);
   switch (kindOf(key)) {
     case 'reactor':
       return [
@@ -71,8 +69,21 @@ export function serverCommand(key, settings = {}) {
         ...(cap === undefined ? [] : ['--max-connections', String(cap)]),
       ];
     case 'c': // echo_server PORT [MAX [IDLE_MS]], MAX 0: no cap
-      if (!idle) return [cBinary, '0', ...(cap === undefined ? [] : [String(cap)])];
-      return [cBinary, '0', String(cap ?? 0), String(idle)];
+      if (!idle) return [c, '0', ...(cap === undefined ? [] : [String(cap)])];
+      return [c, '0', String(cap ?? 0), String(idle)];
+    default:
+      throw new Error(`unknown server ${key}`);
+  }
+}
+
+function udpServerCommand(key) {
+  switch (kindOf(key)) {
+    case 'reactor':
+      return [process.execPath, join(root, 'bench', 'servers', 'reactor-udp-echo.mjs'), '--port', '0', '--backend', backendOf(key) ?? 'auto'];
+    case 'net':
+      return [process.execPath, join(root, 'bench', 'servers', 'dgram-echo.mjs'), '0'];
+    case 'c': // udp_echo PORT
+      return [cBinary(C_SERVERS.udp), '0'];
     default:
       throw new Error(`unknown server ${key}`);
   }

@@ -8,6 +8,19 @@ export function newHistogram() {
 
 export const encodeHistogram = (histogram) => hdr.encodeIntoCompressedBase64(histogram);
 
+/**
+ * A histogram given as [µs, count] pairs (the C load generator's buckets, by
+ * their middle values), encoded like encodeHistogram; null when empty.
+ */
+export function encodeBuckets(buckets) {
+  if (!buckets?.length) return null;
+  const histogram = newHistogram();
+  for (const [micros, count] of buckets) histogram.recordValueWithCount(Math.max(1, micros), count);
+  const encoded = encodeHistogram(histogram);
+  histogram.destroy?.();
+  return encoded;
+}
+
 /** Merges encoded histograms (one per round) into one. */
 export function mergeHistograms(encoded) {
   const merged = newHistogram();
@@ -131,6 +144,9 @@ export function summarize(rounds) {
     };
   }
   if (rounds.some((r) => r.burstMs)) summary.cap = capSummary(rounds);
+  // UDP: datagrams sent in the measured windows, given up as lost (unanswered
+  // within the loss timeout) and echoed after that (stale).
+  if (rounds.some((r) => r.losses !== undefined)) summary.datagrams = { sent: total('sent'), lost: total('losses'), stale: total('stale') };
   histogram.destroy?.();
   return summary;
 }
