@@ -21,23 +21,12 @@ export interface NativeReactor {
   readonly dispatch: Dispatch;
   listenTcp(host: string, port: number, backlog: number, reusePort: boolean, ipv6Only: boolean): number;
   listenUnix(path: string, backlog: number): number;
-  /** Caps, queue and connection defaults; NO_LIMIT (2^32 - 1) means none. */
-  configureListener(
-    id: number,
-    maxConnections: number,
-    maxPerPeer: number,
-    queueLimit: number,
-    queueTimeoutMs: number,
-    overflowReset: boolean,
-    overflowBytes: Uint8Array | undefined,
-    idleMs: number,
-    graceMs: number,
-    idleResetsOnWrite: boolean,
-    highWater: number,
-    lowWater: number,
-    maxWrite: number,
-    waitInBacklog: boolean,
-  ): number;
+  /**
+   * A listener's caps, queue and connection defaults. Throws a TypeError
+   * (ERR_INVALID_ARG_TYPE) or RangeError (ERR_OUT_OF_RANGE) naming the field
+   * when a field is missing or not what the interface says: a bug of ours.
+   */
+  configureListener(id: number, config: NativeListenerConfig): number;
   /** [served and open, parked] */
   listenerCounts(id: number): [number, number] | number;
   connectTcp(host: string, port: number): number;
@@ -73,6 +62,31 @@ export interface NativeReactor {
 
 /** @internal "No limit" for the native u32 limits. */
 export const NO_LIMIT = 0xffffffff;
+
+/**
+ * @internal
+ * What configureListener() takes (native/admission.h's AdmissionPolicy and
+ * ConnDefaults), named as the options they come from. Counts, bytes and
+ * milliseconds are u32; NO_LIMIT means none.
+ */
+export interface NativeListenerConfig {
+  maxConnections: number;
+  maxConnectionsPerPeer: number;
+  queueLimit: number;
+  queueTimeoutMs: number;
+  /** Over the cap, leave connections in the kernel's backlog instead of parking them. */
+  waitInBacklog: boolean;
+  /** Rejected connections are reset, not closed gracefully. */
+  overflowReset: boolean;
+  /** Sent to a rejected connection before the graceful close; empty: nothing. */
+  overflowBytes: Uint8Array;
+  idleTimeoutMs: number;
+  idleGraceMs: number;
+  idleResetOnWrite: boolean;
+  highWaterMark: number;
+  lowWaterMark: number;
+  maxWriteBuffer: number;
+}
 
 /**
  * @internal
