@@ -8,9 +8,11 @@
 #include <uv.h>
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "loop.h"
@@ -978,6 +980,50 @@ napi_value create_reactor(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// The record layout JavaScript reads, exported as recordLayout: src/native.ts
+// checks at load that it reads records as this binary writes them, so a
+// binary from another version is refused instead of misread.
+static_assert(std::is_standard_layout_v<Record> && sizeof(Record) == 5 * sizeof(int32_t) &&
+                  offsetof(Record, kind) == 0 && offsetof(Record, slot) == 4 &&
+                  offsetof(Record, gen) == 8 && offsetof(Record, a) == 12 &&
+                  offsetof(Record, b) == 16,
+              "JavaScript reads a Record as five packed int32 words: kind, slot, gen, a, b");
+
+using NamedNumber = std::pair<const char*, int32_t>;
+
+constexpr NamedNumber kRecordKinds[] = {
+    {"accepted", kAccepted}, {"connected", kConnected}, {"data", kData},   {"eof", kEof},
+    {"closed", kClosed},     {"timer", kTimer},         {"drain", kDrain}, {"idle", kIdle},
+};
+
+constexpr NamedNumber kCloseReasons[] = {
+    {"none", kReasonNone},
+    {"idle", kReasonIdle},
+    {"graceExpired", kReasonGraceExpired},
+};
+
+template <size_t N>
+napi_value numbers_by_name(napi_env env, const NamedNumber (&entries)[N]) {
+  napi_value object = nullptr;
+  if (napi_create_object(env, &object) != napi_ok) return nullptr;
+  for (const auto& [name, value] : entries) {
+    if (!set_property(env, object, name, number_value(env, value))) return nullptr;
+  }
+  return object;
+}
+
+// { words, kinds: { accepted: 1, ... }, closeReasons: { none: 0, ... } }
+napi_value record_layout(napi_env env) {
+  napi_value layout = nullptr;
+  if (napi_create_object(env, &layout) != napi_ok ||
+      !set_property(env, layout, "words", number_value(env, sizeof(Record) / sizeof(int32_t))) ||
+      !set_property(env, layout, "kinds", numbers_by_name(env, kRecordKinds)) ||
+      !set_property(env, layout, "closeReasons", numbers_by_name(env, kCloseReasons))) {
+    return nullptr;
+  }
+  return layout;
+}
+
 // Module init in plain Node-API: a worker terminated while it loads the addon
 // makes these calls fail, and that must not abort the process.
 napi_value init(napi_env env, napi_value exports) {
@@ -997,7 +1043,8 @@ napi_value init(napi_env env, napi_value exports) {
   if (napi_create_function(env, "createReactor", NAPI_AUTO_LENGTH, create_reactor, nullptr,
                            &create) != napi_ok ||
       !set_property(env, exports, "createReactor", create) ||
-      !set_property(env, exports, "backends", backends)) {
+      !set_property(env, exports, "backends", backends) ||
+      !set_property(env, exports, "recordLayout", record_layout(env))) {
     return nullptr;
   }
   return exports;
