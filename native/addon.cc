@@ -567,6 +567,7 @@ class Fields {
   }
 
   void fail_type(const char* key, const char* expected, napi_value value) {
+    // In napi_valuetype's order.
     static constexpr const char* kNames[] = {"undefined", "null",   "boolean", "number",
                                              "string",    "symbol", "object",  "function",
                                              "external",  "bigint"};

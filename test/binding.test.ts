@@ -107,7 +107,6 @@ describe.each(Reactor.backends)('%s backend: configureListener() with a bad conf
     for (const config of [undefined, null, 5, 'config']) {
       expect(thrown(id, config)).toMatchObject({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('"config" must be an object') });
     }
-    expect(fields.length).toBe(13);
     for (const field of fields) {
       const missing: Record<string, unknown> = { ...capOfOne };
       delete missing[field];
