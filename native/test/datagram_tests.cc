@@ -540,6 +540,21 @@ TEST(datagram_ttl_and_buffer_options) {
   CHECK_EQ(set_multicast_ttl(v4.fd, 256), -EINVAL);
 }
 
+// Workers share a port with reuse_port, where the system balances (SO_REUSEPORT).
+TEST(datagram_reuse_port_shares_the_port) {
+  DatagramOptions shared;
+  shared.reuse_port = true;
+  Socket first(open_datagram("127.0.0.1", 0, shared));
+#if defined(SO_REUSEPORT) || defined(SO_REUSEPORT_LB)
+  REQUIRE(first.fd >= 0);
+  Socket second(open_datagram("127.0.0.1", local_port(first.fd), shared));
+  CHECK(second.fd >= 0);
+  CHECK_EQ(open_datagram("127.0.0.1", local_port(first.fd), {}), -EADDRINUSE);
+#else
+  CHECK_EQ(first.fd, -ENOTSUP);
+#endif
+}
+
 TEST(datagram_bad_arguments) {
   CHECK_EQ(open_datagram("localhost", 0, {}), -EINVAL);  // numeric only, as TCP
   CHECK_EQ(open_datagram("127.0.0.1", 65536, {}), -EINVAL);
@@ -562,6 +577,9 @@ TEST(datagram_bad_arguments) {
   CHECK_EQ(set_membership(v4.fd, "239.1.1.1", "eth0", true), -EINVAL);  // an address is wanted
   CHECK_EQ(set_multicast_interface(v4.fd, "nowhere"), -EINVAL);
   CHECK_EQ(set_multicast_interface(v4.fd, "::%1"), -EINVAL);  // an IPv6 interface, IPv4 socket
+  Endpoint to_self = address_of(v4.fd, v4.fd, "127.0.0.1");
+  std::vector<char> too_long(70000);
+  CHECK_EQ(send_datagram(v4.fd, too_long.data(), too_long.size(), &to_self), -EMSGSIZE);
   PackedAddress unnamed;
   SocketAddress printable;
   CHECK_EQ(format_address(unnamed, &printable), -EAFNOSUPPORT);
