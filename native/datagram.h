@@ -73,8 +73,9 @@ struct ReceivedDatagram {
 };
 
 // Receives up to `capacity` datagrams of up to `max_size` bytes each per call
-// into memory the caller owns (the loop's read slab). Reused across calls
-// and sockets; holds only the kernel's scratch (headers, address buffers).
+// into memory the caller owns (the loop's read slab); both are at least 1.
+// Reused across calls and sockets: it holds only the kernel's scratch
+// (headers, address buffers) and the last batch's descriptions.
 class DatagramReceiver {
  public:
   DatagramReceiver(int capacity, size_t max_size, BatchMode mode = BatchMode::kBestAvailable);
@@ -84,11 +85,11 @@ class DatagramReceiver {
   // bytes() of `room` are used. Each is read with max_size bytes free: one
   // recvmmsg reserves them for every datagram it asks for, so it takes at
   // most room / max_size; one call each needs them only after the datagrams
-  // before, so small ones fit more. Returns how
-  // many were received (datagram(i) describes each), or -errno when none
-  // was: -EAGAIN when none waits, -ENOBUFS when room < max_size, and an
-  // error the socket holds (-ECONNREFUSED on a connected socket whose peer
-  // refused an earlier datagram). Read again for more.
+  // before, so small ones fit more. Returns how many were received
+  // (datagram(i) describes each), or -errno when none was: -EAGAIN when none
+  // waits, -ENOBUFS when room < max_size, or an error the socket holds
+  // (-ECONNREFUSED on a connected socket whose peer refused an earlier
+  // datagram). Read again for more.
   int receive(int fd, uint8_t* into, size_t room);
 
   const ReceivedDatagram& datagram(int i) const { return received_[static_cast<size_t>(i)]; }
@@ -140,7 +141,8 @@ int send_datagrams(int fd, const OutgoingDatagram* list, int count, int* stopped
 
 // The connected mode: only `to` may send to this socket, send_datagram()
 // may omit the address, and an ICMP refusal from the peer comes back as
-// -ECONNREFUSED from the next receive or send. disconnect_datagram() ends it.
+// -ECONNREFUSED from the next receive or send. disconnect_datagram() ends it
+// and keeps the local address (Linux would drop a port the system chose).
 int connect_datagram(int fd, const Endpoint& to);
 int disconnect_datagram(int fd);
 
