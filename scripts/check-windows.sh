@@ -24,7 +24,8 @@ echo "== native_tests.exe"
 $CXX $FLAGS -static -o "$OUT/native_tests.exe" \
   native/loop.cc native/platform.cc native/poller.cc native/poller_select.cc \
   native/poller_thread.cc native/sockets.cc native/timer_heap.cc \
-  native/test/native_tests.cc native/test/loop_tests.cc native/test/poller_tests.cc -lws2_32
+  native/test/native_tests.cc native/test/indexed_heap_tests.cc native/test/loop_tests.cc \
+  native/test/poller_tests.cc -lws2_32
 
 echo "== native_tests.exe under Wine, select backend"
 export WINEDEBUG=${WINEDEBUG:--all}
