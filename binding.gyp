@@ -113,6 +113,7 @@
           "type": "executable",
           "sources": [
             "native/test/native_tests.cc",
+            "native/test/indexed_heap_tests.cc",
             "native/test/loop_tests.cc",
             "native/test/poller_tests.cc",
             "native/test/fallback_tests.cc",

@@ -20,12 +20,12 @@ $CXX $FLAGS -fsyntax-only -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -DBUILDING_NODE
   -I"$NODE_INCLUDE" -Inode_modules/node-addon-api native/addon.cc
 
 echo "== native_tests.exe"
+# The portable core as both builds list it (native/sources.json).
+CORE=$(node -p "require('./native/sources.json').variables.native_reactor_core_sources.join(' ')")
 # shellcheck disable=SC2086
-$CXX $FLAGS -static -o "$OUT/native_tests.exe" \
-  native/datagram.cc native/loop.cc native/platform.cc native/poller.cc native/poller_select.cc \
-  native/poller_thread.cc native/sockets.cc native/timer_heap.cc \
-  native/test/native_tests.cc native/test/loop_tests.cc native/test/poller_tests.cc \
-  native/test/datagram_tests.cc -lws2_32
+$CXX $FLAGS -static -o "$OUT/native_tests.exe" $CORE \
+  native/test/native_tests.cc native/test/indexed_heap_tests.cc native/test/loop_tests.cc \
+  native/test/poller_tests.cc native/test/datagram_tests.cc -lws2_32
 
 echo "== native_tests.exe under Wine, select backend"
 export WINEDEBUG=${WINEDEBUG:--all}
