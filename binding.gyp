@@ -113,9 +113,11 @@
           "type": "executable",
           "sources": [
             "native/test/native_tests.cc",
+            "native/test/indexed_heap_tests.cc",
             "native/test/loop_tests.cc",
             "native/test/poller_tests.cc",
             "native/test/fallback_tests.cc",
+            "native/test/datagram_tests.cc",
             "native/test/udp_tests.cc"
           ],
           # A plain program: no delay-load hook for node.exe.

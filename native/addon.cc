@@ -8,10 +8,12 @@
 #include <uv.h>
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "loop.h"
@@ -446,8 +448,9 @@ class Core final : public Sink {
 //
 // Each reactor object carries its own functions whose Node-API `data` is the
 // Core, so a call costs no unwrap. Arguments are validated in src/ before
-// they get here; results are numbers (negative errno on failure) so errors
-// are built in one place on the JavaScript side.
+// they get here (an object is still read field by field and checked: Fields);
+// results are numbers (negative errno on failure) so errors are built in one
+// place on the JavaScript side.
 
 struct Call {
   napi_env env;
@@ -495,6 +498,101 @@ struct Call {
   // A count or id, or a failure as -errno in the numbering JavaScript's
   // util.getSystemErrorName() reads.
   napi_value outcome(double v) const { return result(v < 0 ? -js_errno(static_cast<int>(-v)) : v); }
+};
+
+// Reads the properties of an object src/ builds for a call. src/ validates
+// what users pass, so a property missing or of the wrong type here is our own
+// bug: the first one read throws a TypeError with code ERR_INVALID_ARG_TYPE
+// (a number that is no u32: a RangeError, ERR_OUT_OF_RANGE) naming it, ok()
+// turns false and later reads return zeros.
+class Fields {
+ public:
+  Fields(napi_env env, napi_value object, const char* method, const char* name)
+      : env_(env), object_(object), method_(method), name_(name) {
+    if (type_of(object) != napi_object) fail_type(nullptr, "an object", object);
+  }
+
+  bool ok() const { return ok_; }
+
+  // JavaScript passes 2^32 - 1 for "no limit".
+  uint32_t u32(const char* key) {
+    double v = 0;
+    napi_value value = get(key, napi_number, "a number");
+    if (!value || napi_get_value_double(env_, value, &v) != napi_ok) return 0;
+    if (v >= 0 && v <= UINT32_MAX && static_cast<uint32_t>(v) == v) return static_cast<uint32_t>(v);
+    fail(napi_throw_range_error, "ERR_OUT_OF_RANGE", key, "an integer from 0 to 4294967295");
+    return 0;
+  }
+
+  bool boolean(const char* key) {
+    bool v = false;
+    napi_value value = get(key, napi_boolean, "a boolean");
+    if (value) napi_get_value_bool(env_, value, &v);
+    return v;
+  }
+
+  // A Uint8Array's bytes (a Buffer is one).
+  std::string bytes(const char* key) {
+    napi_value value = get(key, napi_object, "a Uint8Array");
+    if (!value) return {};
+    bool typed = false;
+    napi_typedarray_type type = napi_int8_array;
+    size_t length = 0;
+    void* data = nullptr;
+    if (napi_is_typedarray(env_, value, &typed) != napi_ok || !typed ||
+        napi_get_typedarray_info(env_, value, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+        type != napi_uint8_array) {
+      fail_type(key, "a Uint8Array", value);
+      return {};
+    }
+    return length ? std::string(static_cast<const char*>(data), length) : std::string();
+  }
+
+ private:
+  // The property if it has the type wanted; otherwise null, having thrown
+  // (or with a getter's exception pending, or the environment going away).
+  napi_value get(const char* key, napi_valuetype type, const char* expected) {
+    napi_value value = nullptr;
+    if (!ok_) return nullptr;
+    if (napi_get_named_property(env_, object_, key, &value) != napi_ok) {
+      ok_ = false;
+      return nullptr;
+    }
+    if (type_of(value) == type) return value;
+    fail_type(key, expected, value);
+    return nullptr;
+  }
+
+  napi_valuetype type_of(napi_value value) const {
+    napi_valuetype type = napi_undefined;
+    napi_typeof(env_, value, &type);
+    return type;
+  }
+
+  void fail_type(const char* key, const char* expected, napi_value value) {
+    // In napi_valuetype's order.
+    static constexpr const char* kNames[] = {"undefined", "null",   "boolean", "number",
+                                             "string",    "symbol", "object",  "function",
+                                             "external",  "bigint"};
+    napi_valuetype type = type_of(value);
+    std::string got = type < std::size(kNames) ? kNames[type] : "unknown";
+    fail(napi_throw_type_error, "ERR_INVALID_ARG_TYPE", key,
+         std::string(expected) + ", got " + got);
+  }
+
+  void fail(napi_status (*throw_as)(napi_env, const char*, const char*), const char* code,
+            const char* key, const std::string& requirement) {
+    ok_ = false;
+    std::string where = key ? std::string(name_) + "." + key : std::string(name_);
+    std::string message = std::string(method_) + ": \"" + where + "\" must be " + requirement;
+    throw_as(env_, code, message.c_str());
+  }
+
+  napi_env env_;
+  napi_value object_;
+  const char* method_;
+  const char* name_;
+  bool ok_ = true;
 };
 
 // Runs op on the live loop, then brings libuv in step; -EBADF once closed.
@@ -545,31 +643,27 @@ napi_value listen_unix(napi_env env, napi_callback_info info) {
   return with_loop(call, [&](Loop& l) { return l.listen_unix(path, options); });
 }
 
-// configureListener(id, maxConnections, maxPerPeer, queueLimit, queueTimeoutMs,
-//   overflowReset, overflowBytes | undefined, idleMs, graceMs, idleResetsOnWrite,
-//   highWater, lowWater, maxWrite, waitInBacklog)
+// configureListener(id, config): config is src/native.ts's NativeListenerConfig.
+// The listener changes only if every field is there with its type.
 napi_value configure_listener(napi_env env, napi_callback_info info) {
   Call call(env, info);
+  Fields config(env, call.argv[1], "configureListener", "config");
   AdmissionPolicy policy;
-  policy.max_connections = call.u32(1);
-  policy.max_per_peer = call.u32(2);
-  policy.queue_limit = call.u32(3);
-  policy.queue_timeout_ms = call.u32(4);
-  policy.overflow = call.boolean(5) ? Overflow::kReset : Overflow::kClose;
-  bool has_bytes = false;
-  napi_is_buffer(env, call.argv[6], &has_bytes);
-  if (has_bytes) {
-    iovec bytes = call.bytes(call.argv[6]);
-    policy.overflow_bytes.assign(static_cast<const char*>(bytes.iov_base), bytes.iov_len);
-  }
+  policy.max_connections = config.u32("maxConnections");
+  policy.max_per_peer = config.u32("maxConnectionsPerPeer");
+  policy.queue_limit = config.u32("queueLimit");
+  policy.queue_timeout_ms = config.u32("queueTimeoutMs");
+  policy.wait_in_backlog = config.boolean("waitInBacklog");
+  policy.overflow = config.boolean("overflowReset") ? Overflow::kReset : Overflow::kClose;
+  policy.overflow_bytes = config.bytes("overflowBytes");
   ConnDefaults defaults;
-  defaults.idle_ms = call.u32(7);
-  defaults.grace_ms = call.u32(8);
-  defaults.idle_resets_on_write = call.boolean(9);
-  defaults.high_water = call.u32(10);
-  defaults.low_water = call.u32(11);
-  defaults.max_write = call.u32(12);
-  policy.wait_in_backlog = call.boolean(13);
+  defaults.idle_ms = config.u32("idleTimeoutMs");
+  defaults.grace_ms = config.u32("idleGraceMs");
+  defaults.idle_resets_on_write = config.boolean("idleResetOnWrite");
+  defaults.high_water = config.u32("highWaterMark");
+  defaults.low_water = config.u32("lowWaterMark");
+  defaults.max_write = config.u32("maxWriteBuffer");
+  if (!config.ok()) return nullptr;
   return with_loop(call,
                    [&](Loop& l) { return l.configure_listener(call.id(0), policy, defaults); });
 }
@@ -1030,6 +1124,53 @@ napi_value create_reactor(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// The record layout JavaScript reads, exported as recordLayout: src/native.ts
+// checks at load that it reads records as this binary writes them, so a
+// binary from another version is refused instead of misread.
+static_assert(std::is_standard_layout_v<Record> && sizeof(Record) == 5 * sizeof(int32_t) &&
+                  offsetof(Record, kind) == 0 && offsetof(Record, slot) == 4 &&
+                  offsetof(Record, gen) == 8 && offsetof(Record, a) == 12 &&
+                  offsetof(Record, b) == 16,
+              "JavaScript reads a Record as five packed int32 words: kind, slot, gen, a, b");
+
+using NamedNumber = std::pair<const char*, int32_t>;
+
+constexpr NamedNumber kRecordKinds[] = {
+    {"accepted", kAccepted}, {"connected", kConnected},
+    {"data", kData},         {"eof", kEof},
+    {"closed", kClosed},     {"timer", kTimer},
+    {"drain", kDrain},       {"idle", kIdle},
+    {"datagram", kDatagram}, {"datagramError", kDatagramError},
+};
+
+constexpr NamedNumber kCloseReasons[] = {
+    {"none", kReasonNone},
+    {"idle", kReasonIdle},
+    {"graceExpired", kReasonGraceExpired},
+};
+
+template <size_t N>
+napi_value numbers_by_name(napi_env env, const NamedNumber (&entries)[N]) {
+  napi_value object = nullptr;
+  if (napi_create_object(env, &object) != napi_ok) return nullptr;
+  for (const auto& [name, value] : entries) {
+    if (!set_property(env, object, name, number_value(env, value))) return nullptr;
+  }
+  return object;
+}
+
+// { words, kinds: { accepted: 1, ... }, closeReasons: { none: 0, ... } }
+napi_value record_layout(napi_env env) {
+  napi_value layout = nullptr;
+  if (napi_create_object(env, &layout) != napi_ok ||
+      !set_property(env, layout, "words", number_value(env, sizeof(Record) / sizeof(int32_t))) ||
+      !set_property(env, layout, "kinds", numbers_by_name(env, kRecordKinds)) ||
+      !set_property(env, layout, "closeReasons", numbers_by_name(env, kCloseReasons))) {
+    return nullptr;
+  }
+  return layout;
+}
+
 // Module init in plain Node-API: a worker terminated while it loads the addon
 // makes these calls fail, and that must not abort the process.
 napi_value init(napi_env env, napi_value exports) {
@@ -1049,7 +1190,8 @@ napi_value init(napi_env env, napi_value exports) {
   if (napi_create_function(env, "createReactor", NAPI_AUTO_LENGTH, create_reactor, nullptr,
                            &create) != napi_ok ||
       !set_property(env, exports, "createReactor", create) ||
-      !set_property(env, exports, "backends", backends)) {
+      !set_property(env, exports, "backends", backends) ||
+      !set_property(env, exports, "recordLayout", record_layout(env))) {
     return nullptr;
   }
   return exports;

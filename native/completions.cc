@@ -181,6 +181,21 @@ bool LoopCore::take(Id id, const uint8_t* data, size_t length) {
   return true;
 }
 
+// A multishot receive takes bytes from the socket until it is cancelled: at
+// once, not before the next wait, so the kernel pushes back as it does with
+// readiness. What it took meanwhile is held for resume.
+void LoopCore::stop_receiving(Id id, Handle* c) {
+  if (c->registered == kUnregistered || !(c->registered & kReceive)) return;
+  uint32_t want = desired_interest(*c);
+  if (want != kDetached && poller_->modify(c->fd, id.packed(), want) == 0) {
+    c->registered = static_cast<uint8_t>(want);
+  }
+}
+
+void LoopCore::resume_held(Id id, const Handle* c) {
+  if (holds(id, *c)) held_.resume(id);
+}
+
 // Resumed connections get their held input first, then what follows.
 void LoopCore::serve_held() {
   for (Id id : held_.take_resumed()) {

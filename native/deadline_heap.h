@@ -1,5 +1,5 @@
 // One deadline per connection slot (idle timeout, grace period, queue timeout,
-// accept backoff): a binary min-heap of (deadline, slot) with each slot's heap
+// accept backoff): a min-heap of (deadline, slot) with each slot's heap
 // position kept beside it, so set, move and clear are O(log n) and a read that
 // only stores a timestamp never touches the heap. Entries are re-keyed lazily
 // when they come due (see Loop::on_deadline).
@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "indexed_heap.h"
+
 namespace reactor {
 
 class DeadlineHeap {
@@ -17,35 +19,30 @@ class DeadlineHeap {
 
   // Inserts the slot or moves its deadline.
   void set(uint32_t slot, uint64_t deadline) {
-    if (slot >= position_.size()) position_.resize(slot + 1, kAbsent);
-    uint32_t at = position_[slot];
+    std::vector<uint32_t>& position = heap_.positions().by_slot;
+    if (slot >= position.size()) position.resize(slot + 1, kAbsent);
+    uint32_t at = position[slot];
     if (at == kAbsent) {
-      heap_.push_back({deadline, slot});
-      at = static_cast<uint32_t>(heap_.size() - 1);
-      position_[slot] = at;
-      sift_up(at);
+      heap_.push({deadline, slot});
     } else {
-      heap_[at].deadline = deadline;
-      restore(at);
+      heap_.at(at).deadline = deadline;
+      heap_.update(at);
     }
   }
 
   void clear(uint32_t slot) {
-    if (slot >= position_.size() || position_[slot] == kAbsent) return;
-    uint32_t at = position_[slot];
-    position_[slot] = kAbsent;
-    Entry last = heap_.back();
-    heap_.pop_back();
-    if (at == heap_.size()) return;
-    place(at, last);
-    restore(at);
+    if (!contains(slot)) return;
+    std::vector<uint32_t>& position = heap_.positions().by_slot;
+    heap_.remove_at(position[slot]);
+    position[slot] = kAbsent;
   }
 
   bool contains(uint32_t slot) const {
-    return slot < position_.size() && position_[slot] != kAbsent;
+    const std::vector<uint32_t>& position = heap_.positions().by_slot;
+    return slot < position.size() && position[slot] != kAbsent;
   }
-  uint64_t next_deadline() const { return heap_.empty() ? kNever : heap_[0].deadline; }
-  uint32_t next_slot() const { return heap_[0].slot; }
+  uint64_t next_deadline() const { return heap_.empty() ? kNever : heap_.top().deadline; }
+  uint32_t next_slot() const { return heap_.top().slot; }
   size_t size() const { return heap_.size(); }
 
  private:
@@ -53,48 +50,16 @@ class DeadlineHeap {
   struct Entry {
     uint64_t deadline;
     uint32_t slot;
+    bool before(const Entry& other) const { return deadline < other.deadline; }
+  };
+  struct SlotPositions {
+    std::vector<uint32_t> by_slot;  // kAbsent when the slot has no deadline
+    void placed(const Entry& entry, size_t index) {
+      by_slot[entry.slot] = static_cast<uint32_t>(index);
+    }
   };
 
-  void place(uint32_t at, const Entry& entry) {
-    heap_[at] = entry;
-    position_[entry.slot] = at;
-  }
-
-  void sift_up(uint32_t at) {
-    Entry entry = heap_[at];
-    while (at > 0) {
-      uint32_t parent = (at - 1) / 2;
-      if (heap_[parent].deadline <= entry.deadline) break;
-      place(at, heap_[parent]);
-      at = parent;
-    }
-    place(at, entry);
-  }
-
-  void sift_down(uint32_t at) {
-    Entry entry = heap_[at];
-    size_t n = heap_.size();
-    for (;;) {
-      size_t child = 2 * static_cast<size_t>(at) + 1;
-      if (child >= n) break;
-      if (child + 1 < n && heap_[child + 1].deadline < heap_[child].deadline) child++;
-      if (heap_[child].deadline >= entry.deadline) break;
-      place(at, heap_[child]);
-      at = static_cast<uint32_t>(child);
-    }
-    place(at, entry);
-  }
-
-  void restore(uint32_t at) {
-    if (at > 0 && heap_[at].deadline < heap_[(at - 1) / 2].deadline) {
-      sift_up(at);
-    } else {
-      sift_down(at);
-    }
-  }
-
-  std::vector<Entry> heap_;
-  std::vector<uint32_t> position_;  // by slot; kAbsent when the slot has no deadline
+  IndexedHeap<Entry, SlotPositions> heap_;
 };
 
 }  // namespace reactor

@@ -141,7 +141,7 @@ void LoopCore::linger(Id id, Handle* c, uint32_t ms) {
   c->reading = !c->peer_ended;
   c->end_requested = true;
   c->drain_wanted = false;
-  if (holds(id, *c)) held_.resume(id);  // an end may wait there
+  resume_held(id, c);  // an end may wait there
   if (c->queue.empty() && !c->write_shut) {
     shutdown_write(c->fd);
     c->write_shut = true;

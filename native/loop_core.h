@@ -240,6 +240,10 @@ class LoopCore {
   bool holds(Id id, const Handle& c) const;
   bool data_in_batch(Id id) const;
   void serve_held();
+  // Pausing: a completion backend stops taking input at once; resuming: what
+  // it took meanwhile is served at the next settle.
+  void stop_receiving(Id id, Handle* c);
+  void resume_held(Id id, const Handle* c);
   void on_listener_ready(Id id);
   void take_accepted(Id listener, bool tcp, Admission* admission, int fd);
   void on_connect_ready(Id id, Handle* c);

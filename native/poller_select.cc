@@ -20,14 +20,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <mutex>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "platform.h"
 #include "poller.h"
-#include "poller_thread.h"
+#include "watched_set.h"
 
 namespace reactor {
 namespace {
@@ -37,8 +35,7 @@ enum Ready : uint8_t { kReadReady = 1, kWriteReady = 2 };
 struct Watched {
   int fd;
   uint32_t interest;
-  uint64_t token;
-  uint8_t ready;  // scan(): what select() found
+  uint8_t ready;  // wait(): what select() found
 };
 
 #ifdef _WIN32
@@ -73,16 +70,60 @@ int fill(const std::vector<Watched>& watched, fd_set* read, fd_set* write, fd_se
   return top;
 }
 
+// What select() found for one fd, if anything.
+bool to_event(const Watched& watched, PollEvent* e) {
+  if (!watched.ready) return false;
+  e->readable = (watched.ready & kReadReady) != 0;
+  e->writable = (watched.ready & kWriteReady) != 0;
+  e->error = 0;
+  e->hangup = 0;
+  e->peer_closed = 0;
+  return true;
+}
+
+#ifdef _WIN32
+// Winsock's select fails (WSAEINVAL) when every set is empty.
+int select_sets(int top, fd_set* read, fd_set* write, fd_set* except, timeval* timeout) {
+  if (top == 0) {
+    if (timeout) {
+      std::this_thread::sleep_for(std::chrono::seconds(timeout->tv_sec) +
+                                  std::chrono::microseconds(timeout->tv_usec));
+    }
+    return 0;
+  }
+  int ready = ::select(0, read, write, except, timeout);
+  return ready < 0 ? -socket_error() : ready;
+}
+#else
+// The exception set stays empty here.
+int select_sets(int top, fd_set* read, fd_set* write, fd_set*, timeval* timeout) {
+  int ready;
+  do {
+    ready = ::select(top, read, write, nullptr, timeout);
+  } while (ready < 0 && errno == EINTR);
+  return ready < 0 ? -errno : ready;
+}
+#endif
+
+// Helper thread: the watched copy plus the wake fd.
+int block(std::vector<Watched>& snapshot, int wake) {
+  fd_set read, write, except;
+  int top = fill(snapshot, &read, &write, &except);
+  put(wake, &read);
+  int ready = select_sets(std::max(top, wake + 1), &read, &write, &except, nullptr);
+  if (ready < 0) return 0;
+  return ready - (FD_ISSET(native_socket(wake), &read) ? 1 : 0);
+}
+
 class SelectPoller final : public Poller {
  public:
-  SelectPoller()
-      : thread_([this] { snapshot_ = watched_; }, [this](int wake) { return block(wake); }) {}
+  SelectPoller() : watched_(block) {}
 
-  bool start(std::string* error) { return thread_.start(error); }
-  int highest_own_fd() const { return thread_.highest_fd(); }
+  bool start(std::string* error) { return watched_.start(error); }
+  int highest_own_fd() const { return watched_.highest_own_fd(); }
 
   const char* name() const override { return "select"; }
-  int pollable_fd() const override { return thread_.notify_fd(); }
+  int pollable_fd() const override { return watched_.notify_fd(); }
 
 #ifdef _WIN32
   // Only the loop thread claims and releases, so no lock.
@@ -99,28 +140,15 @@ class SelectPoller final : public Poller {
 
   int add(int fd, uint64_t token, uint32_t interest) override {
     if (!claim(fd)) return -EMFILE;
-    std::lock_guard<std::mutex> lock(thread_.mutex());
-    if (index_.count(fd)) return -EEXIST;
-    index_[fd] = watched_.size();
-    watched_.push_back({fd, interest, token, 0});
-    thread_.changed();
-    return 0;
+    return watched_.add({fd, interest, 0}, token);
   }
 
   int modify(int fd, uint64_t token, uint32_t interest) override {
-    std::lock_guard<std::mutex> lock(thread_.mutex());
-    auto it = index_.find(fd);
-    if (it == index_.end()) return -ENOENT;
-    watched_[it->second].interest = interest;
-    watched_[it->second].token = token;
-    thread_.changed();
-    return 0;
+    return watched_.modify({fd, interest, 0}, token);
   }
 
-  // The helper must not be waiting on fd when it closes (see poller_thread.h).
   int remove(int fd) override {
-    int rc = detach(fd);
-    thread_.quiesce();
+    int rc = watched_.remove(fd);
 #ifdef _WIN32
     claimed_.erase(fd);
 #endif
@@ -128,118 +156,49 @@ class SelectPoller final : public Poller {
   }
 
   // Keeps the claim: the fd comes back with add().
-  int detach(int fd) override {
-    std::lock_guard<std::mutex> lock(thread_.mutex());
-    auto it = index_.find(fd);
-    if (it == index_.end()) return -ENOENT;
-    size_t at = it->second;
-    index_.erase(it);
-    if (at != watched_.size() - 1) {
-      watched_[at] = watched_.back();
-      index_[watched_[at].fd] = at;
-    }
-    watched_.pop_back();
-    thread_.changed();
-    return 0;
-  }
+  int detach(int fd) override { return watched_.detach(fd); }
 
-  void commit() override { thread_.resume(); }
+  void commit() override { watched_.resume(); }
 
   int wait(PollEvent* out, int max, int timeout_ms) override {
-    thread_.pause();
-    return scan(out, max, timeout_ms);
-  }
-
- private:
-  int scan(PollEvent* out, int max, int timeout_ms) {
+    auto lock = watched_.pause();
+    std::vector<Watched>& watched = watched_.records();
     fd_set read, write, except;
-    int top = fill(watched_, &read, &write, &except);
+    int top = fill(watched, &read, &write, &except);
     timeval timeout{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     int ready = select_sets(top, &read, &write, &except, timeout_ms < 0 ? nullptr : &timeout);
     if (ready <= 0) return ready;
+    // What was found and left unreported by a full batch is found again.
+    for (Watched& w : watched) w.ready = 0;
     mark(read, kReadReady);
     mark(write, kWriteReady);
 #ifdef _WIN32
     mark(except, kWriteReady);
 #endif
-    // Start where the last scan stopped so a full batch never starves the rest.
-    int n = 0;
-    size_t size = watched_.size(), start = next_ % size;
-    for (size_t i = 0; i < size; i++) {
-      size_t at = (start + i) % size;
-      Watched& w = watched_[at];
-      if (!w.ready) continue;
-      if (n < max) {
-        PollEvent& e = out[n++];
-        e.token = w.token;
-        e.readable = (w.ready & kReadReady) != 0;
-        e.writable = (w.ready & kWriteReady) != 0;
-        e.error = 0;
-        e.hangup = 0;
-        e.peer_closed = 0;
-        next_ = (at + 1) % size;
-      }
-      w.ready = 0;  // the rest are still ready at the next wait
-    }
-    return n;
+    return watched_.collect(out, max, to_event);
   }
 
+ private:
 #ifdef _WIN32
   // The sets hold only what was found ready.
   void mark(const fd_set& set, uint8_t bit) {
     for (u_int i = 0; i < set.fd_count; i++) {
-      auto it = index_.find(static_cast<int>(set.fd_array[i]));
-      if (it != index_.end()) watched_[it->second].ready |= bit;
+      Watched* w = watched_.find(static_cast<int>(set.fd_array[i]));
+      if (w) w->ready |= bit;
     }
-  }
-
-  // Winsock's select fails (WSAEINVAL) when every set is empty.
-  static int select_sets(int top, fd_set* read, fd_set* write, fd_set* except, timeval* timeout) {
-    if (top == 0) {
-      if (timeout) {
-        std::this_thread::sleep_for(std::chrono::seconds(timeout->tv_sec) +
-                                    std::chrono::microseconds(timeout->tv_usec));
-      }
-      return 0;
-    }
-    int ready = ::select(0, read, write, except, timeout);
-    return ready < 0 ? -socket_error() : ready;
   }
 #else
   void mark(const fd_set& set, uint8_t bit) {
-    for (Watched& w : watched_) {
+    for (Watched& w : watched_.records()) {
       if (FD_ISSET(w.fd, &set)) w.ready |= bit;
     }
   }
-
-  // The exception set stays empty here.
-  static int select_sets(int top, fd_set* read, fd_set* write, fd_set*, timeval* timeout) {
-    int ready;
-    do {
-      ready = ::select(top, read, write, nullptr, timeout);
-    } while (ready < 0 && errno == EINTR);
-    return ready < 0 ? -errno : ready;
-  }
 #endif
 
-  // Helper thread: the watched copy plus the wake fd.
-  int block(int wake) {
-    fd_set read, write, except;
-    int top = fill(snapshot_, &read, &write, &except);
-    put(wake, &read);
-    int ready = select_sets(std::max(top, wake + 1), &read, &write, &except, nullptr);
-    if (ready < 0) return 0;
-    return ready - (FD_ISSET(native_socket(wake), &read) ? 1 : 0);
-  }
-
-  std::vector<Watched> watched_;           // dense; an fd's place found through index_
-  std::unordered_map<int, size_t> index_;  // fd -> place in watched_
-  size_t next_ = 0;
 #ifdef _WIN32
   std::unordered_set<int> claimed_;  // fds the loop holds a place for (an fd_set's capacity)
 #endif
-  std::vector<Watched> snapshot_;  // the helper thread's copy
-  ReadinessThread thread_;         // last: stopped before the sets above go
+  WatchedSet<Watched> watched_;
 };
 
 }  // namespace

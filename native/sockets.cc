@@ -12,14 +12,6 @@
 #endif
 
 namespace reactor {
-namespace {
-
-struct Endpoint {
-  sockaddr_storage storage{};
-  socklen_t length = 0;
-  int family() const { return storage.ss_family; }
-  const sockaddr* addr() const { return reinterpret_cast<const sockaddr*>(&storage); }
-};
 
 int parse_ip(const std::string& host, int port, Endpoint* out) {
   if (port < 0 || port > 65535) return -EINVAL;
@@ -40,6 +32,8 @@ int parse_ip(const std::string& host, int port, Endpoint* out) {
   return -EINVAL;
 }
 
+namespace {
+
 #ifdef _WIN32
 // Windows 10 has AF_UNIX stream sockets, but they are not supported here yet:
 // listen_unix and connect_unix fail with EAFNOSUPPORT.
@@ -54,6 +48,8 @@ int parse_unix(const std::string& path, Endpoint* out) {
   return 0;
 }
 #endif
+
+}  // namespace
 
 // Winsock takes option values as char*.
 int set_option(int fd, int level, int name, const void* value, int size) {
@@ -71,6 +67,8 @@ int fail(int fd, int error) {
   close_socket(fd);
   return error;
 }
+
+namespace {
 
 #ifdef _WIN32
 // For accepted sockets: non-blocking (inherited from the listener; said again
@@ -105,25 +103,41 @@ int prepare_socket(int fd) {
   return fd;
 }
 
-int new_socket(int family) {
+}  // namespace
+
+int new_socket(int family, int type) {
 #ifdef _WIN32
-  SOCKET s = WSASocketW(family, SOCK_STREAM, 0, nullptr, 0,
-                        WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+  SOCKET s =
+      WSASocketW(family, type, 0, nullptr, 0, WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
   if (s == INVALID_SOCKET) return -socket_error();
   int fd = static_cast<int>(s);
   int rc = set_nonblocking(fd);
   if (rc < 0) return fail(fd, rc);
 #elif defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
-  int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = ::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
 #else
-  int fd = ::socket(family, SOCK_STREAM, 0);
+  int fd = ::socket(family, type, 0);
   if (fd < 0) return -errno;
   int rc = set_nonblock_cloexec(fd);
   if (rc < 0) return fail(fd, rc);
 #endif
   return prepare_socket(fd);
 }
+
+int set_reuse_port(int fd) {
+#if defined(SO_REUSEPORT_LB)
+  // FreeBSD: SO_REUSEPORT lets several sockets bind but sends every
+  // connection to one of them; _LB balances them as Linux's SO_REUSEPORT does.
+  return set_flag(fd, SOL_SOCKET, SO_REUSEPORT_LB, 1);
+#elif defined(SO_REUSEPORT)
+  return set_flag(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+#else
+  return -ENOTSUP;
+#endif
+}
+
+namespace {
 
 int bind_and_listen(int fd, const Endpoint& endpoint, int backlog) {
   if (::bind(native_socket(fd), endpoint.addr(), endpoint.length) != 0) {
@@ -149,7 +163,7 @@ int listen_tcp(const std::string& host, int port, const ListenOptions& options) 
   Endpoint endpoint;
   int rc = parse_ip(host, port, &endpoint);
   if (rc < 0) return rc;
-  int fd = new_socket(endpoint.family());
+  int fd = new_socket(endpoint.family(), SOCK_STREAM);
   if (fd < 0) return fd;
 #ifndef _WIN32
   // A restarted server must be able to bind while old connections sit in
@@ -157,19 +171,7 @@ int listen_tcp(const std::string& host, int port, const ListenOptions& options) 
   // second listener take a port in use (no EADDRINUSE): libuv leaves it off.
   if ((rc = set_flag(fd, SOL_SOCKET, SO_REUSEADDR, 1)) < 0) return fail(fd, rc);
 #endif
-#if defined(SO_REUSEPORT_LB)
-  // FreeBSD: SO_REUSEPORT lets several sockets bind but sends every
-  // connection to one of them; _LB balances them as Linux's SO_REUSEPORT does.
-  if (options.reuse_port && (rc = set_flag(fd, SOL_SOCKET, SO_REUSEPORT_LB, 1)) < 0) {
-    return fail(fd, rc);
-  }
-#elif defined(SO_REUSEPORT)
-  if (options.reuse_port && (rc = set_flag(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0) {
-    return fail(fd, rc);
-  }
-#else
-  if (options.reuse_port) return fail(fd, -ENOTSUP);
-#endif
+  if (options.reuse_port && (rc = set_reuse_port(fd)) < 0) return fail(fd, rc);
   if (endpoint.family() == AF_INET6 &&
       (rc = set_flag(fd, IPPROTO_IPV6, IPV6_V6ONLY, options.ipv6_only ? 1 : 0)) < 0) {
     return fail(fd, rc);
@@ -181,7 +183,7 @@ int listen_unix(const std::string& path, const ListenOptions& options) {
   Endpoint endpoint;
   int rc = parse_unix(path, &endpoint);
   if (rc < 0) return rc;
-  int fd = new_socket(AF_UNIX);
+  int fd = new_socket(AF_UNIX, SOCK_STREAM);
   if (fd < 0) return fd;
   return bind_and_listen(fd, endpoint, options.backlog);
 }
@@ -190,7 +192,7 @@ int connect_tcp(const std::string& host, int port, const std::function<bool(int)
   Endpoint endpoint;
   int rc = parse_ip(host, port, &endpoint);
   if (rc < 0) return rc;
-  int fd = new_socket(endpoint.family());
+  int fd = new_socket(endpoint.family(), SOCK_STREAM);
   if (fd < 0) return fd;
   if (!usable(fd)) return fail(fd, -EMFILE);
   if ((rc = set_no_delay(fd, true)) < 0) return fail(fd, rc);
@@ -201,7 +203,7 @@ int connect_unix(const std::string& path, const std::function<bool(int)>& usable
   Endpoint endpoint;
   int rc = parse_unix(path, &endpoint);
   if (rc < 0) return rc;
-  int fd = new_socket(AF_UNIX);
+  int fd = new_socket(AF_UNIX, SOCK_STREAM);
   if (fd < 0) return fd;
   if (!usable(fd)) return fail(fd, -EMFILE);
   return start_connect(fd, endpoint);

@@ -7,6 +7,8 @@
 #include <functional>
 #include <string>
 
+#include "platform.h"
+
 namespace reactor {
 
 struct ListenOptions {
@@ -20,6 +22,27 @@ struct SocketAddress {
   std::string address;  // numeric host or Unix path
   int port = 0;
 };
+
+// A socket address in the system's form, ready for bind/connect/sendto.
+struct Endpoint {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  int family() const { return storage.ss_family; }
+  const sockaddr* addr() const { return reinterpret_cast<const sockaddr*>(&storage); }
+};
+
+// An IPv4 or IPv6 literal (no name lookup) and a port 0-65535; -EINVAL else.
+int parse_ip(const std::string& host, int port, Endpoint* out);
+// A new socket of `family` and `type` (SOCK_STREAM, SOCK_DGRAM): non-blocking,
+// close-on-exec, never raising SIGPIPE.
+int new_socket(int family, int type);
+// Closes fd and returns error: for set-up paths that give up on a new socket.
+int fail(int fd, int error);
+int set_option(int fd, int level, int name, const void* value, int size);
+int set_flag(int fd, int level, int name, int value);
+// Lets several sockets bind one port, the kernel balancing between them
+// (SO_REUSEPORT; SO_REUSEPORT_LB on FreeBSD); -ENOTSUP where there is none.
+int set_reuse_port(int fd);
 
 int listen_tcp(const std::string& host, int port, const ListenOptions& options);
 int listen_unix(const std::string& path, const ListenOptions& options);

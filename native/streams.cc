@@ -151,16 +151,11 @@ int LoopCore::set_reading(uint64_t packed, bool reading) {
   if (!c) return -EBADF;
   c->paused = !reading;
   if (reading) c->hup_seen = false;
-  if (reading && holds(id, *c)) held_.resume(id);
   mark_dirty(id, c);
-  if (!reading && c->registered != kUnregistered && (c->registered & kReceive)) {
-    // A multishot receive takes bytes from the socket until it is cancelled:
-    // at once, not before the next wait, so the kernel pushes back as it
-    // does with readiness. What it took meanwhile is held for resume.
-    uint32_t want = desired_interest(*c);
-    if (want != kDetached && poller_->modify(c->fd, id.packed(), want) == 0) {
-      c->registered = static_cast<uint8_t>(want);
-    }
+  if (reading) {
+    resume_held(id, c);
+  } else {
+    stop_receiving(id, c);
   }
   return 0;
 }

@@ -1,12 +1,12 @@
-// General timers: a binary min-heap keyed by (deadline, sequence) with each
-// timer's heap position kept in a slot table, so start, cancel and reset are
+// General timers: a min-heap keyed by (deadline, sequence) with each timer's
+// heap position kept in a slot table, so start, cancel and reset are
 // O(log n) and equal deadlines fire in the order they were set.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
+#include "indexed_heap.h"
 #include "slot_table.h"
 
 namespace reactor {
@@ -19,8 +19,8 @@ class TimerHeap {
   bool start(uint64_t deadline, Id* id);
   bool cancel(Id id);
   bool reset(Id id, uint64_t deadline);
-  bool active(Id id) { return positions_.get(id) != nullptr; }
-  uint64_t next_deadline() const { return heap_.empty() ? kNever : heap_[0].deadline; }
+  bool active(Id id) { return position(id) != nullptr; }
+  uint64_t next_deadline() const { return heap_.empty() ? kNever : heap_.top().deadline; }
   // Whether a timer should keep the process alive (every timer does at start).
   bool set_keeps_alive(Id id, bool keeps_alive);
   size_t keeping_alive() const { return keeping_alive_; }
@@ -34,18 +34,20 @@ class TimerHeap {
     uint64_t seq;
     Id id;
     bool keeps_alive;
+    bool before(const Node& other) const {
+      return deadline != other.deadline ? deadline < other.deadline : seq < other.seq;
+    }
   };
-  static bool before(const Node& a, const Node& b) {
-    return a.deadline != b.deadline ? a.deadline < b.deadline : a.seq < b.seq;
-  }
-  void place(size_t index, const Node& node);
-  void sift_up(size_t index);
-  void sift_down(size_t index);
-  void restore(size_t index);    // re-establish order after heap_[index] changed
-  void remove_at(size_t index);  // also forgets the timer's identity
+  struct IdPositions {
+    SlotTable<size_t> table;  // timer id -> index in the heap
+    void placed(const Node& node, size_t index) { *table.get(node.id) = index; }
+  };
 
-  std::vector<Node> heap_;
-  SlotTable<size_t> positions_;  // timer id -> index in heap_
+  size_t* position(Id id) { return heap_.positions().table.get(id); }
+  // A timer that left the heap: its identity and its keep-alive go.
+  void forget(const Node& node);
+
+  IndexedHeap<Node, IdPositions> heap_;
   uint64_t next_seq_ = 0;
   size_t keeping_alive_ = 0;
 };

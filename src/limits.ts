@@ -1,7 +1,7 @@
 // The limits a listener puts on its connections — cap, queue, per-peer cap,
 // idle timeout, write buffer — validated and turned into the native
 // configuration. Defaults live here and nowhere else.
-import { type NativeReactor, NO_LIMIT } from './native.js';
+import { type NativeListenerConfig, NO_LIMIT } from './native.js';
 import { ReactorError } from './errors.js';
 import { invalidType, invalidValue, validateBoolean, validateDelay, validateInteger, validateKeys, validateObject } from './validate.js';
 
@@ -76,9 +76,7 @@ export const DEFAULT_WRITE_LIMITS: WriteLimits = Object.freeze({ high: 64 * 1024
 export const DEFAULT_IDLE_GRACE_MS = 15_000;
 const DEFAULT_QUEUE_LIMIT = 1024;
 const MAX_U32 = NO_LIMIT - 1;
-
-/** Everything configureListener() takes after the listener's id, in its order. */
-type NativeListenerConfig = Parameters<NativeReactor['configureListener']> extends [number, ...infer Rest] ? Rest : never;
+const NO_BYTES = new Uint8Array(0);
 
 /** @internal */
 export interface ListenerConfig {
@@ -110,9 +108,9 @@ function validateLimit(value: unknown, name: string, min: number): number {
   return validateInteger(value, name, min, MAX_U32);
 }
 
-function validateOverflow(value: unknown): { reset: boolean; bytes: Uint8Array | undefined } {
-  if (value === 'close') return { reset: false, bytes: undefined };
-  if (value === 'reset') return { reset: true, bytes: undefined };
+function validateOverflow(value: unknown): { reset: boolean; bytes: Uint8Array } {
+  if (value === 'close') return { reset: false, bytes: NO_BYTES };
+  if (value === 'reset') return { reset: true, bytes: NO_BYTES };
   if (typeof value === 'string') {
     // A reply is bytes; a lone word is far likelier a misspelt policy ('rst').
     if (/^[A-Za-z_-]{1,16}$/.test(value)) {
@@ -142,20 +140,20 @@ export function parseListenerConfig(options: ConnectionLimitOptions, tcp: boolea
   const writeLimits = parseWriteLimits(options);
   return {
     writeLimits,
-    native: [
-      validateLimit(options.maxConnections ?? Infinity, 'maxConnections', 1),
-      validateLimit(options.maxConnectionsPerPeer ?? Infinity, 'maxConnectionsPerPeer', 1),
-      validateInteger(queue.limit ?? DEFAULT_QUEUE_LIMIT, 'queue.limit', 0, MAX_U32),
-      validateMs(queue.timeoutMs ?? 0, 'queue.timeoutMs'),
-      overflow.reset,
-      overflow.bytes,
-      validateMs(options.idleTimeoutMs ?? 0, 'idleTimeoutMs'),
-      validateMs(options.idleGraceMs ?? DEFAULT_IDLE_GRACE_MS, 'idleGraceMs'),
-      validateBoolean(options.idleResetOnWrite ?? false, 'idleResetOnWrite'),
-      writeLimits.high,
-      writeLimits.low,
-      writeLimits.max,
-      validateQueueMode(queue.mode ?? 'park') === 'backlog',
-    ],
+    native: {
+      maxConnections: validateLimit(options.maxConnections ?? Infinity, 'maxConnections', 1),
+      maxConnectionsPerPeer: validateLimit(options.maxConnectionsPerPeer ?? Infinity, 'maxConnectionsPerPeer', 1),
+      queueLimit: validateInteger(queue.limit ?? DEFAULT_QUEUE_LIMIT, 'queue.limit', 0, MAX_U32),
+      queueTimeoutMs: validateMs(queue.timeoutMs ?? 0, 'queue.timeoutMs'),
+      overflowReset: overflow.reset,
+      overflowBytes: overflow.bytes,
+      idleTimeoutMs: validateMs(options.idleTimeoutMs ?? 0, 'idleTimeoutMs'),
+      idleGraceMs: validateMs(options.idleGraceMs ?? DEFAULT_IDLE_GRACE_MS, 'idleGraceMs'),
+      idleResetOnWrite: validateBoolean(options.idleResetOnWrite ?? false, 'idleResetOnWrite'),
+      highWaterMark: writeLimits.high,
+      lowWaterMark: writeLimits.low,
+      maxWriteBuffer: writeLimits.max,
+      waitInBacklog: validateQueueMode(queue.mode ?? 'park') === 'backlog',
+    },
   };
 }

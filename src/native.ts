@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ReactorError } from './errors.js';
 import type { ConcreteBackendName, ReactorStats } from './reactor.js';
 import type { UDPSocketStats } from './udp.js';
 
@@ -22,23 +23,12 @@ export interface NativeReactor {
   readonly dispatch: Dispatch;
   listenTcp(host: string, port: number, backlog: number, reusePort: boolean, ipv6Only: boolean): number;
   listenUnix(path: string, backlog: number): number;
-  /** Caps, queue and connection defaults; NO_LIMIT (2^32 - 1) means none. */
-  configureListener(
-    id: number,
-    maxConnections: number,
-    maxPerPeer: number,
-    queueLimit: number,
-    queueTimeoutMs: number,
-    overflowReset: boolean,
-    overflowBytes: Uint8Array | undefined,
-    idleMs: number,
-    graceMs: number,
-    idleResetsOnWrite: boolean,
-    highWater: number,
-    lowWater: number,
-    maxWrite: number,
-    waitInBacklog: boolean,
-  ): number;
+  /**
+   * A listener's caps, queue and connection defaults. Throws a TypeError
+   * (ERR_INVALID_ARG_TYPE) or RangeError (ERR_OUT_OF_RANGE) naming the field
+   * when a field is missing or not what the interface says: a bug of ours.
+   */
+  configureListener(id: number, config: NativeListenerConfig): number;
   /** [served and open, parked] */
   listenerCounts(id: number): [number, number] | number;
   connectTcp(host: string, port: number): number;
@@ -100,10 +90,46 @@ export const NO_LIMIT = 0xffffffff;
 
 /**
  * @internal
+ * What configureListener() takes (native/admission.h's AdmissionPolicy and
+ * ConnDefaults), named as the options they come from. Counts, bytes and
+ * milliseconds are u32; NO_LIMIT means none.
+ */
+export interface NativeListenerConfig {
+  maxConnections: number;
+  maxConnectionsPerPeer: number;
+  queueLimit: number;
+  queueTimeoutMs: number;
+  /** Over the cap, leave connections in the kernel's backlog instead of parking them. */
+  waitInBacklog: boolean;
+  /** Rejected connections are reset, not closed gracefully. */
+  overflowReset: boolean;
+  /** Sent to a rejected connection before the graceful close; empty: nothing. */
+  overflowBytes: Uint8Array;
+  idleTimeoutMs: number;
+  idleGraceMs: number;
+  idleResetOnWrite: boolean;
+  highWaterMark: number;
+  lowWaterMark: number;
+  maxWriteBuffer: number;
+}
+
+/**
+ * @internal
  * Called once per batch with the record count and, when it changed, the read
  * slab. Returns true if no view of the batch's bytes was kept.
  */
 export type Dispatch = (count: number, slab: Buffer | undefined) => boolean;
+
+/**
+ * @internal
+ * How the binding writes event records (native/addon.cc record_layout()):
+ * int32 words per record, and the number of each kind and close reason.
+ */
+export interface RecordLayout {
+  words: number;
+  kinds: Record<string, number>;
+  closeReasons: Record<string, number>;
+}
 
 interface Binding {
   /**
@@ -116,20 +142,23 @@ interface Binding {
   createReactor(dispatch: Dispatch, backend: string, allocateSlab: (size: number) => Buffer): NativeReactor | undefined;
   /** The names poller.cc's available_backends() gives: BACKEND_NAMES less 'auto'. */
   backends: ConcreteBackendName[];
+  /** Absent from binaries older than the check below. */
+  recordLayout?: RecordLayout;
 }
 
-const require = createRequire(import.meta.url);
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const binding = (require('node-gyp-build') as (dir: string) => Binding)(root);
-
-/** @internal */
-export const createNativeReactor = binding.createReactor;
-/** @internal */
-export const nativeBackends: readonly ConcreteBackendName[] = Object.freeze([...binding.backends]);
-
-// Record layout (native/loop.h): kind, slot, generation, a, b.
+// Record layout (native/loop.h): kind, slot, generation, a, b; checked at load.
 /** @internal */
 export const RECORD_WORDS = 5;
+
+// Kinds and close reasons are const enums, not numbers read from the binding:
+// the dispatch loop then compares each record with inlined integers, where
+// numbers read at load would cost a load from memory per comparison. The
+// price is that they are copied from native/loop.h, so each enum has a table
+// giving every member's name in the binding's recordLayout, and
+// checkRecordLayout() compares the two when the binding loads. A new kind is
+// a line in RecordKind and one in RECORD_KIND_NAMES (the table's type makes
+// leaving it out a compile error), plus its case in Reactor's dispatch.
+
 /** @internal */
 export const enum RecordKind {
   Accepted = 1, // a, b: listener slot and generation
@@ -143,6 +172,19 @@ export const enum RecordKind {
   Datagram = 9, // a: slab offset of the source (24 bytes, 8-aligned), the payload after it; b: payload length
   DatagramError = 10, // a: errno; b: UdpOperation. The socket stays open.
 }
+
+const RECORD_KIND_NAMES: { readonly [K in RecordKind]: string } = {
+  [RecordKind.Accepted]: 'accepted',
+  [RecordKind.Connected]: 'connected',
+  [RecordKind.Data]: 'data',
+  [RecordKind.Eof]: 'eof',
+  [RecordKind.Closed]: 'closed',
+  [RecordKind.Timer]: 'timer',
+  [RecordKind.Drain]: 'drain',
+  [RecordKind.Idle]: 'idle',
+  [RecordKind.Datagram]: 'datagram',
+  [RecordKind.DatagramError]: 'datagramError',
+};
 
 /** @internal Which side of a UDP socket failed (native/udp.h UdpOperation). */
 export const enum UdpOperation {
@@ -175,6 +217,62 @@ export const enum CloseReason {
   Idle = 1, // reaped after an idle timeout
   GraceExpired = 2, // reaped, then aborted when the peer had not closed within the grace period
 }
+
+const CLOSE_REASON_NAMES: { readonly [K in CloseReason]: string } = {
+  [CloseReason.None]: 'none',
+  [CloseReason.Idle]: 'idle',
+  [CloseReason.GraceExpired]: 'graceExpired',
+};
+
+/**
+ * @internal
+ * Throws ERR_NATIVE_MISMATCH, naming every difference, unless the binding at
+ * `file` writes records as this file reads them. A binary built from another
+ * version (a stale build/ or prebuild) would otherwise be misread record by
+ * record: one kind renumbered calls the wrong protocol method.
+ */
+export function checkRecordLayout(layout: RecordLayout | undefined, file: string): void {
+  const differences: string[] = [];
+  if (layout === undefined) {
+    differences.push('it exports no record layout');
+  } else {
+    if (layout.words !== RECORD_WORDS) differences.push(`records are ${layout.words} words there, ${RECORD_WORDS} here`);
+    compareNumbers('record kind', RECORD_KIND_NAMES, layout.kinds, differences);
+    compareNumbers('close reason', CLOSE_REASON_NAMES, layout.closeReasons, differences);
+  }
+  if (differences.length > 0) {
+    throw new ReactorError(
+      'ERR_NATIVE_MISMATCH',
+      `the native binding ${file} is not from this version of native-reactor (rebuild it): ${differences.join('; ')}`,
+    );
+  }
+}
+
+/** Adds to `differences` each name both sides do not number alike. */
+function compareNumbers(what: string, ours: Readonly<Record<number, string>>, theirs: Readonly<Record<string, number>>, differences: string[]): void {
+  const names = new Set<string>();
+  for (const [number, name] of Object.entries(ours)) {
+    names.add(name);
+    const native = Object.hasOwn(theirs, name) ? theirs[name] : undefined;
+    if (native === undefined) differences.push(`${what} "${name}" (${number}) is missing there`);
+    else if (native !== Number(number)) differences.push(`${what} "${name}" is ${native} there, ${number} here`);
+  }
+  for (const [name, native] of Object.entries(theirs)) {
+    if (!names.has(name)) differences.push(`${what} "${name}" (${native}) is not handled here`);
+  }
+}
+
+const require = createRequire(import.meta.url);
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+// path() names the binary it loads (absent where a platform's require.addon stands in).
+const loadBinding = require('node-gyp-build') as { (dir: string): Binding; path?: (dir: string) => string };
+const binding = loadBinding(root);
+checkRecordLayout(binding.recordLayout, loadBinding.path?.(root) ?? root);
+
+/** @internal */
+export const createNativeReactor = binding.createReactor;
+/** @internal */
+export const nativeBackends: readonly ConcreteBackendName[] = Object.freeze([...binding.backends]);
 
 /** @internal Identities are generation * 2^24 + slot (native/slot_table.h). */
 export function packId(slot: number, gen: number): number {

@@ -565,7 +565,7 @@ export class Reactor {
   // ---- internals ----
 
   #addListener(id: number, factory: ProtocolFactory, config: ListenerConfig): Listener {
-    this.native.configureListener(id, ...config.native);
+    this.native.configureListener(id, config.native);
     const raw = this.native.address(id, false);
     const address: Address =
       typeof raw === 'number' ? { address: '', port: 0, family: 'unix' } : toAddress(raw);

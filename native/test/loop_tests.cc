@@ -4,7 +4,6 @@
 // record and every slab, so the bytes of each kData record can be checked both when delivered and
 // later (slabs must never be overwritten).
 #ifndef _WIN32
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <sys/resource.h>
@@ -33,6 +32,9 @@
 #include "test_sockets.h"
 
 using namespace reactor;
+#ifndef _WIN32
+using testing::count_fds;
+#endif
 using testing::raw_connect;
 using testing::recv_now;
 
@@ -55,31 +57,6 @@ std::string pattern(size_t n, uint32_t seed) {
   }
   return s;
 }
-
-#ifndef _WIN32  // only loop_close_all_releases_every_fd counts, and not on Windows
-int count_fds() {
-  // Only differences are compared, so the two ways need not agree.
-  if (DIR* dir = opendir("/proc/self/fd")) {
-    int n = 0;
-    while (dirent* entry = readdir(dir)) {
-      if (entry->d_name[0] != '.') n++;
-    }
-    closedir(dir);
-    return n;
-  }
-  // No /proc (macOS, BSD): probe every number up to the limit.
-  rlimit limit;
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
-  int max = limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur > 65536
-                ? 65536
-                : static_cast<int>(limit.rlim_cur);
-  int n = 0;
-  for (int fd = 0; fd < max; fd++) {
-    if (fcntl(fd, F_GETFD) != -1) n++;
-  }
-  return n;
-}
-#endif
 
 // $NATIVE_REACTOR_BACKEND, else the platform's default.
 std::string backend_under_test() {

@@ -346,6 +346,31 @@ TEST(poller_many_fds) {
   });
 }
 
+TEST(poller_full_batches_take_turns) {
+  // 40 fds stay readable (never drained) and each wait takes 16 events: the
+  // ones past the first batch must come at the next waits, not be starved by
+  // the same first 16 every time.
+  for_each_backend([](const std::string& name, Poller& p) {
+    constexpr int kCount = 40;
+    constexpr int kBatch = 16;
+    std::vector<std::unique_ptr<Pair>> pairs;
+    for (int i = 0; i < kCount; i++) {
+      pairs.push_back(std::make_unique<Pair>());
+      REQUIRE(pairs.back()->ok());
+      REQUIRE(p.add(pairs.back()->a, 1000 + i, kReadable) == 0);
+      REQUIRE(send_byte(pairs.back()->b));
+    }
+    std::set<uint64_t> seen;
+    int waits = 0;
+    for (; waits < 10 && seen.size() < kCount; waits++) {
+      for (const PollEvent& e : wait_once(p, 1000, kBatch)) seen.insert(e.token);
+    }
+    CHECK_MSG(seen.size() == kCount,
+              name << ": " << seen.size() << " of " << kCount << " in " << waits << " waits");
+    for (auto& pair : pairs) p.remove(pair->a);
+  });
+}
+
 TEST(poller_pollable_fd_readable_when_pending) {
   for_each_backend([](const std::string& name, Poller& p) {
     Pair pair;

@@ -5,7 +5,10 @@
 #include "../platform.h"
 
 #ifndef _WIN32
+#include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #endif
 
@@ -97,5 +100,31 @@ inline bool stream_pair(int* a, int* b) {
   return true;
 #endif
 }
+
+#ifndef _WIN32  // no descriptor table to count on Windows
+// How many descriptors this process has open.
+inline int count_fds() {
+  // Only differences are compared, so the two ways need not agree.
+  if (DIR* dir = opendir("/proc/self/fd")) {
+    int n = 0;
+    while (dirent* entry = readdir(dir)) {
+      if (entry->d_name[0] != '.') n++;
+    }
+    closedir(dir);
+    return n;
+  }
+  // No /proc (macOS, BSD): probe every number up to the limit.
+  rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
+  int max = limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur > 65536
+                ? 65536
+                : static_cast<int>(limit.rlim_cur);
+  int n = 0;
+  for (int fd = 0; fd < max; fd++) {
+    if (fcntl(fd, F_GETFD) != -1) n++;
+  }
+  return n;
+}
+#endif
 
 }  // namespace testing
