@@ -299,7 +299,7 @@ TEST(udp_connected_refusal_is_reported_and_the_socket_stays_open) {
   SocketAddress peer;
   CHECK_EQ(h.loop->address(socket, true, &peer), 0);
   CHECK_EQ(h.loop->udp().send(socket, "anyone?", 7, "", 0, false), static_cast<int>(kUdpSent));
-  CHECK(h.pump_until([&] { return !h.sink.failures.empty(); }));
+  CHECK(h.pump_until([&] { return !h.sink.failures.empty(); }, 2000));
   REQUIRE(h.sink.failures.size() == 1);
   CHECK_EQ(h.sink.failures[0].socket, socket);
   CHECK_EQ(h.sink.failures[0].error, ECONNREFUSED);
