@@ -20,6 +20,16 @@ bool no_room(int error) { return would_block(error) || error == ENOBUFS; }
 constexpr size_t kRecordAlign = 8;
 size_t aligned(size_t offset) { return (offset + kRecordAlign - 1) & ~(kRecordAlign - 1); }
 
+// The port of a parsed endpoint: sin_port and sin6_port, in network order.
+void set_port(Endpoint* endpoint, int port) {
+  uint16_t network = htons(static_cast<uint16_t>(port));
+  if (endpoint->family() == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&endpoint->storage)->sin_port = network;
+  } else {
+    reinterpret_cast<sockaddr_in6*>(&endpoint->storage)->sin6_port = network;
+  }
+}
+
 }  // namespace
 
 // ---- opening and closing --------------------------------------------------------
@@ -165,13 +175,16 @@ int LoopCore::udp_send(uint64_t packed, const void* data, size_t length, const s
   UdpSocket& udp = *c->udp;
   const Endpoint* to = nullptr;
   if (!host.empty()) {
-    if (port != udp.last_port || host != udp.last_host) {
+    if (host != udp.last_host) {
       Endpoint parsed;
       int rc = datagram_endpoint(udp.family, host, port, &parsed);
       if (rc < 0) return rc;
       udp.last_to = parsed;
       udp.last_host = host;
-      udp.last_port = port;
+    } else if (port < 0 || port > 65535) {
+      return -EINVAL;
+    } else {
+      set_port(&udp.last_to, port);
     }
     to = &udp.last_to;
   } else if (!udp.connected) {

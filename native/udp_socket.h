@@ -23,10 +23,10 @@ struct UdpSocket {
   UdpOperation error_operation = kUdpReceive;
   DatagramQueue queue;
   UdpCounters counters;
-  // The last destination parsed: a server mostly replies to whom it just
-  // heard from, so most sends name the host and port of the one before.
+  // The last destination host parsed: a server mostly replies to peers it
+  // hears from, often many ports of a few hosts, so most sends name the host
+  // of the one before and only the port changes.
   std::string last_host;
-  int last_port = -1;
   Endpoint last_to;
 };
 

@@ -277,6 +277,20 @@ TEST(udp_send_outside_a_delivery_goes_at_once) {
   std::vector<std::string> got = peer.receive_all(1);
   REQUIRE(got.size() == 1);
   CHECK_EQ(got[0], std::string("now"));
+  // Another port of the same host, then the first again: each reaches its own.
+  Peer second("::1");
+  REQUIRE(second.fd >= 0);
+  CHECK_EQ(h.loop->udp().send(static_cast<uint64_t>(id), "two", 3, "::1", second.port(), false),
+           static_cast<int>(kUdpSent));
+  CHECK_EQ(h.loop->udp().send(static_cast<uint64_t>(id), "one", 3, "::1", peer.port(), false),
+           static_cast<int>(kUdpSent));
+  CHECK_EQ(h.loop->udp().send(static_cast<uint64_t>(id), "x", 1, "::1", 70000, false), -EINVAL);
+  got = second.receive_all(1);
+  REQUIRE(got.size() == 1);
+  CHECK_EQ(got[0], std::string("two"));
+  got = peer.receive_all(1);
+  REQUIRE(got.size() == 1);
+  CHECK_EQ(got[0], std::string("one"));
   // Queued with `batch` outside a delivery: goes before the loop waits.
   CHECK_EQ(h.loop->udp().send(static_cast<uint64_t>(id), "later", 5, "::1", peer.port(), true),
            static_cast<int>(kUdpQueued));
