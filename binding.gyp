@@ -115,7 +115,8 @@
             "native/test/native_tests.cc",
             "native/test/loop_tests.cc",
             "native/test/poller_tests.cc",
-            "native/test/fallback_tests.cc"
+            "native/test/fallback_tests.cc",
+            "native/test/watch_tests.cc"
           ],
           # A plain program: no delay-load hook for node.exe.
           "win_delay_load_hook": "false",
