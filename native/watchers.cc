@@ -58,7 +58,7 @@ int64_t LoopCore::watch(int fd, uint32_t interest) {
   watchers_by_fd_[fd] = id;
   w->wanted = static_cast<uint8_t>(interest & kWatchable);
   // Registered now, so a backend's refusal (epoll: EPERM for a regular file)
-  // is watch()'s result.
+  // is watch()'s result; adopt() marked it dirty, for the backend's commit().
   int rc = register_interest(id, w);
   if (rc < 0) {
     forget(id, w);
@@ -83,6 +83,9 @@ int LoopCore::watch_update(uint64_t packed, uint32_t interest) {
   }
   w->wanted = static_cast<uint8_t>(interest & kWatchable);
   w->hup_seen = false;
+  // Registered now for its result; dirty so the backend's commit() follows
+  // before the loop blocks (poll, select and io_uring watch from there).
+  mark_dirty(id, w);
   int rc = register_interest(id, w);
   if (rc == -ENOENT || rc == -EBADF) {
     // epoll or kqueue dropped the fd: it was closed, and the number (open

@@ -197,6 +197,7 @@ TEST(watch_update_switches_interest_and_none_stops_it) {
   CHECK(watch_records(h, id).empty());
   // Writable: reported at once, readable no longer asked for.
   CHECK_EQ(h.loop->watch_update(id, kWritable), 0);
+  CHECK(h.loop->has_pending_changes());  // the binding runs prepare_wait() (the backend's commit)
   CHECK(h.pump_until([&] { return reported(h, id, kWatchWritable); }));
   REQUIRE(::write(b, "x", 1) == 1);
   size_t mark = h.sink.records.size();
