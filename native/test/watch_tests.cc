@@ -473,24 +473,35 @@ TEST(watch_fd_closed_behind_its_back_is_reported_or_found_at_update) {
   CHECK_EQ(h.loop->close(id), -EBADF);
 }
 
+namespace {
+
 // The fd number of a watcher whose fd was closed behind its back comes back
 // from the loop's own accept(): the stale watcher is reported EBADF and never
-// touches the new socket's registration; the connection works.
-TEST(watch_fd_closed_behind_its_back_and_reused_by_an_accept) {
+// touches the new socket's registration; the connection works. Closed at once
+// or once watched for a while (io_uring: its poll holds the closed pipe).
+void reused_by_an_accept(bool watched_for_a_while) {
   Harness h;
   REQUIRE(h.loop != nullptr);
   Fds fds;
   int64_t listener = h.loop->listen_tcp("127.0.0.1", 0, ListenOptions{});
   REQUIRE(listener >= 0);
-  // Connected (in the backlog) before the pipe takes the lowest numbers.
-  int client = fds.add(testing::raw_connect(h.local_port(listener)));
+  // Made before the pipe takes the lowest numbers; connected once r is closed.
+  int client = fds.add(::socket(AF_INET, SOCK_STREAM, 0));
   REQUIRE(client >= 0);
   int r = -1, w = -1;
   REQUIRE(make_pipe(fds, &r, &w));
   int64_t watcher = h.loop->watch(r, kReadable);
   REQUIRE(watcher >= 0);
+  if (watched_for_a_while) {
+    for (int i = 0; i < 3; i++) h.step(10);
+  }
   fds.close_now(r);
   REQUIRE(lowest_free_fd() == r);  // the accept gets this number
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(h.local_port(listener)));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
   uint64_t server = 0;
   CHECK(h.pump_until([&] {
     for (const Record& record : h.sink.records) {
@@ -524,6 +535,13 @@ TEST(watch_fd_closed_behind_its_back_and_reused_by_an_accept) {
   }
   CHECK_EQ(h.loop->close(server), 1);
   CHECK_EQ(h.loop->close(listener), 1);
+}
+
+}  // namespace
+
+TEST(watch_fd_closed_behind_its_back_and_reused_by_an_accept) {
+  reused_by_an_accept(false);
+  reused_by_an_accept(true);
 }
 
 // The same with the loop's own socket(): a connect made from inside a call.
