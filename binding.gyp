@@ -117,7 +117,8 @@
             "native/test/loop_tests.cc",
             "native/test/poller_tests.cc",
             "native/test/fallback_tests.cc",
-            "native/test/datagram_tests.cc"
+            "native/test/datagram_tests.cc",
+            "native/test/watch_tests.cc"
           ],
           # A plain program: no delay-load hook for node.exe.
           "win_delay_load_hook": "false",

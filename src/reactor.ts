@@ -4,7 +4,7 @@ import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { type Address, listenHost, toAddress } from './address.js';
 import { abortError, checkNotAborted, CONNECT_KEYS, type ConnectLimits, type ConnectOptions, parseConnectOptions } from './connect.js';
-import { ReactorError, reactorClosed, systemError, type ErrorTarget } from './errors.js';
+import { descriptorError, ReactorError, reactorClosed, systemError, type ErrorTarget } from './errors.js';
 import {
   type ConnectionLimitOptions,
   DEFAULT_WRITE_LIMITS,
@@ -26,6 +26,7 @@ import {
 import { type Protocol, type ProtocolFactory, validateProtocol } from './protocol.js';
 import { DelayedCall } from './timers.js';
 import { Transport } from './transport.js';
+import { checkWatchesSomething, interestBits, parseWatchOptions, type WatchCallback, Watcher, type WatchOptions } from './watcher.js';
 import {
   invalidValue,
   show,
@@ -171,6 +172,7 @@ export class Reactor {
   // new call before JavaScript has run the old one's record.
   readonly #timers = new Map<number, DelayedCall>();
   readonly #listeners = new Map<number, Listener>();
+  readonly #watchers = new Map<number, Watcher>();
   readonly #connecting = new Map<Transport, PendingConnect>();
   #shutdown: Promise<ShutdownResult> | undefined;
   // Transports a shutdown waits for, and what to call when the last is gone.
@@ -315,7 +317,7 @@ export class Reactor {
    */
   adoptListener(fd: number, factory: ProtocolFactory, limits: ConnectionLimitOptions = {}): Listener {
     this.checkOpen();
-    checkAdoptable();
+    checkPosix('adopting a descriptor');
     validateInteger(fd, 'fd', 0, 0x7fffffff);
     validateFunction(factory, 'factory');
     validateObject(limits, 'limits');
@@ -327,7 +329,7 @@ export class Reactor {
     if (id === -EPROTOTYPE && requireTcp) {
       throw invalidValue('maxConnectionsPerPeer', limits.maxConnectionsPerPeer, `applies to TCP listeners only (fd ${fd} is a Unix socket)`);
     }
-    if (id < 0) throw adoptError(-id, 'adoptListener', fd);
+    if (id < 0) throw descriptorError(-id, 'adoptListener', fd);
     return this.#addListener(id, factory, config);
   }
 
@@ -341,11 +343,11 @@ export class Reactor {
    */
   adoptConnection(fd: number, protocol: Protocol): Transport {
     this.checkOpen();
-    checkAdoptable();
+    checkPosix('adopting a descriptor');
     validateInteger(fd, 'fd', 0, 0x7fffffff);
     validateProtocol(protocol);
     const id = this.native.adoptConnection(fd);
-    if (id < 0) throw adoptError(-id, 'adoptConnection', fd);
+    if (id < 0) throw descriptorError(-id, 'adoptConnection', fd);
     const transport = Transport.create(this, id, 'open', DEFAULT_WRITE_LIMITS);
     transport.protocol = protocol;
     if (protocol.timeoutConnection) this.native.setIdleNotify(id, true);
@@ -356,6 +358,33 @@ export class Reactor {
       this.#failed(transport, error); // as for any protocol method: aborted, then onError
     }
     return transport;
+  }
+
+  /**
+   * Watches a descriptor the caller owns and keeps (a pipe, a tty, an
+   * eventfd, an inotify fd, a serial device, a socket made elsewhere) for
+   * readability and/or writability: `callback(event, watcher)` runs at each
+   * turn of the loop while it holds (level-triggered, as libuv's uv_poll).
+   * A hang-up or an error is reported once, then the watcher stops until
+   * `update()`. The descriptor is never read, written, closed or changed
+   * (its flags included): `watcher.close()` stops watching only. Throws
+   * EBADF (not open), EEXIST (this reactor has it: its own socket, or
+   * watched already), EMFILE (select: fd >= FD_SETSIZE), EPERM (epoll: a
+   * regular file). POSIX only. A throwing callback closes its watcher and
+   * goes to onError.
+   */
+  watch(fd: number, options: WatchOptions, callback: WatchCallback): Watcher {
+    this.checkOpen();
+    checkPosix('watching a descriptor');
+    validateInteger(fd, 'fd', 0, 0x7fffffff);
+    const interest = parseWatchOptions(options, { readable: false, writable: false });
+    checkWatchesSomething(interest, options);
+    validateFunction(callback, 'callback');
+    const id = this.native.watch(fd, interestBits(interest));
+    if (id < 0) throw descriptorError(-id, 'watch', fd);
+    const watcher = Watcher.create(this, id, fd, interest, callback);
+    this.#watchers.set(id, watcher);
+    return watcher;
   }
 
   /**
@@ -460,6 +489,7 @@ export class Reactor {
     for (const transport of this.#transports) transport?.dropped(reason);
     for (const listener of this.#listeners.values()) listener.stopped();
     for (const call of this.#timers.values()) call.deactivate();
+    for (const watcher of [...this.#watchers.values()]) watcher.stopped();
     this.#listeners.clear();
     this.#timers.clear();
   }
@@ -495,6 +525,11 @@ export class Reactor {
           this.#failed(undefined, error);
         }
       });
+  }
+
+  /** @internal */
+  forgetWatcher(watcher: Watcher): void {
+    this.#watchers.delete(watcher.id);
   }
 
   /** @internal */
@@ -605,6 +640,10 @@ export class Reactor {
       this.#accept(id, slot, packId(a, b));
       return;
     }
+    if (kind === RecordKind.Watch) {
+      this.#watched(id, a, b);
+      return;
+    }
     const transport = this.#transports[slot];
     if (transport === undefined || transport.id !== id) return;
     switch (kind) {
@@ -654,6 +693,18 @@ export class Reactor {
     protocol.connectionMade?.(transport);
   }
 
+  /** A watcher's callback that throws closes it, as a protocol's aborts its connection. */
+  #watched(id: number, flags: number, errno: number): void {
+    const watcher = this.#watchers.get(id);
+    if (watcher === undefined) return; // closed earlier in this batch
+    try {
+      watcher.report(flags, errno);
+    } catch (error) {
+      if (!this.#closed) watcher.close();
+      this.#failed(undefined, error);
+    }
+  }
+
   #connected(transport: Transport): void {
     transport.opened();
     const pending = this.#connecting.get(transport);
@@ -683,16 +734,11 @@ export class Reactor {
 
 const { EAFNOSUPPORT, EPROTOTYPE, ETIMEDOUT } = constants.errno;
 
-function checkAdoptable(): void {
+/** Descriptors of the caller's are POSIX only: JavaScript has none of a Windows socket. */
+function checkPosix(what: string): void {
   if (process.platform === 'win32') {
-    throw new ReactorError('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', 'adopting a descriptor is not supported on Windows');
+    throw new ReactorError('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', `${what} is not supported on Windows`);
   }
-}
-
-function adoptError(errno: number, syscall: string, fd: number): ReactorError {
-  const error = systemError(errno, syscall);
-  error.message += ` (fd ${fd})`;
-  return error;
 }
 
 async function resolveHost(host: string): Promise<string> {
