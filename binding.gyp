@@ -118,6 +118,7 @@
             "native/test/poller_tests.cc",
             "native/test/fallback_tests.cc",
             "native/test/datagram_tests.cc",
+            "native/test/watch_tests.cc",
             "native/test/udp_tests.cc"
           ],
           # A plain program: no delay-load hook for node.exe.

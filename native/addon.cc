@@ -758,6 +758,20 @@ napi_value adopt_connection(napi_env env, napi_callback_info info) {
   return with_loop(call, [&](Loop& l) { return l.adopt_connection(fd); });
 }
 
+// watch(fd, interest) -> id or -errno; watchUpdate(id, interest). interest:
+// 1 readable, 2 writable (poller.h's Interest). fd stays the caller's.
+napi_value watch(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  int fd = call.integer(0);
+  uint32_t interest = call.u32(1);
+  return with_loop(call, [&](Loop& l) { return l.watch(fd, interest); });
+}
+
+napi_value watch_update(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  return with_loop(call, [&](Loop& l) { return l.watch_update(call.id(0), call.u32(1)); });
+}
+
 // write(id, bytes): the hot path.
 napi_value write(napi_env env, napi_callback_info info) {
   Call call(env, info);
@@ -793,8 +807,8 @@ napi_value on_id(napi_env env, napi_callback_info info) {
   return with_loop(call, [&](Loop& l) { return (l.*method)(call.id(0)); });
 }
 
-// setReading(id, reading), setIdleNotify(id, notify), setNoDelay(id, enable):
-// the calls that take an id and a flag.
+// setReading(id, reading), setIdleNotify(id, notify), setNoDelay(id, enable),
+// watchKeepAlive(id, keepAlive): the calls that take an id and a flag.
 template <auto method>
 napi_value on_id_flag(napi_env env, napi_callback_info info) {
   Call call(env, info);
@@ -1008,6 +1022,9 @@ constexpr std::pair<const char*, napi_callback> kMethods[] = {
     {"connectUnix", guarded<connect_unix>},
     {"adoptListener", guarded<adopt_listener>},
     {"adoptConnection", guarded<adopt_connection>},
+    {"watch", guarded<watch>},
+    {"watchUpdate", guarded<watch_update>},
+    {"watchKeepAlive", guarded<on_id_flag<&Loop::watch_keep_alive>>},
     {"write", guarded<write>},
     {"writev", guarded<writev>},
     {"end", guarded<on_id<&Loop::end>>},
@@ -1136,11 +1153,17 @@ static_assert(std::is_standard_layout_v<Record> && sizeof(Record) == 5 * sizeof(
 using NamedNumber = std::pair<const char*, int32_t>;
 
 constexpr NamedNumber kRecordKinds[] = {
-    {"accepted", kAccepted}, {"connected", kConnected},
-    {"data", kData},         {"eof", kEof},
-    {"closed", kClosed},     {"timer", kTimer},
-    {"drain", kDrain},       {"idle", kIdle},
-    {"datagram", kDatagram}, {"datagramError", kDatagramError},
+    {"accepted", kAccepted},
+    {"connected", kConnected},
+    {"data", kData},
+    {"eof", kEof},
+    {"closed", kClosed},
+    {"timer", kTimer},
+    {"drain", kDrain},
+    {"idle", kIdle},
+    {"watch", kWatch},
+    {"datagram", kDatagram},
+    {"datagramError", kDatagramError},
 };
 
 constexpr NamedNumber kCloseReasons[] = {

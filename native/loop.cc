@@ -25,6 +25,7 @@ LoopCore::~LoopCore() { close_all(); }
 
 LoopCore::Handle* LoopCore::adopt(int fd, Kind kind, State state, bool tcp, Id* id,
                                   bool close_on_failure) {
+  if (!watchers_by_fd_.empty()) evict_watcher(fd);
   if (!poller_->claim(fd)) {
     if (close_on_failure) close_socket(fd);
     return nullptr;
@@ -81,6 +82,14 @@ void LoopCore::mark_dirty(Id id, Handle* c) {
 
 uint32_t LoopCore::desired_interest(const Handle& c) const {
   if (c.kind == Kind::kDatagram) return datagram_interest(c);
+  if (c.kind == Kind::kWatcher) {
+    // Stopped (nothing asked for, a hang-up or error reported, the fd lost):
+    // not watched at all, since epoll reports hang-ups and errors whatever
+    // the interest and would report them at every wait.
+    if (c.fd < 0 || c.hup_seen || c.wanted == kNone) return kDetached;
+    // A reader hears of its peer's shutdown as a hang-up (EPOLLRDHUP).
+    return c.wanted & kReadable ? c.wanted | kPeerClosed : c.wanted;
+  }
   if (c.kind == Kind::kListener) {
     const Listener& listener = *c.listening;
     if (listener.backoff || listener.at_cap) return kNone;
@@ -116,17 +125,24 @@ void LoopCore::apply_interest() {
     // Datagrams sent during the batch go out together now, before the wait.
     if (c->kind == Kind::kDatagram && !c->udp->blocked) flush_datagrams(id, c);
     c->dirty = false;
-    uint32_t want = desired_interest(*c);
-    if (c->registered == want) continue;
-    if (want == kDetached) {
-      if (poller_->detach(c->fd) == 0) c->registered = kUnregistered;
-      continue;
-    }
-    int rc = c->registered == kUnregistered ? poller_->add(c->fd, id.packed(), want)
-                                            : poller_->modify(c->fd, id.packed(), want);
-    if (rc == 0) c->registered = static_cast<uint8_t>(want);
+    register_interest(id, c);
   }
   dirty_.clear();
+}
+
+int LoopCore::register_interest(Id id, Handle* c) {
+  uint32_t want = desired_interest(*c);
+  if (c->registered == want) return 0;
+  if (want == kDetached) {
+    if (c->registered == kUnregistered) return 0;  // never registered: nothing to detach
+    int rc = poller_->detach(c->fd);
+    if (rc == 0) c->registered = kUnregistered;
+    return rc;
+  }
+  int rc = c->registered == kUnregistered ? poller_->add(c->fd, id.packed(), want)
+                                          : poller_->modify(c->fd, id.packed(), want);
+  if (rc == 0) c->registered = static_cast<uint8_t>(want);
+  return rc;
 }
 
 void LoopCore::release(Id id, Handle* c, int error, CloseReason why) {
@@ -145,6 +161,12 @@ void LoopCore::release(Id id, Handle* c, int error, CloseReason why) {
 
 void LoopCore::forget(Id id, Handle* c, bool reported) {
   deadlines_.clear(id.slot);
+  if (c->kind == Kind::kWatcher) {
+    unwatch(c);  // its fd is the caller's: never closed here
+    if (c->unref) unref_watchers_--;
+    table_.release(id, reported);
+    return;
+  }
   if (c->kind == Kind::kListener) {
     const std::string& path = c->listening->unix_path;
     if (!path.empty()) std::remove(path.c_str());
@@ -172,6 +194,7 @@ void LoopCore::close_all() {
   dirty_.clear();
   to_serve_.clear();
   backed_off_.clear();
+  gone_.clear();
 }
 
 LoopCore::Handle* LoopCore::adopt_foreign(int fd, Kind kind, bool require_tcp, Id* id, int* error) {
@@ -179,14 +202,10 @@ LoopCore::Handle* LoopCore::adopt_foreign(int fd, Kind kind, bool require_tcp, I
     *error = -EBADF;
     return nullptr;
   }
-  // Two entries for one fd would close it under each other. A scan: adopting
-  // is rare.
-  for (uint32_t slot = 0; slot < table_.capacity(); slot++) {
-    Id live;
-    if (table_.live_at(slot, &live) && table_.get(live)->fd == fd) {
-      *error = -EEXIST;
-      return nullptr;
-    }
+  // Two entries for one fd would close it under each other.
+  if (holds_fd(fd)) {
+    *error = -EEXIST;
+    return nullptr;
   }
   bool tcp = false;
   *error = prepare_adopted(fd, kind == Kind::kListener, require_tcp, &tcp);
@@ -194,6 +213,15 @@ LoopCore::Handle* LoopCore::adopt_foreign(int fd, Kind kind, bool require_tcp, I
   Handle* c = adopt(fd, kind, State::kOpen, tcp, id, false);
   if (!c) *error = -EMFILE;
   return c;
+}
+
+// A scan: adopting and watching are rare.
+bool LoopCore::holds_fd(int fd) {
+  for (uint32_t slot = 0; slot < table_.capacity(); slot++) {
+    Id live;
+    if (table_.live_at(slot, &live) && table_.get(live)->fd == fd) return true;
+  }
+  return false;
 }
 
 // ---- the wake-up ----------------------------------------------------------
@@ -216,8 +244,9 @@ void LoopCore::prepare_wait() {
   poller_->commit();
 }
 
-// Serves parked connections whose listener has room again. Only called where
-// records may be emitted: not while JavaScript walks a batch.
+// Serves parked connections whose listener has room again and reports
+// watchers that lost their fd. Only called where records may be emitted: not
+// while JavaScript walks a batch.
 void LoopCore::settle() {
   if (held_.resumed()) {
     // Once: what its deliveries resume (or a slab it could not get) waits
@@ -227,6 +256,10 @@ void LoopCore::settle() {
   }
   while (!to_serve_.empty()) {
     serve_waiting();
+    deliver();
+  }
+  if (!gone_.empty()) {
+    report_gone();
     deliver();
   }
 }
@@ -244,7 +277,9 @@ void LoopCore::on_event(const PollEvent& event) {
   if (data_in_batch(id)) deliver();
   Handle* c = table_.get(id);
   if (!c) return;  // closed earlier in this batch
-  if (c->kind == Kind::kListener) {
+  if (c->kind == Kind::kWatcher) {
+    on_watcher_event(id, c, event);
+  } else if (c->kind == Kind::kListener) {
     on_listener_ready(id);
   } else if (c->kind == Kind::kDatagram) {
     on_datagram_ready(id, c, event);
@@ -316,6 +351,11 @@ int64_t Loop::adopt_listener(int fd, bool require_tcp) {
   return core_->adopt_listener(fd, require_tcp);
 }
 int64_t Loop::adopt_connection(int fd) { return core_->adopt_connection(fd); }
+int64_t Loop::watch(int fd, uint32_t interest) { return core_->watch(fd, interest); }
+int Loop::watch_update(uint64_t id, uint32_t interest) { return core_->watch_update(id, interest); }
+int Loop::watch_keep_alive(uint64_t id, bool keep_alive) {
+  return core_->watch_keep_alive(id, keep_alive);
+}
 int64_t Loop::write(uint64_t id, const iovec* chunks, int count) {
   return core_->write(id, chunks, count);
 }

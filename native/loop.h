@@ -2,7 +2,7 @@
 // tests drive. Knows nothing of Node: the binding supplies a Sink. The state
 // and the paths behind it are in loop_core.h, split by concern (loop.cc: the
 // table, the wake-up and the records; listeners.cc, streams.cc, deadlines.cc,
-// completions.cc).
+// completions.cc, watchers.cc).
 #pragma once
 
 #include <cstddef>
@@ -36,11 +36,22 @@ enum RecordKind : int32_t {
   kTimer = 6,      // slot/gen name a timer
   kDrain = 7,      // queued bytes fell to the low watermark after passing the high one
   kIdle = 8,       // the idle timeout expired on a connection whose protocol decides
+  kWatch = 9,      // a watcher's descriptor is ready; a: WatchFlags, b: errno with kWatchError
   // A UDP socket received a datagram: a is the slab offset of its source (a
   // PackedAddress, 24 bytes, 8-aligned) with the payload right after it; b is
   // the payload's length.
-  kDatagram = 9,
-  kDatagramError = 10,  // a UDP socket's error, not closing it; a: errno, b: UdpOperation
+  kDatagram = 10,
+  kDatagramError = 11,  // a UDP socket's error, not closing it; a: errno, b: UdpOperation
+};
+
+// What a kWatch record reports. After kWatchHangup or kWatchError the watcher
+// is stopped until watch_update(); after kWatchClosed it is gone.
+enum WatchFlags : int32_t {
+  kWatchReadable = 1,
+  kWatchWritable = 2,
+  kWatchHangup = 4,   // the other end hung up: nothing more will arrive
+  kWatchError = 8,    // b: SO_ERROR for a socket, EIO otherwise, EBADF with kWatchClosed
+  kWatchClosed = 16,  // the descriptor was closed behind the watcher's back (EBADF): it is gone
 };
 
 enum CloseReason : int32_t {
@@ -131,6 +142,25 @@ class Loop {
   int64_t adopt_listener(int fd, bool require_tcp = false);
   int64_t adopt_connection(int fd);
 
+  // Watchers: readiness of a descriptor that stays the caller's (a pipe, a
+  // tty, an eventfd, a socket made elsewhere), level-triggered, reported as
+  // kWatch records. interest: kReadable and/or kWritable, or kNone (stopped).
+  // watch() registers at once, so the backend's refusal is its result: the
+  // id, or -EBADF (fd not open), -EEXIST (the loop has fd already: its own
+  // socket, or watched), -EMFILE (table full, or select beyond FD_SETSIZE),
+  // -EPERM (epoll: a regular file), -ENOTSUP on Windows. close(id) stops it
+  // and never closes fd. Closing fd before close(id) is the caller's error,
+  // reported (kWatchClosed) where it shows: the loop taking in a socket with
+  // fd's number, poll's POLLNVAL, a failed select, watch_update().
+  int64_t watch(int fd, uint32_t interest);
+  // The new interest, applied at once; restarts a watcher stopped by a
+  // hang-up or error. -EBADF if id is no watcher or fd turned out closed (the
+  // watcher is gone then, without a record).
+  int watch_update(uint64_t id, uint32_t interest);
+  // Whether an open watcher keeps the process alive (live_handles()); the
+  // default is yes, like a listener.
+  int watch_keep_alive(uint64_t id, bool keep_alive);
+
   // Sends what the socket takes now and queues the rest. Returns the bytes
   // queued afterwards, or -errno if id is not an open connection. A socket
   // error is reported later as a kClosed record, like every other failure.
@@ -149,7 +179,7 @@ class Loop {
   // closed the connection outright (the peer had already ended), else 0.
   int end(uint64_t id);
   // Closes once the queue is flushed: 1 if closed now, 0 if a kClosed record
-  // will follow. Also closes listeners.
+  // will follow. Also closes listeners, and stops watchers (1).
   int close(uint64_t id);
   // Closes now with a reset; queued bytes are dropped.
   int abort(uint64_t id);
@@ -188,7 +218,7 @@ class Loop {
   // loop blocks.
   void prepare_wait();
   bool has_pending_changes() const;
-  // Listeners and connections that should keep the process alive.
+  // Listeners, connections and watchers that should keep the process alive.
   size_t live_handles() const;
 
   static uint64_t now_ms();

@@ -7,6 +7,7 @@
 //   completions.cc  what a completion backend (io_uring) already did: accepts
 //                   and receives, and the input it took while a connection
 //                   was paused
+//   watchers.cc     descriptors the loop watches but does not own
 // Private to the core: the binding includes loop.h only.
 #pragma once
 
@@ -16,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "admission.h"
@@ -57,6 +59,9 @@ class LoopCore {
   int64_t connect_unix(const std::string& path);
   int64_t adopt_listener(int fd, bool require_tcp);
   int64_t adopt_connection(int fd);
+  int64_t watch(int fd, uint32_t interest);
+  int watch_update(uint64_t id, uint32_t interest);
+  int watch_keep_alive(uint64_t id, bool keep_alive);
   int64_t write(uint64_t id, const iovec* chunks, int count);
   int set_reading(uint64_t id, bool reading);
   int set_idle_timeout(uint64_t id, uint32_t ms, bool resets_on_write, uint32_t grace_ms);
@@ -90,9 +95,9 @@ class LoopCore {
   void run_timers();
   void prepare_wait();
   bool has_pending_changes() const {
-    return !dirty_.empty() || !to_serve_.empty() || held_.resumed();
+    return !dirty_.empty() || !to_serve_.empty() || held_.resumed() || !gone_.empty();
   }
-  size_t live_handles() const { return table_.used(); }
+  size_t live_handles() const { return table_.used() - unref_watchers_; }
   uint64_t next_deadline() const {
     return std::min(timers_.next_deadline(), deadlines_.next_deadline());
   }
@@ -106,7 +111,7 @@ class LoopCore {
   size_t queued_ = 0;  // parked
 
  private:
-  enum class Kind : uint8_t { kStream, kListener, kDatagram };
+  enum class Kind : uint8_t { kStream, kListener, kWatcher, kDatagram };
   enum class State : uint8_t {
     kConnecting,
     kOpen,
@@ -115,18 +120,19 @@ class LoopCore {
     kLingering,  // write side shut; input discarded until the peer closes or a deadline
   };
 
-  // An entry of the table: a connection, or a listening socket (`listening`
-  // holds what only listeners have).
+  // An entry of the table: a connection, a listening socket (`listening`
+  // holds what only listeners have) or a watcher (an fd that is not ours).
   struct Handle {
-    int fd = -1;
+    int fd = -1;  // a watcher's is -1 once it let go of an fd closed behind its back
     Kind kind = Kind::kStream;
     State state = State::kOpen;
     uint8_t registered = kUnregistered;  // interest the poller has now
+    uint8_t wanted = kNone;              // a watcher's interest: kReadable | kWritable
     bool tcp : 1;
     bool visible : 1;          // JavaScript has a transport for it: its close is reported
     bool reading : 1;          // wants input (false once the peer ended or after close())
     bool paused : 1;           // reading paused by JavaScript
-    bool hup_seen : 1;         // hang-up while paused: detached until resumed
+    bool hup_seen : 1;         // hang-up while paused: detached until resumed (watchers.cc)
     bool end_requested : 1;    // shut down the write side once flushed
     bool close_requested : 1;  // close() while connecting: close once connected and flushed
     bool write_shut : 1;
@@ -136,6 +142,7 @@ class LoopCore {
     bool idle_notify : 1;   // idle expiry goes to JavaScript
     bool idle_resets_on_write : 1;
     bool reaped : 1;  // ended for idleness: its close reports kReasonIdle
+    bool unref : 1;   // a watcher that does not keep the process alive
     int error = 0;    // a failed send, reported on the next event
     uint32_t idle_ms = 0;
     uint32_t grace_ms = 0;
@@ -162,7 +169,8 @@ class LoopCore {
           drain_wanted(false),
           idle_notify(false),
           idle_resets_on_write(false),
-          reaped(false) {}
+          reaped(false),
+          unref(false) {}
   };
   static constexpr uint8_t kUnregistered = 0xff;
   static constexpr uint32_t kDetached = 0x80;  // desired interest: not watched at all
@@ -174,6 +182,8 @@ class LoopCore {
   // Checks, prepares and takes in a socket made elsewhere (adopt_listener,
   // adopt_connection); fd stays the caller's on failure.
   Handle* adopt_foreign(int fd, Kind kind, bool require_tcp, Id* id, int* error);
+  // Whether a handle has fd (one entry per fd).
+  bool holds_fd(int fd);
   // Claims fd's place in the backend, noting it in *claimed.
   bool claim_for(int fd, int* claimed);
   // A connecting socket (or -errno from starting it, with the fd whose claim
@@ -187,6 +197,8 @@ class LoopCore {
   void mark_dirty(Id id, Handle* c);
   uint32_t desired_interest(const Handle& c) const;
   void apply_interest();
+  // Gives the poller c's desired interest now. 0 or -errno.
+  int register_interest(Id id, Handle* c);
   void apply_defaults(Handle* c, const ConnDefaults& defaults);
 
   // Admission: every accepted connection is served, parked or rejected.
@@ -214,6 +226,18 @@ class LoopCore {
   // Shuts the write side once flushed and discards input until the peer
   // closes or `ms` pass.
   void linger(Id id, Handle* c, uint32_t ms);
+
+  // Watchers (watchers.cc).
+  Handle* find_watcher(uint64_t id, Id* out);
+  int close_watcher(Id id, Handle* w);
+  void on_watcher_event(Id id, Handle* w, const PollEvent& event);
+  // The loop takes in fd: a watcher still holding that number lost its fd.
+  void evict_watcher(int fd);
+  // Drops a watcher's registration and index entry; its fd stays open.
+  void unwatch(Handle* w);
+  // Reports EBADF (kWatchClosed) and forgets the watcher.
+  void finish_watcher(Id id);
+  void report_gone();
 
   // UDP sockets (udp.cc).
   Handle* find_datagram(uint64_t id, Id* out);
@@ -284,6 +308,9 @@ class LoopCore {
   std::vector<uint8_t> discard_;      // input of lingering connections is read into this
   HeldInput held_;                    // input received while paused (completion backends)
   std::vector<uint64_t> data_batch_;  // by slot: the batch its last kData record went out with
+  std::unordered_map<int, Id> watchers_by_fd_;
+  std::vector<Id> gone_;       // watchers evicted from their fd, reported at the next settle()
+  size_t unref_watchers_ = 0;  // open watchers that do not keep the process alive
   std::unique_ptr<DatagramScratch> datagram_scratch_;  // made with the first UDP socket
 };
 

@@ -43,6 +43,8 @@ struct PollEvent {
   uint32_t peer_closed : 1;  // the peer shut down its write side (kPeerClosed)
   // Set by completion-based backends only; the others never touch these.
   uint8_t completion = kNoCompletion;
+  // A completion's result; on a readiness report with `error`, the -errno of
+  // the backend's failed request (io_uring's poll), else 0.
   int32_t result = 0;
   // kReceived bytes, lent by the backend until the next wait() or commit().
   const uint8_t* data = nullptr;

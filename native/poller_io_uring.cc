@@ -511,7 +511,9 @@ class IoUringPoller final : public Poller {
       if (!more) r->armed = false;
       if (res < 0) {
         // The request failed (not cancelled by us: that would be stale).
-        // Report an error so the loop asks the socket itself.
+        // Report an error so the loop asks the socket itself; -EBADF says
+        // the fd was closed (a watcher's), which by the time the loop asks
+        // may be another socket's number.
         r->armed = false;
         schedule(fd, *r);
         out[n].token = r->token;
@@ -521,6 +523,7 @@ class IoUringPoller final : public Poller {
         out[n].hangup = 0;
         out[n].peer_closed = 0;
         out[n].completion = kNoCompletion;
+        out[n].result = res;
         n++;
         continue;
       }
@@ -540,6 +543,7 @@ class IoUringPoller final : public Poller {
       out[n].hangup = (events & POLLHUP) != 0;
       out[n].peer_closed = (events & POLLRDHUP) != 0;
       out[n].completion = kNoCompletion;
+      out[n].result = 0;
       n++;
     }
     return n;

@@ -9,11 +9,17 @@
 // connect paths already decode; there is no kPeerClosed (the loop watches
 // parked connections for readability and peeks instead). Its wait is not a
 // pollable fd: a ReadinessThread provides one.
+//
+// A watched fd closed by its owner (a watcher's: the loop closes its own only
+// after remove()) fails the whole select with EBADF, naming none: the closed
+// ones are found and reported with `error`, as poll reports POLLNVAL, so the
+// loop lets go of them instead of every wait failing.
 #ifdef _WIN32
 // Winsock's default is 64 sockets; it must be set before winsock2.h.
 #define FD_SETSIZE 1024
 #include <unordered_set>
 #else
+#include <fcntl.h>
 #include <sys/select.h>
 #endif
 
@@ -111,6 +117,8 @@ int block(std::vector<Watched>& snapshot, int wake) {
   int top = fill(snapshot, &read, &write, &except);
   put(wake, &read);
   int ready = select_sets(std::max(top, wake + 1), &read, &write, &except, nullptr);
+  // A closed fd: the loop thread's scan finds it (waiting again would spin).
+  if (ready == -EBADF) return 1;
   if (ready < 0) return 0;
   return ready - (FD_ISSET(native_socket(wake), &read) ? 1 : 0);
 }
@@ -167,6 +175,9 @@ class SelectPoller final : public Poller {
     int top = fill(watched, &read, &write, &except);
     timeval timeout{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     int ready = select_sets(top, &read, &write, &except, timeout_ms < 0 ? nullptr : &timeout);
+#ifndef _WIN32
+    if (ready == -EBADF) return report_closed(out, max);
+#endif
     if (ready <= 0) return ready;
     // What was found and left unreported by a full batch is found again.
     for (Watched& w : watched) w.ready = 0;
@@ -188,6 +199,20 @@ class SelectPoller final : public Poller {
     }
   }
 #else
+  // select() fails as a whole when a watched fd was closed (behind a
+  // watcher's back): those fds are reported as errors, which stops them.
+  int report_closed(PollEvent* out, int max) {
+    return watched_.collect(out, max, [](const Watched& w, PollEvent* e) {
+      if (fcntl(w.fd, F_GETFD) >= 0) return false;
+      e->readable = 0;
+      e->writable = 0;
+      e->error = 1;
+      e->hangup = 0;
+      e->peer_closed = 0;
+      return true;
+    });
+  }
+
   void mark(const fd_set& set, uint8_t bit) {
     for (Watched& w : watched_.records()) {
       if (FD_ISSET(w.fd, &set)) w.ready |= bit;

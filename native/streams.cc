@@ -116,12 +116,13 @@ int LoopCore::end(uint64_t packed) {
   return 0;
 }
 
-// Closes a listener too (listeners.cc).
+// Closes a listener too (listeners.cc), and stops a watcher (watchers.cc).
 int LoopCore::close(uint64_t packed) {
   Id id;
   Handle* c = find(packed, &id);
   if (!c || (c->kind == Kind::kStream && !c->visible)) return -EBADF;
   if (c->kind == Kind::kListener) return close_listener(id, c);
+  if (c->kind == Kind::kWatcher) return close_watcher(id, c);
   if (c->queue.empty() || c->error) {
     forget(id, c);
     return 1;

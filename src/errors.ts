@@ -34,6 +34,13 @@ export function systemError(errno: number, syscall: string, target: ErrorTarget 
   return error;
 }
 
+/** @internal A system error about a descriptor of the caller's (adopted or watched). */
+export function descriptorError(errno: number, syscall: string, fd: number): ReactorError {
+  const error = systemError(errno, syscall);
+  error.message += ` (fd ${fd})`;
+  return error;
+}
+
 /** @internal */
 export const reactorClosed = (): ReactorError =>
   new ReactorError('ERR_REACTOR_CLOSED', 'the reactor is closed');

@@ -24,6 +24,8 @@ export type { ListenUDPOptions } from './udp-sockets.js';
 export { systemdListenFds, SD_LISTEN_FDS_START } from './systemd.js';
 export type { SystemdListenFdsOptions } from './systemd.js';
 export { DelayedCall } from './timers.js';
+export { Watcher } from './watcher.js';
+export type { WatchCallback, WatchEvent, WatchInterest, WatchOptions } from './watcher.js';
 export { ReactorError } from './errors.js';
 export type { Address } from './address.js';
 export type { Protocol, ProtocolFactory } from './protocol.js';

@@ -40,6 +40,11 @@ export interface NativeReactor {
   adoptListener(fd: number, requireTcp: boolean): number;
   /** A connected stream socket made elsewhere, open and read at once; ownership as adoptListener. */
   adoptConnection(fd: number): number;
+  /** Watches fd, which stays the caller's; interest: 1 readable, 2 writable. close(id) stops it. */
+  watch(fd: number, interest: number): number;
+  /** 0, or -EBADF when the watcher is gone (fd closed behind its back). */
+  watchUpdate(id: number, interest: number): number;
+  watchKeepAlive(id: number, keepAlive: boolean): number;
   write(id: number, bytes: Uint8Array): number;
   writev(id: number, chunks: Uint8Array[]): number;
   end(id: number): number;
@@ -169,8 +174,9 @@ export const enum RecordKind {
   Timer = 6,
   Drain = 7, // queued bytes fell to the low watermark
   Idle = 8, // idle timeout on a connection whose protocol has timeoutConnection
-  Datagram = 9, // a: slab offset of the source (24 bytes, 8-aligned), the payload after it; b: payload length
-  DatagramError = 10, // a: errno; b: UdpOperation. The socket stays open.
+  Watch = 9, // a watcher's descriptor is ready; a: flags (src/watcher.ts), b: errno
+  Datagram = 10, // a: slab offset of the source (24 bytes, 8-aligned), the payload after it; b: payload length
+  DatagramError = 11, // a: errno; b: UdpOperation. The socket stays open.
 }
 
 const RECORD_KIND_NAMES: { readonly [K in RecordKind]: string } = {
@@ -182,6 +188,7 @@ const RECORD_KIND_NAMES: { readonly [K in RecordKind]: string } = {
   [RecordKind.Timer]: 'timer',
   [RecordKind.Drain]: 'drain',
   [RecordKind.Idle]: 'idle',
+  [RecordKind.Watch]: 'watch',
   [RecordKind.Datagram]: 'datagram',
   [RecordKind.DatagramError]: 'datagramError',
 };

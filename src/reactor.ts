@@ -4,7 +4,7 @@ import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { type Address, listenHost, toAddress } from './address.js';
 import { abortError, checkNotAborted, CONNECT_KEYS, type ConnectLimits, type ConnectOptions, parseConnectOptions } from './connect.js';
-import { ReactorError, reactorClosed, systemError, type ErrorTarget } from './errors.js';
+import { descriptorError, ReactorError, reactorClosed, systemError, type ErrorTarget } from './errors.js';
 import {
   type ConnectionLimitOptions,
   DEFAULT_WRITE_LIMITS,
@@ -28,6 +28,7 @@ import { DelayedCall } from './timers.js';
 import { Transport } from './transport.js';
 import type { DatagramProtocol, UDPSocket } from './udp.js';
 import { type ListenUDPOptions, UDPSockets } from './udp-sockets.js';
+import { checkWatchesSomething, interestBits, parseWatchOptions, type WatchCallback, Watcher, type WatchOptions } from './watcher.js';
 import {
   invalidValue,
   show,
@@ -173,6 +174,7 @@ export class Reactor {
   // new call before JavaScript has run the old one's record.
   readonly #timers = new Map<number, DelayedCall>();
   readonly #listeners = new Map<number, Listener>();
+  readonly #watchers = new Map<number, Watcher>();
   readonly #connecting = new Map<Transport, PendingConnect>();
   readonly #udp = new UDPSockets(this);
   /** @internal A batch of records is being dispatched (UDP sends made now go out together when it returns). */
@@ -320,7 +322,7 @@ export class Reactor {
    */
   adoptListener(fd: number, factory: ProtocolFactory, limits: ConnectionLimitOptions = {}): Listener {
     this.checkOpen();
-    checkAdoptable();
+    checkPosix('adopting a descriptor');
     validateInteger(fd, 'fd', 0, 0x7fffffff);
     validateFunction(factory, 'factory');
     validateObject(limits, 'limits');
@@ -332,7 +334,7 @@ export class Reactor {
     if (id === -EPROTOTYPE && requireTcp) {
       throw invalidValue('maxConnectionsPerPeer', limits.maxConnectionsPerPeer, `applies to TCP listeners only (fd ${fd} is a Unix socket)`);
     }
-    if (id < 0) throw adoptError(-id, 'adoptListener', fd);
+    if (id < 0) throw descriptorError(-id, 'adoptListener', fd);
     return this.#addListener(id, factory, config);
   }
 
@@ -346,11 +348,11 @@ export class Reactor {
    */
   adoptConnection(fd: number, protocol: Protocol): Transport {
     this.checkOpen();
-    checkAdoptable();
+    checkPosix('adopting a descriptor');
     validateInteger(fd, 'fd', 0, 0x7fffffff);
     validateProtocol(protocol);
     const id = this.native.adoptConnection(fd);
-    if (id < 0) throw adoptError(-id, 'adoptConnection', fd);
+    if (id < 0) throw descriptorError(-id, 'adoptConnection', fd);
     const transport = Transport.create(this, id, 'open', DEFAULT_WRITE_LIMITS);
     transport.protocol = protocol;
     if (protocol.timeoutConnection) this.native.setIdleNotify(id, true);
@@ -374,6 +376,33 @@ export class Reactor {
   listenUDP(options: ListenUDPOptions, protocol: DatagramProtocol): UDPSocket {
     this.checkOpen();
     return this.#udp.listen(options, protocol);
+  }
+
+  /**
+   * Watches a descriptor the caller owns and keeps (a pipe, a tty, an
+   * eventfd, an inotify fd, a serial device, a socket made elsewhere) for
+   * readability and/or writability: `callback(event, watcher)` runs at each
+   * turn of the loop while it holds (level-triggered, as libuv's uv_poll).
+   * A hang-up or an error is reported once, then the watcher stops until
+   * `update()`. The descriptor is never read, written, closed or changed
+   * (its flags included): `watcher.close()` stops watching only. Throws
+   * EBADF (not open), EEXIST (this reactor has it: its own socket, or
+   * watched already), EMFILE (select: fd >= FD_SETSIZE), EPERM (epoll: a
+   * regular file). POSIX only. A throwing callback closes its watcher and
+   * goes to onError.
+   */
+  watch(fd: number, options: WatchOptions, callback: WatchCallback): Watcher {
+    this.checkOpen();
+    checkPosix('watching a descriptor');
+    validateInteger(fd, 'fd', 0, 0x7fffffff);
+    const interest = parseWatchOptions(options, { readable: false, writable: false });
+    checkWatchesSomething(interest, options);
+    validateFunction(callback, 'callback');
+    const id = this.native.watch(fd, interestBits(interest));
+    if (id < 0) throw descriptorError(-id, 'watch', fd);
+    const watcher = Watcher.create(this, id, fd, interest, callback);
+    this.#watchers.set(id, watcher);
+    return watcher;
   }
 
   /**
@@ -480,6 +509,7 @@ export class Reactor {
     for (const listener of this.#listeners.values()) listener.stopped();
     this.#udp.dropAll();
     for (const call of this.#timers.values()) call.deactivate();
+    for (const watcher of [...this.#watchers.values()]) watcher.stopped();
     this.#listeners.clear();
     this.#timers.clear();
   }
@@ -520,6 +550,11 @@ export class Reactor {
   /** @internal A protocol method threw where no batch catches it. */
   callbackFailed(error: unknown): void {
     this.#failed(undefined, error);
+  }
+
+  /** @internal */
+  forgetWatcher(watcher: Watcher): void {
+    this.#watchers.delete(watcher.id);
   }
 
   /** @internal */
@@ -612,8 +647,7 @@ export class Reactor {
       try {
         this.#handle(kind, slot, id, records[at + 3]!, records[at + 4]!);
       } catch (error) {
-        // A UDP socket is everyone's: a throwing callback never closes it.
-        const transport = kind === RecordKind.Timer || kind >= RecordKind.Datagram ? undefined : this.#transports[slot];
+        const transport = kind === RecordKind.Timer ? undefined : this.#transports[slot];
         this.#failed(transport?.id === id ? transport : undefined, error);
       }
     }
@@ -622,7 +656,7 @@ export class Reactor {
   }
 
   #handle(kind: number, slot: number, id: number, a: number, b: number): void {
-    if (kind >= RecordKind.Datagram) {
+    if (kind === RecordKind.Datagram || kind === RecordKind.DatagramError) {
       if (this.#udp.handle(kind, slot, id, a, b, this.#slab)) this.#dataKept = true;
       return;
     }
@@ -635,6 +669,10 @@ export class Reactor {
     }
     if (kind === RecordKind.Accepted) {
       this.#accept(id, slot, packId(a, b));
+      return;
+    }
+    if (kind === RecordKind.Watch) {
+      this.#watched(id, a, b);
       return;
     }
     const transport = this.#transports[slot];
@@ -686,6 +724,18 @@ export class Reactor {
     protocol.connectionMade?.(transport);
   }
 
+  /** A watcher's callback that throws closes it, as a protocol's aborts its connection. */
+  #watched(id: number, flags: number, errno: number): void {
+    const watcher = this.#watchers.get(id);
+    if (watcher === undefined) return; // closed earlier in this batch
+    try {
+      watcher.report(flags, errno);
+    } catch (error) {
+      if (!this.#closed) watcher.close();
+      this.#failed(undefined, error);
+    }
+  }
+
   #connected(transport: Transport): void {
     transport.opened();
     const pending = this.#connecting.get(transport);
@@ -715,16 +765,11 @@ export class Reactor {
 
 const { EAFNOSUPPORT, EPROTOTYPE, ETIMEDOUT } = constants.errno;
 
-function checkAdoptable(): void {
+/** Descriptors of the caller's are POSIX only: JavaScript has none of a Windows socket. */
+function checkPosix(what: string): void {
   if (process.platform === 'win32') {
-    throw new ReactorError('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', 'adopting a descriptor is not supported on Windows');
+    throw new ReactorError('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', `${what} is not supported on Windows`);
   }
-}
-
-function adoptError(errno: number, syscall: string, fd: number): ReactorError {
-  const error = systemError(errno, syscall);
-  error.message += ` (fd ${fd})`;
-  return error;
 }
 
 async function resolveHost(host: string): Promise<string> {

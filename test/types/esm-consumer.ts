@@ -9,6 +9,7 @@ import {
   ReactorError,
   Transport,
   UDPSocket,
+  Watcher,
   type Address,
   type BackendList,
   type BackendName,
@@ -22,6 +23,9 @@ import {
   type ListenUDPOptions,
   type RemoteInfo,
   type UDPSocketStats,
+  type WatchEvent,
+  type WatchInterest,
+  type WatchOptions,
 } from 'native-reactor';
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -183,6 +187,25 @@ const call: DelayedCall = reactor.callLater(10, (who: string, n: number) => void
 reactor.callLater(10, (who: string) => void who, 42);
 call.unref().ref().hasRef();
 
+// ---- watchers ----
+const watchOptions: WatchOptions = { readable: true, writable: undefined };
+const watcher: Watcher = reactor.watch(0, watchOptions, (event: WatchEvent, self: Watcher) => {
+  const hungUp: boolean = event.hangup;
+  const failure: ReactorError | undefined = event.error;
+  void [hungUp, failure, self.fd];
+});
+watcher.update({ writable: true });
+const interest: WatchInterest = watcher.interest;
+watcher.unref().ref().hasRef();
+// @ts-expect-error readable is a boolean
+reactor.watch(0, { readable: 1 }, () => {});
+// @ts-expect-error a misspelt option
+reactor.watch(0, { readble: true }, () => {});
+// @ts-expect-error the interest is read-only
+interest.readable = false;
+// @ts-expect-error the fd is read-only
+watcher.fd = 1;
+
 // ---- stats and errors ----
 const stats: ReactorStats = reactor.stats();
 const opened: number = stats.open;
@@ -222,6 +245,12 @@ listener.stopped();
 call.id;
 // @ts-expect-error internal
 call.fire();
+// @ts-expect-error internal
+watcher.id;
+// @ts-expect-error internal
+watcher.report(1, 0);
+// @ts-expect-error internal
+reactor.forgetWatcher;
 // Only the reactor makes these.
 // @ts-expect-error private constructor
 new Listener();
@@ -229,6 +258,8 @@ new Listener();
 new Transport();
 // @ts-expect-error private constructor
 new DelayedCall();
+// @ts-expect-error private constructor
+new Watcher();
 // @ts-expect-error internal
 Transport.create;
 // The package has one entry point: nothing else is importable.
