@@ -236,6 +236,9 @@ interface TS {
   lost: number;
   ended: boolean;
   producer: boolean;
+  // Inside its registerProducer() call: a producer over the mark is paused at
+  // once, and what the pause does may register again (already registered).
+  registering: boolean;
 }
 
 interface CS {
@@ -471,7 +474,7 @@ class World {
   adopt(t: Transport, rs: RS, side: 'server' | 'client'): TS {
     let x = this.byTransport.get(t);
     if (x) return x;
-    x = { n: this.next(), t, rs, side, made: false, lost: 0, ended: false, producer: false };
+    x = { n: this.next(), t, rs, side, made: false, lost: 0, ended: false, producer: false, registering: false };
     this.byTransport.set(t, x);
     this.transports.push(x);
     this.everTransports++;
@@ -857,6 +860,7 @@ class World {
         return state === 'closed' || state === 'closing' ? 'throw' : 'nothrow';
       case 'registerProducer':
         if (state === 'closed') return 'throw';
+        if (x.registering) return 'either';
         if (x.producer) return state === 'closing' ? 'either' : 'throw';
         return state === 'closing' ? 'either' : 'nothrow';
       case 'unregisterProducer':
@@ -1183,7 +1187,14 @@ class World {
   opRegisterProducer(self?: Transport): void {
     this.withTransport(self, (x) => {
       const p = this.producer();
-      const r = this.call(`t${x.n}.registerProducer`, p.s, this.expectOn(x, 'registerProducer', p.b), () => x.t.registerProducer(p.v as never), undefined, p.why ?? this.stateWhy(x) + (x.producer ? ' producer registered' : ''));
+      const expect = this.expectOn(x, 'registerProducer', p.b);
+      x.registering = true;
+      let r;
+      try {
+        r = this.call(`t${x.n}.registerProducer`, p.s, expect, () => x.t.registerProducer(p.v as never), undefined, p.why ?? this.stateWhy(x) + (x.producer ? ' producer registered' : ''));
+      } finally {
+        x.registering = false;
+      }
       if (r.ok) x.producer = true;
     });
   }
