@@ -127,6 +127,17 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     await expect.poll(() => unix.ends.fin).toBe(4);
   });
 
+  it('rr: a custom payload, replies framed by a delimiter or by a length', async () => {
+    const target = await listening(netEcho().server);
+    for (const framing of [['--reply-delimiter', '\\r\\n'], ['--reply-length', '7']]) {
+      const run = await bench(backend, ['rr', target, '--payload', 'PING\\x01\\r\\n', ...framing, '--pipeline', '3', '--connections', '3', ...SHORT, '--json']);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.json!.errors.total).toBe(0);
+      expect(run.json!.throughput).toBeGreaterThan(0);
+      expect(run.json!.bytes.sent % 7).toBe(0);
+    }
+  });
+
   it('echo: a server that corrupts one byte gets bad replies counted', async () => {
     const { server } = netEcho((data) => {
       const copy = Buffer.from(data);
