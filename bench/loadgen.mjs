@@ -1,11 +1,15 @@
 // The load generator, built on native-reactor itself. Run by bench/run.mjs as
 //   node bench/loadgen.mjs '<json config>'
+// Echo runs on the engine of native-reactor-bench (lib/engine.mjs); the
+// other scenarios measure server behaviour that engine does not.
 // It talks to the harness in JSON lines on stdout; for the idle scenario the
 // harness answers "go" lines on stdin between steps (it reads the server's
 // RSS at each step). Every phase is bounded in time.
 import { createInterface } from 'node:readline';
 import { Reactor } from 'native-reactor';
+import { runLoad } from './lib/engine.mjs';
 import { encodeHistogram, newHistogram } from './lib/stats.mjs';
+import { echoWorkload } from './lib/workloads.mjs';
 
 const config = JSON.parse(process.argv[2]);
 const reactor = new Reactor();
@@ -71,38 +75,26 @@ async function measure() {
   return seconds;
 }
 
-/** N connections × S bytes × P in flight; latency per message. */
+/** N connections × S bytes × P in flight, closed loop: the engine of native-reactor-bench. */
 async function echo() {
-  const message = Buffer.alloc(config.size, 0x61);
-  const protocol = () => {
-    const sentAt = [];
-    let received = 0;
-    return {
-      connectionMade(transport) {
-        this.send = () => {
-          sentAt.push(now());
-          transport.write(message);
-        };
-      },
-      dataReceived(data) {
-        received += data.length;
-        while (received >= config.size) {
-          received -= config.size;
-          complete(sentAt.shift());
-          if (!phase.stopping) this.send();
-        }
-      },
-      connectionLost() {
-        if (!phase.stopping) errors++;
-      },
-    };
-  };
-  const protocols = [];
-  const transports = await openConnections(config.conns, (i) => (protocols[i] = protocol()));
-  for (const p of protocols) for (let k = 0; k < config.pipeline; k++) p?.send?.();
-  const seconds = await measure();
-  for (const t of transports) if (t.state === 'open') t.abort();
-  return { units: phase.completed, seconds };
+  const result = await runLoad(
+    reactor,
+    {
+      target: { host: '127.0.0.1', port: config.port },
+      workload: echoWorkload(config.size),
+      connections: config.conns,
+      pipeline: config.pipeline,
+      rate: 0,
+      warmup: config.warmup,
+      duration: config.duration,
+      timeout: 10,
+      reset: false,
+    },
+    { phase: say },
+  );
+  histogram.add(result.histogram);
+  for (const count of Object.values(result.errors)) errors += count;
+  return { units: result.completed, seconds: result.seconds };
 }
 
 /** Holds N connections open, each after one round trip; the harness reads RSS. */

@@ -2,9 +2,10 @@
 // fresh project.
 // 1. With the Linux prebuild, on a machine with no compiler, make or Python
 //    on PATH and no Node headers (an empty nodedir, a fresh HOME, so nothing
-//    cached under ~/.cache/node-gyp), offline (node-gyp-build, the one
-//    dependency, comes from npm's cache): the install script finds the
-//    prebuild, nothing is compiled, and an echo program runs on it.
+//    cached under ~/.cache/node-gyp), offline (the dependencies, node-gyp-build
+//    and hdr-histogram-js with its own, come from npm's cache): the install
+//    script finds the prebuild, nothing is compiled, an echo program runs on
+//    it, and so does the bin (`npx native-reactor-bench --help`).
 // 2. Without a matching prebuild, with the tools and headers there: the
 //    install compiles the addon and nothing else.
 // The install script runs (the test project lists native-reactor in
@@ -28,6 +29,24 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensurePrebuild, libc, npmCli, root } from './fixtures/pack-prebuild.mjs';
 
 const linuxGlibc = process.platform === 'linux' && libc === 'glibc';
+// What `npm install native-reactor` brings: its dependencies and theirs.
+const RUNTIME_PACKAGES = ['node-gyp-build', 'hdr-histogram-js', '@assemblyscript/loader', 'base64-js', 'pako'];
+
+/** bench/cli.mjs and the bench/ modules it imports, transitively: what the bin needs. */
+function benchModules(): string[] {
+  const seen = new Set<string>();
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const text = readFileSync(join(root, file), 'utf8');
+    for (const [, spec] of text.matchAll(/(?:from |new URL\()'(\.{1,2}\/[^']+)'/g)) {
+      const target = join(dirname(file), spec!);
+      if (target.startsWith('bench/')) visit(target);
+    }
+  };
+  visit('bench/cli.mjs');
+  return [...seen].sort();
+}
 const prebuildEntry = `prebuilds/linux-${process.arch}/native-reactor.${libc}.node`;
 
 // The environment less npm's own variables (we run under `npm test`) and
@@ -64,6 +83,7 @@ describe.skipIf(!linuxGlibc)('the npm package', () => {
   let bareTarball = '';
   let npmCache = '';
   const npm = linuxGlibc ? npmCli() : '';
+  const npx = linuxGlibc ? join(dirname(npm), 'npx-cli.js') : '';
   const figures: string[] = [];
 
   function newProject(name: string) {
@@ -98,23 +118,25 @@ describe.skipIf(!linuxGlibc)('the npm package', () => {
     ensurePrebuild();
     work = mkdtempSync(join(tmpdir(), 'native-reactor-pack-'));
     const env = cleanEnv();
-    // npm's cache as configured here; node-gyp-build (the one runtime
-    // dependency, at the version in node_modules) is put there if missing,
-    // so the installs below can be --offline.
+    // npm's cache as configured here; the runtime dependencies (at the
+    // versions in node_modules) are put there if missing, so the installs
+    // below can be --offline.
     npmCache = check(
       spawnSync(process.execPath, [npm, 'config', 'get', 'cache'], { cwd: root, env, encoding: 'utf8' }),
       'npm config get cache',
     ).stdout.trim();
-    const ngbVersion = JSON.parse(readFileSync(join(root, 'node_modules', 'node-gyp-build', 'package.json'), 'utf8'))
-      .version as string;
+    const specs = RUNTIME_PACKAGES.map((name) => {
+      const manifest = join(root, 'node_modules', name, 'package.json');
+      return `${name}@${(JSON.parse(readFileSync(manifest, 'utf8')) as { version: string }).version}`;
+    });
     check(
-      spawnSync(process.execPath, [npm, 'cache', 'add', `node-gyp-build@${ngbVersion}`, '--prefer-offline'], {
+      spawnSync(process.execPath, [npm, 'cache', 'add', ...specs, '--prefer-offline'], {
         cwd: root,
         env,
         encoding: 'utf8',
         timeout: 60_000,
       }),
-      'npm cache add node-gyp-build',
+      'npm cache add (runtime dependencies)',
     );
     // The tarball (npm pack runs `prepare`: dist/ from src/).
     const packed = check(
@@ -157,6 +179,9 @@ describe.skipIf(!linuxGlibc)('the npm package', () => {
       expect(files).toContain(file);
     }
     expect(files.filter((file) => file.startsWith('native/test') || file.startsWith('test/') || file.startsWith('build/'))).toEqual([]);
+    // The bin and every module it imports, and nothing else of bench/ (the
+    // side-by-side harness, its C programs and servers stay in the repository).
+    expect(files.filter((file) => file.startsWith('bench/')).sort()).toEqual(benchModules());
     // Every source map's sources are in the package too.
     const dangling = files
       .filter((file) => /\.(js|ts)\.map$/.test(file))
@@ -204,12 +229,23 @@ describe.skipIf(!linuxGlibc)('the npm package', () => {
       const installed = join(dir, 'node_modules', 'native-reactor');
       expect(existsSync(join(installed, 'build'))).toBe(false);
       expect(existsSync(join(home, '.cache', 'node-gyp'))).toBe(false);
-      expect(readdirSync(join(dir, 'node_modules')).filter((name) => !name.startsWith('.')).sort()).toEqual(['native-reactor', 'node-gyp-build']);
+      expect(readdirSync(join(dir, 'node_modules')).filter((name) => !name.startsWith('.')).sort()).toEqual(
+        [...RUNTIME_PACKAGES.map((name) => name.split('/')[0]!), 'native-reactor'].filter((v, i, all) => all.indexOf(v) === i).sort(),
+      );
       expect(seconds).toBeLessThan(15);
 
       expect(runIn(dir, 'smoke.mjs', env)).toMatch(/^smoke ok /);
       const loaded = JSON.parse(runIn(dir, 'loaded.mjs', env)) as { backends: string[]; loaded: string[] };
       expect(loaded.loaded).toEqual([join(installed, prebuildEntry)]);
+      // The bin, as a user runs it.
+      const help = check(
+        spawnSync(process.execPath, [npx, '--no-install', 'native-reactor-bench', '--help'], { cwd: dir, env, encoding: 'utf8', timeout: 30_000 }),
+        'npx native-reactor-bench --help',
+      );
+      expect(help.stdout).toMatch(/^usage: native-reactor-bench WORKLOAD TARGET/);
+      const bad = spawnSync(join(dir, 'node_modules', '.bin', 'native-reactor-bench'), ['echo', '127.0.0.1:1', '--conections', '3'], { cwd: dir, env, encoding: 'utf8', timeout: 30_000 });
+      expect(bad.status).toBe(2);
+      expect(bad.stderr).toMatch(/--conections; did you mean --connections\?/);
     },
     90_000,
   );
