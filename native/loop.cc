@@ -35,6 +35,7 @@ LoopCore::Handle* LoopCore::adopt(int fd, Kind kind, State state, bool tcp, Id* 
     if (close_on_failure) close_socket(fd);
     return nullptr;
   }
+  fd_table_.note(fd);
   Handle* c = table_.get(*id);
   c->fd = fd;
   c->kind = kind;
