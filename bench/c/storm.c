@@ -2,8 +2,11 @@
 // blocking connect() issued as soon as the previous one returned, and each
 // connection is kept open until all N are established (a server that drops
 // or resets one is seen: the rest are checked with a poll for a hang-up).
-//   storm --port PORT [--host 127.0.0.1] [--count 10000]
-// Prints one JSON line (the harness's "result" event): seconds to establish
+//   storm --port PORT [--host 127.0.0.1] [--count 10000] [--wait 1]
+// With --wait 1 it prints a "baseline" event and waits for a line on stdin
+// before it starts (the harness lets the server settle meanwhile). It prints
+// "measure-start" and "measure-end" around the storm (the harness reads the
+// server's CPU time there), then the "result" event: seconds to establish
 // all N, connects per second, the slowest connect in ms, how many took over
 // 900 ms (a SYN retransmitted: the kernel dropped the first, its accept queue
 // full), how many failed, and the growth of the kernel's ListenOverflows and
@@ -53,13 +56,13 @@ static long long tcp_ext(const char *name) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: storm --port PORT [--host 127.0.0.1] [--count 10000]\n");
+  fprintf(stderr, "usage: storm --port PORT [--host 127.0.0.1] [--count 10000] [--wait 1]\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
-  long port = -1, count = 10000;
+  long port = -1, count = 10000, wait = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     char *end;
     long value = strtol(argv[i + 1], &end, 10);
@@ -70,6 +73,7 @@ int main(int argc, char **argv) {
     if (*end || value < 0) usage();
     if (strcmp(argv[i], "--port") == 0) port = value;
     else if (strcmp(argv[i], "--count") == 0) count = value;
+    else if (strcmp(argv[i], "--wait") == 0) wait = value;
     else usage();
   }
   if (argc % 2 == 0 || port <= 0 || port > 65535 || count < 1) usage();
@@ -84,6 +88,14 @@ int main(int argc, char **argv) {
 
   int *fds = calloc((size_t)count, sizeof *fds);
   if (!fds) return 1;
+  if (wait) {
+    char line[64];
+    printf("{\"event\":\"baseline\"}\n");
+    fflush(stdout);
+    if (!fgets(line, sizeof line, stdin)) return 1;
+  }
+  printf("{\"event\":\"measure-start\"}\n");
+  fflush(stdout);
   long long overflows = tcp_ext("ListenOverflows"), drops = tcp_ext("ListenDrops");
   long failed = 0, slow = 0, established = 0;
   int first_error = 0;
@@ -109,6 +121,8 @@ int main(int argc, char **argv) {
   }
   double seconds = (now_ms() - start) / 1e3;
   long long overflows_after = tcp_ext("ListenOverflows"), drops_after = tcp_ext("ListenDrops");
+  printf("{\"event\":\"measure-end\"}\n");
+  fflush(stdout);
   // Still open: nothing reset or closed by the server (a hang-up or error
   // would be pending; a server's bytes would be readable but are none here).
   long lost = 0;
@@ -118,10 +132,11 @@ int main(int argc, char **argv) {
     if (poll(&p, 1, 0) > 0) lost++;
     close(fds[i]);
   }
-  printf("{\"event\":\"result\",\"conns\":%ld,\"established\":%ld,\"failed\":%ld,\"lost\":%ld,"
+  printf("{\"event\":\"result\",\"units\":%ld,\"errors\":%ld,"
+         "\"conns\":%ld,\"established\":%ld,\"failed\":%ld,\"lost\":%ld,"
          "\"seconds\":%.6f,\"connectsPerSec\":%.1f,\"maxConnectMs\":%.3f,\"retransmitted\":%ld,"
          "\"listenOverflows\":%lld,\"listenDrops\":%lld,\"firstError\":\"%s\"}\n",
-         count, established, failed, lost, seconds, established / (seconds > 0 ? seconds : 1e-9),
+         established, failed + lost, count, established, failed, lost, seconds, established / (seconds > 0 ? seconds : 1e-9),
          slowest, slow, overflows < 0 ? -1 : overflows_after - overflows,
          drops < 0 ? -1 : drops_after - drops, first_error ? strerror(first_error) : "");
   free(fds);

@@ -1,6 +1,7 @@
 // What the harness measures. Echo: N connections ping-pong S-byte messages
 // with P in flight each. Idle: N connections held open (RSS per connection).
 // Churn: connect, one round trip, close, K at a time.
+// Storm: N blocking connects back to back from a C client (storm.mjs).
 // Idle storm: N connections each send one byte and then stay silent; the
 // server reaps them after `idleTimeoutMs` (how late, at what CPU cost).
 // Cap: bursts of `conns` clients arriving together at a server capped at
@@ -21,6 +22,7 @@
 // run here); `policy` says what each does over the cap. `transport` is 'tcp'
 // unless given.
 import { kindOf } from './servers.mjs';
+import { stormScenario } from './storm.mjs';
 
 export function scenarios(quick) {
   const many = quick ? 1000 : 10000;
@@ -33,6 +35,7 @@ export function scenarios(quick) {
     // holding many idle connections should run; every server pays for its timers.
     { name: `idle-${many / 1000}k`, kind: 'idle', conns: many, rounds: 1, server: { idleTimeoutMs: 900000 } },
     { name: 'churn-50', kind: 'churn', conns: 50, size: 64 },
+    stormScenario(quick),
     {
       name: `idle-storm-${many / 1000}k`,
       kind: 'idle-storm',
