@@ -12,14 +12,6 @@ import { kindOf } from './servers.mjs';
 /** The storm client, as named for buildC. */
 export const STORM = 'storm';
 
-/** The storm scenario: `conns` back-to-back connects per round. */
-export const stormScenario = (quick) => ({
-  name: `storm-${quick ? 1 : 10}k`,
-  kind: 'storm',
-  conns: quick ? 1000 : 10000,
-  rounds: quick ? 1 : 3,
-});
-
 /** The argv of the storm client for `config` (the scenario with its port); it waits for "go" on stdin. */
 export const stormCommand = (config) => [cBinary(STORM), '--port', String(config.port), '--count', String(config.conns), '--wait', '1'];
 
