@@ -27,14 +27,18 @@ int64_t FdTableReserve::reserved() {
   return reserved_;
 }
 
-void FdTableReserve::grow(int fd) {
-  while (fd >= trigger_) {
-    reach_ *= 4;
-    trigger_ = static_cast<int>(std::min<int64_t>(reach_ / 4, INT_MAX));
-  }
+void FdTableReserve::reserve_for(int fd) {
+  int64_t reach = reach_;
+  while (fd >= reach / 4) reach *= 4;
+  ask(reach);
+}
+
+void FdTableReserve::ask(int64_t reach) {
+  reach_ = reach;
+  trigger_ = static_cast<int>(std::min<int64_t>(reach / 4, INT_MAX));
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    wanted_ = reach_;
+    wanted_ = reach;
   }
   if (helper_.joinable()) {
     wake_.notify_one();

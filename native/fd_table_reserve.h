@@ -7,8 +7,9 @@
 // retransmit. Here a helper thread takes that wait instead: when the loop
 // takes a descriptor at a quarter of what was reserved so far, the helper
 // reserves four times as much by duplicating a descriptor of its own to the
-// last number of it and closing the copy. Meanwhile the loop keeps accepting:
-// the kernel waits for a resize only for a number beyond the current table.
+// last number of it and closing the copy (a listener asks for 4096 at once).
+// Meanwhile the loop keeps accepting: the kernel waits for a resize only for
+// a number beyond the current table.
 #pragma once
 
 #include <climits>
@@ -29,7 +30,15 @@ class FdTableReserve {
   // Called with each descriptor the loop takes: one comparison unless it is
   // time to reserve more.
   void note(int fd) {
-    if (fd >= trigger_) grow(fd);
+    if (fd >= trigger_) reserve_for(fd);
+  }
+
+  // A listener was added: a storm may come, faster than note() sees it
+  // (io_uring accepts in the kernel, ahead of the completions the loop
+  // reads), and the first grace period may outlast a quarter of a small
+  // table, so a larger first step is taken at once.
+  void expect_connections() {
+    if (kNeeded && reach_ < kListenerReach) ask(kListenerReach);
   }
 
   // Table entries the helper has reserved so far (as asked: fewer where the
@@ -37,17 +46,21 @@ class FdTableReserve {
   int64_t reserved();
 
  private:
-  void grow(int fd);
+  void reserve_for(int fd);
+  void ask(int64_t reach);
   void run();
 
 #ifdef __linux__
-  // Node's own descriptors stay below this: a process that never holds more
-  // never starts the helper.
-  int trigger_ = 64;
+  static constexpr bool kNeeded = true;
 #else
-  int trigger_ = INT_MAX;  // other kernels grow their tables without a grace period
+  static constexpr bool kNeeded = false;  // other kernels grow tables without a grace period
 #endif
-  int64_t reach_ = 256;
+  static constexpr int64_t kFirstReach = 256;
+  static constexpr int64_t kListenerReach = 4096;  // 32 KiB of kernel memory
+  // Node's own descriptors stay below the first trigger: a process that never
+  // holds more (and listens on nothing) never starts the helper.
+  int trigger_ = kNeeded ? kFirstReach / 4 : INT_MAX;
+  int64_t reach_ = kFirstReach;
   std::mutex mutex_;
   std::condition_variable wake_;
   int64_t wanted_ = 0;

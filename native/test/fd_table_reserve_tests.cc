@@ -1,6 +1,7 @@
 // FdTableReserve (Linux): a descriptor noted at a quarter of what was reserved
-// has the helper grow the process's descriptor table to four times that, in
-// the background, without replacing or leaking a descriptor.
+// (or a listener added) has the helper grow the process's descriptor table to
+// four times that, in the background, without replacing or leaking a
+// descriptor.
 #ifdef __linux__
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -81,6 +82,16 @@ TEST(fd_table_reserve_never_replaces_a_descriptor_in_use) {
   ::close(last);
   ::close(pipe_fds[0]);
   ::close(pipe_fds[1]);
+}
+
+TEST(fd_table_reserve_takes_the_first_step_when_told_to_expect_connections) {
+  reactor::FdTableReserve reserve;
+  reserve.expect_connections();
+  REQUIRE(reserved_within(reserve, 4096));
+  CHECK(table_size() >= std::min<int64_t>(4096, descriptor_limit()));
+  reserve.expect_connections();  // once only: more listeners ask no more
+  reserve.note(1000);            // below the next trigger (1024)
+  CHECK_EQ(reserve.reserved(), 4096);
 }
 
 TEST(fd_table_reserve_does_nothing_below_the_first_trigger) {
