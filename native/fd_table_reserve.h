@@ -6,10 +6,11 @@
 // backlog, so the kernel drops SYNs and those clients wait a second for a
 // retransmit. Here a helper thread takes that wait instead: when the loop
 // takes a descriptor at a quarter of what was reserved so far, the helper
-// reserves four times as much by duplicating a descriptor of its own to the
-// last number of it and closing the copy (a listener asks for 4096 at once).
-// Meanwhile the loop keeps accepting: the kernel waits for a resize only for
-// a number beyond the current table.
+// reserves four times as much by duplicating a descriptor of the loop's to
+// the last number of it and closing the copy (a listener asks for 4096 at
+// once). Meanwhile the loop keeps accepting: the kernel waits for a resize
+// only for a number beyond the current table. It reserves no more than the
+// descriptor limit allows, and nothing where the table already covers it.
 #pragma once
 
 #include <climits>
@@ -22,7 +23,9 @@ namespace reactor {
 
 class FdTableReserve {
  public:
-  FdTableReserve() = default;
+  // `source` is duplicated to make the kernel grow the table; it must stay
+  // open for the life of the reserve.
+  explicit FdTableReserve(int source) : source_(source) {}
   ~FdTableReserve();  // waits for a reservation under way
   FdTableReserve(const FdTableReserve&) = delete;
   FdTableReserve& operator=(const FdTableReserve&) = delete;
@@ -41,10 +44,6 @@ class FdTableReserve {
     if (kNeeded && reach_ < kListenerReach) ask(kListenerReach);
   }
 
-  // Table entries the helper has reserved so far (as asked: fewer where the
-  // descriptor limit is lower).
-  int64_t reserved();
-
  private:
   void reserve_for(int fd);
   void ask(int64_t reach);
@@ -56,11 +55,13 @@ class FdTableReserve {
   static constexpr bool kNeeded = false;  // other kernels grow tables without a grace period
 #endif
   static constexpr int64_t kFirstReach = 256;
-  static constexpr int64_t kListenerReach = 4096;  // 32 KiB of kernel memory
+  static constexpr int64_t kKernelFirstTable = 64;  // what a process starts with
+  static constexpr int64_t kListenerReach = 4096;   // 32 KiB of kernel memory
   // Node's own descriptors stay below the first trigger: a process that never
   // holds more (and listens on nothing) never starts the helper.
   int trigger_ = kNeeded ? kFirstReach / 4 : INT_MAX;
   int64_t reach_ = kFirstReach;
+  int source_;
   std::mutex mutex_;
   std::condition_variable wake_;
   int64_t wanted_ = 0;

@@ -16,6 +16,7 @@ LoopCore::LoopCore(std::unique_ptr<Poller> poller, Sink* sink, Record* records,
       records_(records),
       record_capacity_(record_capacity),
       limits_(limits),
+      fd_table_(poller_->pollable_fd()),
       events_(static_cast<size_t>(limits.events_per_wake)),
       backoff_ms_(limits.backoff_first_ms) {}
 
