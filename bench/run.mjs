@@ -18,14 +18,16 @@ import { Progress, table, writeResults } from './lib/report.mjs';
 import { scenarioNames, scenarios, serversFor, transportOf } from './lib/scenarios.mjs';
 import { C_SERVERS, kindOf, reactorHasUDP, serverCommand, serverKeys, serverLabel } from './lib/servers.mjs';
 import { encodeBuckets, summarize, withRatios } from './lib/stats.mjs';
+import { STORM_FIGURES, stormUnavailable } from './lib/storm.mjs';
 import { Reactor } from '../dist/index.js';
 
 const SETTLE_MS = 300; // let a server's memory settle before reading RSS
 const START_TIMEOUT_MS = 10_000;
-// Raw figures of the idle-storm, cap and UDP scenarios, passed on to summarize().
+// Raw figures of the idle-storm, cap, UDP and storm scenarios, passed on to summarize().
 const EXTRA_FIGURES = [
   ...['conns', 'deadlineMs', 'lateness', 'latenessFromEcho', 'openMs', 'windowMs', 'clients', 'dropped', 'dropReasons', 'burstMs'],
   ...['sent', 'losses', 'stale'],
+  ...STORM_FIGURES,
 ];
 
 function parse() {
@@ -173,7 +175,7 @@ async function main() {
   const servers = serverKeys(options.servers, options.backends, Reactor.backends);
   const picked = all.filter((s) => options.scenarios.includes(s.name));
   const missing = unavailable(picked, servers);
-  const chosen = picked.map((s) => ({ ...s, skip: { ...missing[transportOf(s)], ...s.skip } }));
+  const chosen = picked.map((s) => ({ ...s, skip: { ...missing[transportOf(s)], ...stormUnavailable(s, servers), ...s.skip } }));
   const roundsOf = (scenario) => scenario.rounds ?? options.rounds;
   const progress = new Progress(chosen.reduce((n, s) => n + roundsOf(s) * serversFor(s, servers).length, 0));
   const results = {

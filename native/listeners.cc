@@ -25,6 +25,7 @@ int64_t LoopCore::add_listener(int fd, bool tcp, const std::string& unix_path) {
   }
   listening->unix_path = unix_path;
   l->listening = std::move(listening);
+  fd_table_.expect_connections();
   return static_cast<int64_t>(id.packed());
 }
 
@@ -65,6 +66,7 @@ int64_t LoopCore::adopt_listener(int fd, bool require_tcp) {
   Handle* l = adopt_foreign(fd, Kind::kListener, require_tcp, &id, &error);
   if (!l) return error;
   l->listening = std::move(listening);  // no unix_path: the path is not ours to remove
+  fd_table_.expect_connections();
   return static_cast<int64_t>(id.packed());
 }
 

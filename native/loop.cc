@@ -16,6 +16,7 @@ LoopCore::LoopCore(std::unique_ptr<Poller> poller, Sink* sink, Record* records,
       records_(records),
       record_capacity_(record_capacity),
       limits_(limits),
+      fd_table_(poller_->pollable_fd()),
       events_(static_cast<size_t>(limits.events_per_wake)),
       backoff_ms_(limits.backoff_first_ms) {}
 
@@ -35,6 +36,7 @@ LoopCore::Handle* LoopCore::adopt(int fd, Kind kind, State state, bool tcp, Id* 
     if (close_on_failure) close_socket(fd);
     return nullptr;
   }
+  fd_table_.note(fd);
   Handle* c = table_.get(*id);
   c->fd = fd;
   c->kind = kind;

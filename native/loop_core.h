@@ -22,6 +22,7 @@
 
 #include "admission.h"
 #include "deadline_heap.h"
+#include "fd_table_reserve.h"
 #include "held_input.h"
 #include "loop.h"
 #include "poller.h"
@@ -299,7 +300,8 @@ class LoopCore {
   size_t undelivered_from_ = 0;  // slab bytes read since the last delivery start here
 
   SlotTable<Handle> table_;
-  DeadlineHeap deadlines_;  // by connection slot
+  FdTableReserve fd_table_;  // grown ahead of the descriptors the table takes
+  DeadlineHeap deadlines_;   // by connection slot
   std::vector<Id> dirty_;
   std::vector<PollEvent> events_;
   std::vector<Id> to_serve_;    // listeners whose cap has room and whose queue may not be empty

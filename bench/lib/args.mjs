@@ -23,7 +23,8 @@ export const USAGE = `usage: npm run bench -- [options]
 Besides ping-pong, idle holds and churn: idle-storm-10k (1k with --quick)
 reaps connections idle for 1 s; cap-50at10 sends 50 clients at once to
 servers capped at 10 connections; udp-echo-32x64-w4 echoes datagrams
-(32 flows × 64 B, 4 in flight each; Linux: needs recvmmsg).`;
+(32 flows × 64 B, 4 in flight each; Linux: needs recvmmsg); storm-10k (1k)
+connects back to back (bench/c/storm.c) and times how long all take.`;
 
 /** Thrown for bad options; run.mjs prints the message and the usage. */
 export class UsageError extends Error {}

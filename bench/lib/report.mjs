@@ -4,6 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { transportOf } from './scenarios.mjs';
 import { kindOf, serverLabel } from './servers.mjs';
+import { stormTable } from './storm.mjs';
 
 export class Progress {
   constructor(total, stream = process.stderr) {
@@ -34,7 +35,7 @@ const count = (value) => (value == null ? '—' : Math.round(value).toLocaleStri
 /** The figure that matters per scenario kind: CPU per message/datagram/connection, or RSS per connection. */
 export function unitOf(kind) {
   if (kind === 'idle') return 'B RSS/conn';
-  if (kind === 'churn' || kind === 'idle-storm') return 'µs CPU/conn';
+  if (kind === 'churn' || kind === 'idle-storm' || kind === 'storm') return 'µs CPU/conn';
   return kind === 'udp-echo' ? 'µs CPU/pkt' : 'µs CPU/msg';
 }
 
@@ -186,6 +187,11 @@ export function table(results) {
   if (storms.length) sections.push(reapTable(storms));
   const caps = of((k) => k === 'cap');
   if (caps.length) sections.push(capTable(caps));
+  const connectStorms = of((k) => k === 'storm');
+  if (connectStorms.length) {
+    const { caption, header, rows } = stormTable(connectStorms, labelIn);
+    sections.push([...caption, layout(header, rows)].join('\n'));
+  }
   return sections.join('\n\n');
 }
 

@@ -1,6 +1,7 @@
 // What the harness measures. Echo: N connections ping-pong S-byte messages
 // with P in flight each. Idle: N connections held open (RSS per connection).
 // Churn: connect, one round trip, close, K at a time.
+// Storm: N blocking connects back to back from a C client (storm.mjs).
 // Idle storm: N connections each send one byte and then stay silent; the
 // server reaps them after `idleTimeoutMs` (how late, at what CPU cost).
 // Cap: bursts of `conns` clients arriving together at a server capped at
@@ -33,6 +34,8 @@ export function scenarios(quick) {
     // holding many idle connections should run; every server pays for its timers.
     { name: `idle-${many / 1000}k`, kind: 'idle', conns: many, rounds: 1, server: { idleTimeoutMs: 900000 } },
     { name: 'churn-50', kind: 'churn', conns: 50, size: 64 },
+    // Median of 5: one SYN retransmit (1 s) in a round outweighs all else.
+    { name: `storm-${many / 1000}k`, kind: 'storm', conns: many, rounds: quick ? 1 : 5 },
     {
       name: `idle-storm-${many / 1000}k`,
       kind: 'idle-storm',
