@@ -18,7 +18,7 @@ import { Progress, table, writeResults } from './lib/report.mjs';
 import { scenarioNames, scenarios, serversFor, transportOf } from './lib/scenarios.mjs';
 import { C_SERVERS, kindOf, reactorHasUDP, serverCommand, serverKeys, serverLabel } from './lib/servers.mjs';
 import { encodeBuckets, summarize, withRatios } from './lib/stats.mjs';
-import { STORM_FIGURES, stormUnavailable } from './lib/storm.mjs';
+import { STORM_FIGURES, stormSummary, stormUnavailable } from './lib/storm.mjs';
 import { Reactor } from '../dist/index.js';
 
 const SETTLE_MS = 300; // let a server's memory settle before reading RSS
@@ -202,7 +202,9 @@ async function main() {
         }
       }
     }
-    const summaries = Object.fromEntries(running.map((s) => [s, summarize(rounds[s])]));
+    // The storm's figures are summarized beside the rest (stats.mjs is the bin's too, and
+    // the bin ships without the side-by-side harness).
+    const summaries = Object.fromEntries(running.map((s) => [s, withStorm(summarize(rounds[s]), rounds[s])]));
     const labels = Object.fromEntries(servers.map((s) => [s, serverLabel(s, transportOf(scenario))]));
     results.scenarios.push({ ...scenario, labels, servers: withRatios(summaries), skipped });
   }
@@ -212,6 +214,11 @@ async function main() {
   else process.stdout.write(`${table(results)}\n\nchart: ${html}\n`);
   const errors = results.scenarios.flatMap((s) => Object.values(s.servers)).reduce((n, s) => n + s.errors, 0);
   process.exitCode = errors > 0 ? 1 : 0;
+}
+
+function withStorm(summary, rounds) {
+  if (rounds.some((r) => r.retransmitted !== undefined)) summary.storm = stormSummary(rounds);
+  return summary;
 }
 
 await main();

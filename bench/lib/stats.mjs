@@ -1,6 +1,5 @@
 // Figures from raw measurements: per-message CPU, ratios, merged latency histograms.
 import hdr from 'hdr-histogram-js';
-import { stormSummary } from './storm.mjs';
 
 /** A latency histogram in microseconds, 1 µs .. 60 s, 3 significant digits. */
 export function newHistogram() {
@@ -145,7 +144,6 @@ export function summarize(rounds) {
     };
   }
   if (rounds.some((r) => r.burstMs)) summary.cap = capSummary(rounds);
-  if (rounds.some((r) => r.retransmitted !== undefined)) summary.storm = stormSummary(rounds);
   // UDP: datagrams sent in the measured windows, given up as lost (unanswered
   // within the loss timeout) and echoed after that (stale).
   if (rounds.some((r) => r.losses !== undefined)) summary.datagrams = { sent: total('sent'), lost: total('losses'), stale: total('stale') };
