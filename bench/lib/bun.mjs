@@ -21,7 +21,12 @@ const executable = (path) => {
   }
 };
 
-/** The first Bun binary among $BUN, PATH and `modules` (a node_modules directory), or null; `via` says where from. */
+/**
+ * The first Bun binary among $BUN, PATH and `modules` (a node_modules
+ * directory), or null; `via` says where from.
+ * @param {NodeJS.ProcessEnv} [env]
+ * @param {string} [modules]
+ */
 export function locateBun(env = process.env, modules = join(root, 'node_modules')) {
   if (env.BUN) return { path: env.BUN, via: '$BUN' };
   for (const dir of (env.PATH ?? '').split(delimiter).filter(Boolean)) {
@@ -38,6 +43,9 @@ export function locateBun(env = process.env, modules = join(root, 'node_modules'
  * Bun, checked to run here: { path, version } or { missing: why } (the note
  * printed when the harness skips it). A $BUN that does not run is not
  * replaced by another Bun: the note says so.
+ * @param {NodeJS.ProcessEnv} [env]
+ * @param {string} [modules] the node_modules directory to look in
+ * @returns {{ path: string, version: string, missing?: undefined } | { missing: string, path?: undefined, version?: undefined }}
  */
 export function findBun(env = process.env, modules = undefined) {
   const found = locateBun(env, modules);
