@@ -3,8 +3,8 @@ import { defineConfig } from 'vitest/config';
 // What cannot apply on Windows: descriptor rlimits (emfile), fd numbers past
 // FD_SETSIZE (fdceiling: Windows' select counts sockets instead; the native
 // tests check that ceiling there), and the bench's process figures, read from
-// /proc or ps (bench-smoke, bench-udp).
-const posixOnly = ['test/emfile.test.ts', 'test/fdceiling.test.ts', 'test/bench-smoke.test.ts', 'test/bench-udp.test.ts'];
+// /proc or ps (bench-smoke, bench-udp, bench-bun).
+const posixOnly = ['test/emfile.test.ts', 'test/fdceiling.test.ts', 'test/bench-smoke.test.ts', 'test/bench-udp.test.ts', 'test/bench-bun.test.ts'];
 
 export default defineConfig({
   test: {

@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { createInterface } from 'node:readline';
 import { parseBenchArgs, USAGE, UsageError } from './lib/args.mjs';
+import { bun } from './lib/bun.mjs';
 import { buildC } from './lib/c-programs.mjs';
 import { loadCommand, UDP_LOAD } from './lib/load.mjs';
 import { cpuNanos, pinned, rssBytes, systemCpuNanos } from './lib/proc.mjs';
@@ -144,7 +145,8 @@ async function runRound(scenario, name, options, seconds) {
 
 /**
  * What cannot run here, by transport and kind of server, and why (said once on
- * stderr): a C program that does not build, native-reactor without UDP yet.
+ * stderr): a C program that does not build, native-reactor without UDP yet,
+ * Bun not installed.
  */
 function unavailable(chosen, servers) {
   const kinds = new Set(servers.map(kindOf));
@@ -158,6 +160,7 @@ function unavailable(chosen, servers) {
   for (const transport of transports) {
     const problem = kinds.has('c') ? buildC(C_SERVERS[transport]) : null;
     if (problem) note(transport, 'c', problem);
+    if (kinds.has('bun') && bun().missing) note(transport, 'bun', bun().missing);
   }
   if (transports.has('udp')) {
     if (!reactorHasUDP(Reactor)) note('udp', 'reactor', 'this build of native-reactor has no listenUDP yet');
@@ -166,6 +169,8 @@ function unavailable(chosen, servers) {
   }
   return missing;
 }
+
+const bunVersion = (servers) => (servers.includes('bun') && bun().version ? `, Bun ${bun().version}` : '');
 
 async function main() {
   const options = parse();
@@ -181,7 +186,7 @@ async function main() {
   const results = {
     startedAt: new Date().toISOString(),
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
-    machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+    machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}${bunVersion(servers)}`,
     options,
     scenarios: [],
   };

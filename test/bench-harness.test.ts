@@ -1,10 +1,14 @@
 // The benchmark harness's own logic: options, figures, ratios, histograms;
 // and the command lines of the servers it starts.
 import { spawnSync } from 'node:child_process';
-import { describe, expect, it } from 'vitest';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
 import { parseEchoArgs, UsageError as EchoUsageError } from '../examples/echo-server.mjs';
 import { parseUdpEchoArgs } from '../bench/servers/reactor-udp-echo.mjs';
 import { parseBenchArgs, SERVER_NAMES, UsageError, wholeNumber } from '../bench/lib/args.mjs';
+import { findBun, locateBun } from '../bench/lib/bun.mjs';
 import { cBinary } from '../bench/lib/c-programs.mjs';
 import { loadCommand } from '../bench/lib/load.mjs';
 import { layout, table } from '../bench/lib/report.mjs';
@@ -76,13 +80,14 @@ describe('bench scenarios', () => {
     expect(serversFor(storm(false), SERVER_NAMES)).toEqual(SERVER_NAMES);
   });
 
-  it('the UDP echo runs on every server, named the same in both modes, within what a default receive buffer holds', () => {
+  it('the UDP echo runs on every server but Bun (measured over TCP), named the same in both modes, within what a default receive buffer holds', () => {
     const udp = (quick: boolean) => scenarios(quick).find((s) => s.kind === 'udp-echo')!;
     expect(udp(false)).toMatchObject({ name: 'udp-echo-32x64-w4', transport: 'udp', flows: 32, size: 64, window: 4 });
     expect(udp(true).name).toBe(udp(false).name);
     // A default Linux receive buffer (208 KiB) holds 256 datagrams of 64 B: half that in flight at most.
     expect(udp(false).flows! * udp(false).window!).toBeLessThanOrEqual(128);
-    expect(serversFor(udp(false), SERVER_NAMES)).toEqual(SERVER_NAMES);
+    expect(serversFor(udp(false), SERVER_NAMES)).toEqual(['reactor', 'net', 'c']);
+    expect(udp(false).skip?.bun).toMatch(/TCP/);
     expect(transportOf(udp(false))).toBe('udp');
     expect(new Set(scenarios(false).filter((s) => s.kind !== 'udp-echo').map(transportOf))).toEqual(new Set(['tcp']));
   });
@@ -141,6 +146,20 @@ describe('server command lines', () => {
     expect(serverCommand('c', { idleTimeoutMs: 1000, maxConnections: 10 }).slice(1)).toEqual(['0', '10', '1000']);
   });
 
+  it('Bun runs bench/servers/bun-echo.mjs with the same flags as node:net, or says why it cannot', () => {
+    const found = findBun();
+    if (found.missing) {
+      expect(() => serverCommand('bun')).toThrow(found.missing);
+      return;
+    }
+    const argv = serverCommand('bun', { idleTimeoutMs: 1000, maxConnections: 10 });
+    expect(argv[0]).toBe(found.path);
+    expect(argv[1]).toMatch(/bench[/\\]servers[/\\]bun-echo\.mjs$/);
+    expect(argv.slice(2)).toEqual(['0', '--idle-timeout-ms', '1000', '--max-connections', '10']);
+    expect(serverCommand('bun').slice(2)).toEqual(['0']);
+    expect(serverLabel('bun')).toBe('Bun');
+  });
+
   it('UDP scenarios start the UDP echo servers, labelled node:dgram and C recvmmsg', () => {
     const reactor = serverCommand('reactor:io_uring', undefined, 'udp');
     expect(reactor[1]).toMatch(/bench[/\\]servers[/\\]reactor-udp-echo\.mjs$/);
@@ -184,6 +203,55 @@ describe('server command lines', () => {
       expect(() => wholeNumber(bad, 'n'), String(bad)).toThrow(UsageError);
     }
     expect(() => wholeNumber('0', 'max-connections', 1)).toThrow(/--max-connections must be a whole number from 1/);
+  });
+});
+
+describe('finding Bun', () => {
+  const exe = process.platform === 'win32' ? '.exe' : '';
+  let dir: string | undefined;
+  afterEach(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+  /** An executable file at `path` (not a working Bun: locateBun does not run it). */
+  const fakeBinary = (path: string) => {
+    mkdirSync(join(path, '..'), { recursive: true });
+    writeFileSync(path, '#!/bin/sh\nexit 1\n');
+    chmodSync(path, 0o755);
+    return path;
+  };
+
+  it('$BUN first, then bun on PATH, then the bun devDependency in node_modules', () => {
+    dir = mkdtempSync(join(tmpdir(), 'bench-bun-find-'));
+    const onPath = fakeBinary(join(dir, 'bin', `bun${exe}`));
+    const modules = join(dir, 'node_modules');
+    const installed = fakeBinary(join(modules, 'bun', 'bin', 'bun.exe'));
+    const empty = join(dir, 'empty');
+    mkdirSync(empty);
+    expect(locateBun({ BUN: '/opt/bun/bin/bun', PATH: join(dir, 'bin') }, modules)).toEqual({ path: '/opt/bun/bin/bun', via: '$BUN' });
+    expect(locateBun({ PATH: [empty, join(dir, 'bin')].join(process.platform === 'win32' ? ';' : ':') }, modules)).toEqual({ path: onPath, via: 'PATH' });
+    expect(locateBun({ PATH: empty }, modules)).toEqual({ path: installed, via: 'node_modules' });
+    expect(locateBun({ PATH: empty }, empty)).toBeNull();
+  });
+
+  it('not found: a note saying where it looked', () => {
+    dir = mkdtempSync(join(tmpdir(), 'bench-bun-find-'));
+    expect(findBun({ PATH: dir }, dir)).toEqual({ missing: expect.stringMatching(/^Bun not found \(\$BUN, bun on PATH, or .*bun devDependency/) });
+  });
+
+  it('a $BUN that does not run is not replaced by another Bun: the note names it', () => {
+    dir = mkdtempSync(join(tmpdir(), 'bench-bun-find-'));
+    const broken = fakeBinary(join(dir, `bun${exe}`));
+    const missing = join(dir, 'no-such-bun');
+    expect(findBun({ BUN: missing, PATH: process.env.PATH })).toEqual({ missing: expect.stringContaining(`Bun from $BUN (${missing}) does not run`) });
+    expect(findBun({ BUN: broken, PATH: process.env.PATH }).missing).toContain(`Bun from $BUN (${broken}) does not run`);
+  });
+
+  it('found via $BUN: its version, checked by running it', () => {
+    const found = findBun();
+    if (found.missing) return void expect(found.missing).toMatch(/^Bun/); // not installed here: the note, as the harness prints it
+    expect(findBun({ BUN: found.path })).toEqual({ path: found.path, version: found.version });
+    expect(found.version).toMatch(/^\d+\.\d+\.\d+/);
   });
 });
 

@@ -1,13 +1,15 @@
 // Command-line options of `npm run bench`.
 import { parseArgs } from 'node:util';
 
-export const SERVER_NAMES = ['reactor', 'net', 'c'];
+export const SERVER_NAMES = ['reactor', 'net', 'c', 'bun'];
 export const BACKEND_CHOICES = ['auto', 'epoll', 'kqueue', 'poll', 'select', 'io_uring', 'all'];
 export const USAGE = `usage: npm run bench -- [options]
   --quick              a short run (< 30 s): fewer connections, shorter rounds
   --json               print the results as JSON instead of a table
   --servers LIST       comma-separated: ${SERVER_NAMES.join(',')} (default: all); in UDP
-                       scenarios net is node:dgram and c the C recvmmsg server
+                       scenarios net is node:dgram and c the C recvmmsg server;
+                       bun is Bun.listen (TCP only), run where Bun is found:
+                       $BUN, bun on PATH, or the bun devDependency
   --scenarios LIST     comma-separated scenario names (default: all; see --list)
   --list               print the scenario names and exit
   --duration SECONDS   measured seconds per server per scenario, split over the rounds

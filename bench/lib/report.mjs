@@ -195,7 +195,7 @@ export function table(results) {
   return sections.join('\n\n');
 }
 
-const COLORS = { reactor: '#2b7bb9', net: '#d9822b', c: '#6a6a6a' };
+const COLORS = { reactor: '#2b7bb9', net: '#d9822b', c: '#6a6a6a', bun: '#c23b8c' };
 // native-reactor's backends side by side: one blue each.
 const BACKEND_COLORS = { epoll: '#2b7bb9', io_uring: '#1b4f8a', poll: '#5fa8e0', select: '#8cc4ee', kqueue: '#2b7bb9', auto: '#2b7bb9' };
 const colorOf = (key) => (key.includes(':') ? BACKEND_COLORS[key.split(':')[1]] : COLORS[key]);

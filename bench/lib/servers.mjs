@@ -1,21 +1,23 @@
 // The servers under comparison, each started as its own process. A scenario
 // speaks TCP or UDP (its transport); each kind of server has an echo server
-// for each: native-reactor's, Node's own (node:net, node:dgram) and C's.
+// for each: native-reactor's, Node's own (node:net, node:dgram) and C's; and
+// over TCP Bun's (Bun.listen), where Bun is installed.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bun } from './bun.mjs';
 import { cBinary } from './c-programs.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 const LABELS = {
-  tcp: { reactor: 'native-reactor', net: 'node:net', c: 'C epoll' },
-  udp: { reactor: 'native-reactor', net: 'node:dgram', c: 'C recvmmsg' },
+  tcp: { reactor: 'native-reactor', net: 'node:net', c: 'C epoll', bun: 'Bun' },
+  udp: { reactor: 'native-reactor', net: 'node:dgram', c: 'C recvmmsg', bun: 'Bun' },
 };
 
 /** The C echo server (bench/c/NAME.c) of each transport. */
 export const C_SERVERS = { tcp: 'echo_server', udp: 'udp_echo' };
 
-// A server is named by a key: 'reactor', 'net', 'c', or 'reactor:BACKEND'
+// A server is named by a key: 'reactor', 'net', 'c', 'bun', or 'reactor:BACKEND'
 // when several native-reactor backends run side by side.
 export const kindOf = (key) => key.split(':')[0];
 const backendOf = (key) => key.split(':')[1];
@@ -71,6 +73,17 @@ export function serverCommand(key, settings = {}, transport = 'tcp') {
     case 'c': // echo_server PORT [MAX [IDLE_MS]], MAX 0: no cap
       if (!idle) return [c, '0', ...(cap === undefined ? [] : [String(cap)])];
       return [c, '0', String(cap ?? 0), String(idle)];
+    case 'bun': {
+      const found = bun();
+      if (found.missing) throw new Error(found.missing);
+      return [
+        found.path,
+        join(root, 'bench', 'servers', 'bun-echo.mjs'),
+        '0',
+        ...(idle ? ['--idle-timeout-ms', String(idle)] : []),
+        ...(cap === undefined ? [] : ['--max-connections', String(cap)]),
+      ];
+    }
     default:
       throw new Error(`unknown server ${key}`);
   }
