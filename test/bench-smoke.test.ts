@@ -15,6 +15,8 @@ it('a --quick run completes with no errors on any server', { timeout: 90_000 }, 
   try {
     const run = await runProcess(process.execPath, ['bench/run.mjs', '--quick', '--json', '--servers', 'reactor,net,c', '--results', results], 85_000);
     expect(run.code, run.stderr).toBe(0);
+    // Not a terminal: one progress line at the end, not one per run.
+    expect(run.stderr.split('\n').filter((line) => / runs in \d+ s$/.test(line) || /^\[[#-]+\]/.test(line))).toEqual([expect.stringMatching(/^\d+\/\d+ runs in \d+ s$/)]);
     const report = JSON.parse(run.stdout);
     expect(report.scenarios.length).toBeGreaterThanOrEqual(5);
     for (const scenario of report.scenarios) {

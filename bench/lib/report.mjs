@@ -6,25 +6,29 @@ import { transportOf } from './scenarios.mjs';
 import { kindOf, serverLabel } from './servers.mjs';
 import { stormTable } from './storm.mjs';
 
+// A bar redrawn in place on a terminal; elsewhere (a log, a pipe) one line
+// at the end instead of one per step.
 export class Progress {
   constructor(total, stream = process.stderr) {
     this.total = total;
     this.done = 0;
     this.stream = stream;
     this.tty = Boolean(stream.isTTY);
+    this.started = Date.now();
   }
 
   step(label) {
-    const width = 30;
-    const filled = Math.round((this.done / this.total) * width);
-    const bar = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${this.done}/${this.total} ${label}`;
-    if (this.tty) this.stream.write(`\r\x1b[K${bar}`);
-    else this.stream.write(bar + '\n');
+    if (this.tty) {
+      const width = 30;
+      const filled = Math.round((this.done / this.total) * width);
+      this.stream.write(`\r\x1b[K[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${this.done}/${this.total} ${label}`);
+    }
     this.done++;
   }
 
   finish() {
     if (this.tty) this.stream.write(`\r\x1b[K`);
+    else this.stream.write(`${this.done}/${this.total} runs in ${((Date.now() - this.started) / 1000).toFixed(0)} s\n`);
   }
 }
 
