@@ -121,15 +121,6 @@ int port_of(const Endpoint& endpoint) {
                    : ipv6_of(endpoint).sin6_port);
 }
 
-void set_port(Endpoint* endpoint, int port) {
-  uint16_t network = htons(static_cast<uint16_t>(port));
-  if (endpoint->family() == AF_INET) {
-    reinterpret_cast<sockaddr_in*>(&endpoint->storage)->sin_port = network;
-  } else {
-    reinterpret_cast<sockaddr_in6*>(&endpoint->storage)->sin6_port = network;
-  }
-}
-
 void pack(const sockaddr_storage& source, socklen_t length, PackedAddress* out) {
   *out = PackedAddress{};
   if (source.ss_family == AF_INET && length >= static_cast<socklen_t>(sizeof(sockaddr_in))) {
@@ -165,6 +156,15 @@ ssize_t send_one(int fd, const OutgoingDatagram& datagram) {
 }
 
 }  // namespace
+
+void set_port(Endpoint* endpoint, int port) {
+  uint16_t network = htons(static_cast<uint16_t>(port));
+  if (endpoint->family() == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&endpoint->storage)->sin_port = network;
+  } else {
+    reinterpret_cast<sockaddr_in6*>(&endpoint->storage)->sin6_port = network;
+  }
+}
 
 int open_datagram(const std::string& host, int port, const DatagramOptions& options) {
   Endpoint endpoint;

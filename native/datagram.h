@@ -46,6 +46,10 @@ int open_datagram(const std::string& host, int port, const DatagramOptions& opti
 int datagram_endpoint(SocketAddress::Family socket_family, const std::string& host, int port,
                       Endpoint* out);
 
+// Sets the port of an endpoint datagram_endpoint() made (sin_port or
+// sin6_port, in network order).
+void set_port(Endpoint* endpoint, int port);
+
 // A datagram's source in a fixed form the loop can copy into memory shared
 // with JavaScript as it is: 24 bytes, no padding.
 struct PackedAddress {

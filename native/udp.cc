@@ -20,16 +20,6 @@ bool no_room(int error) { return would_block(error) || error == ENOBUFS; }
 constexpr size_t kRecordAlign = 8;
 size_t aligned(size_t offset) { return (offset + kRecordAlign - 1) & ~(kRecordAlign - 1); }
 
-// The port of a parsed endpoint: sin_port and sin6_port, in network order.
-void set_port(Endpoint* endpoint, int port) {
-  uint16_t network = htons(static_cast<uint16_t>(port));
-  if (endpoint->family() == AF_INET) {
-    reinterpret_cast<sockaddr_in*>(&endpoint->storage)->sin_port = network;
-  } else {
-    reinterpret_cast<sockaddr_in6*>(&endpoint->storage)->sin6_port = network;
-  }
-}
-
 }  // namespace
 
 // ---- opening and closing --------------------------------------------------------
