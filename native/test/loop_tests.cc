@@ -1655,6 +1655,8 @@ TEST(loop_bytes_then_reset_with_writes_queued_are_delivered_before_the_loss) {
 TEST(loop_backend_out_of_descriptors_reports_emfile) {
   // Every descriptor taken: making the backend fails with the errno name, so
   // JavaScript can tell a full table (retry later) from a missing backend.
+  // Named before the table fills: listing the backends needs descriptors too.
+  const std::string backend = backend_under_test();
   int probe = ::dup(0);
   REQUIRE(probe >= 0);
   TightFdLimit limit(probe, 4);
@@ -1663,7 +1665,7 @@ TEST(loop_backend_out_of_descriptors_reports_emfile) {
   for (int fd; (fd = ::dup(probe)) >= 0;) filler.push_back(fd);
   std::string error;
   int fallback = 0;
-  std::unique_ptr<Poller> poller = make_poller(backend_under_test(), &error, &fallback);
+  std::unique_ptr<Poller> poller = make_poller(backend, &error, &fallback);
   CHECK(poller == nullptr);
   CHECK_EQ(error, std::string("EMFILE"));
   CHECK_EQ(fallback, 0);  // io_uring: no fallback for want of a descriptor
@@ -1671,7 +1673,7 @@ TEST(loop_backend_out_of_descriptors_reports_emfile) {
   ::close(probe);
   limit.restore();
   error.clear();
-  CHECK(make_poller(backend_under_test(), &error) != nullptr);
+  CHECK(make_poller(backend, &error) != nullptr);
 }
 #endif
 
