@@ -57,7 +57,6 @@ std::string pattern(size_t n, uint32_t seed) {
   return s;
 }
 
-
 struct Pair {
   uint64_t listener = 0;
   uint64_t client = 0;
