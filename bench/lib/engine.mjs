@@ -69,6 +69,7 @@ export async function runLoad(reactor, config, hooks = {}) {
   let completed = 0;
   let replies = 0;
   let reconnects = 0;
+  let serverCloses = 0;
   let inFlight = 0;
   let open = 0;
   let bytesSent = 0;
@@ -158,6 +159,11 @@ export async function runLoad(reactor, config, hooks = {}) {
 
   function lost(conn, reason) {
     const wasDropped = conn.dropped;
+    // A reply framed by the end of the connection is complete now.
+    if (!wasDropped && reason === undefined && conn.transport !== null) conn.reader.end?.((kind) => reply(conn, kind));
+    // The server said it would close (Connection: close): what it left unanswered is not an error.
+    const announced = !wasDropped && conn.reader !== null && conn.reader.closing;
+    if (announced && phase !== 'stopping') serverCloses++;
     const unanswered = conn.sentAt.length;
     conn.transport = null;
     conn.dropped = false;
@@ -167,7 +173,7 @@ export async function runLoad(reactor, config, hooks = {}) {
     open--;
     checkSettled();
     if (phase === 'stopping' || phase === 'connecting') return;
-    if (!wasDropped && (reason !== undefined || unanswered > 0)) count(lostKind(reason));
+    if (!wasDropped && (reason !== undefined || (unanswered > 0 && !announced))) count(lostKind(reason));
     reconnects++;
     dial(conn);
   }
@@ -282,6 +288,7 @@ export async function runLoad(reactor, config, hooks = {}) {
     uncorrected,
     established,
     reconnects,
+    serverCloses,
     bytesSent,
     bytesReceived,
   };

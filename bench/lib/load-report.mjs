@@ -49,9 +49,14 @@ export function summarize(config, shares) {
     requests: sum('completed'),
     throughput: shares.reduce((n, s) => n + (s.seconds > 0 ? s.completed / s.seconds : 0), 0),
     errors,
+    // The headline percentiles (µs) at the top, as scripts read them; the rest in `latency`.
+    p50: corrected.latency.p50,
+    p99: corrected.latency.p99,
+    p999: corrected.latency.p999,
     latency: corrected.latency,
     established: sum('established'),
     reconnects: sum('reconnects'),
+    serverCloses: sum('serverCloses'),
     bytes: { sent: sum('bytesSent'), received: sum('bytesReceived') },
     histogram: corrected.histogram,
   };
@@ -85,7 +90,10 @@ export function textSummary(result) {
     lines.push('  * from each request\'s intended send time (coordinated omission corrected)');
   }
   lines.push(`  errors     ${n(result.errors.total)}${errorParts.length ? ` (${errorParts.join(', ')})` : ''}`);
-  lines.push(`  connections ${n(result.established)} established, ${n(result.reconnects)} reopened`);
+  lines.push(
+    `  connections ${n(result.established)} established, ${n(result.reconnects)} reopened` +
+      (result.serverCloses ? ` (${n(result.serverCloses)} closed by the server as announced)` : ''),
+  );
   return lines.join('\n');
 }
 
