@@ -34,6 +34,11 @@ interface BenchResult {
   uncorrectedLatency?: Latency;
   bytes: { sent: number; received: number };
   established: number;
+  reconnects: number;
+  serverCloses: number;
+  p50: number;
+  p99: number;
+  p999: number;
 }
 
 /** Runs the CLI with `args` on `backend`; its JSON result (with --json) and raw output. */
@@ -171,6 +176,34 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     expect(JSON.parse(refused.stdout).errors.connectRefused).toBeGreaterThan(0);
   });
 
+  it('http: chunked replies with trailers are good replies; Connection: close is honoured and counted', async () => {
+    const chunked = createHttpServer({ keepAliveTimeout: 30_000 }, (_req, res) => {
+      res.setHeader('Trailer', 'X-Checksum');
+      res.write('hel');
+      res.write('lo');
+      res.addTrailers({ 'X-Checksum': '1' });
+      res.end();
+    });
+    const run = await bench(backend, ['http', `http://${await listening(chunked)}/`, '--connections', '4', ...SHORT, '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.json!.errors.total).toBe(0);
+    expect(run.json!.requests).toBeGreaterThan(0);
+    expect(run.json!.reconnects).toBe(0);
+
+    let served = 0;
+    const closing = createHttpServer({ keepAliveTimeout: 30_000 }, (_req, res) => {
+      if (++served % 3 === 0) res.setHeader('Connection', 'close');
+      res.setHeader('Content-Length', '2');
+      res.end('ok');
+    });
+    const closes = await bench(backend, ['http', `http://${await listening(closing)}/`, '--connections', '4', ...SHORT, '--json']);
+    expect(closes.code, closes.stderr).toBe(0);
+    expect(closes.json!.errors.total).toBe(0);
+    expect(closes.json!.requests).toBeGreaterThan(0);
+    expect(closes.json!.serverCloses).toBeGreaterThan(0);
+    expect(closes.json!.reconnects).toBeGreaterThanOrEqual(closes.json!.serverCloses);
+  });
+
   it('open loop: a server that takes 20 ms per reply shows p50 >= 20 ms', async () => {
     const target = `http://${await listening(httpServer(200, 20))}/`;
     const run = await bench(backend, ['http', target, '--connections', '10', '--rate', '200', '--duration', '0.8', '--warmup', '0.1', '--json']);
@@ -216,6 +249,7 @@ describe('native-reactor-bench output and command line', () => {
     expect(result.latency.p50).toBeLessThanOrEqual(result.latency.p99);
     expect(result.latency.p99).toBeLessThanOrEqual(result.latency.p999);
     expect(result.latency.p9999).toBeLessThanOrEqual(result.latency.max);
+    expect([result.p50, result.p99, result.p999]).toEqual([result.latency.p50, result.latency.p99, result.latency.p999]);
     expect(result.uncorrectedLatency).toBeUndefined(); // closed loop
   });
 
@@ -275,11 +309,58 @@ describe('bench readers', () => {
     }
   });
 
-  it('notes Connection: close, and refuses what cannot be framed', () => {
-    expect(feedAll([Buffer.from(response(200, '', 'Connection: close\r\n'))]).closing).toBe(true);
-    for (const bad of ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n', 'HTTP/1.1 200 OK\r\n\r\n', 'SSH-2.0-x\r\n\r\n', 'HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n']) {
-      expect(() => feedAll([Buffer.from(bad)])).toThrow(ReplyError);
+  const inChunksOf = (stream: Buffer, size: number) => {
+    const chunks = [];
+    for (let at = 0; at < stream.length; at += size) chunks.push(stream.subarray(at, at + size));
+    return chunks;
+  };
+
+  it('reads chunked responses, extensions and trailers included, however they are split', () => {
+    const chunked = (status: number, chunks: string[], trailers = '') =>
+      `HTTP/1.1 ${status} X\r\nTransfer-Encoding: chunked\r\n\r\n` +
+      chunks.map((c) => `${Buffer.byteLength(c).toString(16)}\r\n${c}\r\n`).join('') +
+      `0\r\n${trailers}\r\n`;
+    const stream = Buffer.from(
+      chunked(200, ['hel', 'lo\r\n0\r\n\r\n']) +
+        response(200, 'x') +
+        chunked(503, ['a'.repeat(300)], 'X-Checksum: 1\r\nX-Other: 2\r\n') +
+        'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nA;name=value\r\n0123456789\r\n0\r\n\r\n',
+    );
+    for (let size = 1; size <= stream.length; size += size < 40 ? 1 : 37) {
+      expect(feedAll(inChunksOf(stream, size)).replies, `chunks of ${size}`).toEqual([null, null, 'badStatus', null]);
     }
+  });
+
+  it('skips 1xx interim responses; a body without a length ends with the connection', () => {
+    const interim = feedAll([Buffer.from('HTTP/1.1 100 Continue\r\n\r\n' + response(200, 'ok'))]);
+    expect(interim.replies).toEqual([null]);
+
+    const reader = httpReader();
+    const replies: (string | null)[] = [];
+    reader.feed(Buffer.from('HTTP/1.1 200 OK\r\n\r\nbody until'), (kind: string | null) => replies.push(kind));
+    reader.feed(Buffer.from(' the close HTTP/1.1 500'), (kind: string | null) => replies.push(kind));
+    expect(replies).toEqual([]);
+    expect(reader.closing).toBe(true);
+    reader.end((kind: string | null) => replies.push(kind));
+    expect(replies).toEqual([null]);
+  });
+
+  it('notes Connection: close (and HTTP/1.0 without keep-alive); refuses what cannot be followed', () => {
+    expect(feedAll([Buffer.from(response(200, '', 'Connection: close\r\n'))]).closing).toBe(true);
+    expect(feedAll([Buffer.from(response(200, '', 'Connection: Keep-Alive\r\n'))]).closing).toBe(false);
+    expect(feedAll([Buffer.from(response(200, '').replace('1.1', '1.0'))]).closing).toBe(true);
+    for (const bad of [
+      'SSH-2.0-x\r\n\r\n',
+      'HTTP/1.1 2x0 OK\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nno colon\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n',
+    ]) {
+      expect(() => feedAll([Buffer.from(bad)]), bad).toThrow(ReplyError);
+    }
+    expect(() => feedAll([Buffer.from('HTTP/1.1 200 OK\r\nX: ' + 'y'.repeat(70_000))])).toThrow(/head over/);
   });
 
   it('an echo message has no period shorter than 251 bytes', () => {
