@@ -15,6 +15,10 @@
 // runs on, so the requests it missed are sent late and charged for it.
 // At the end no new request is sent, the ones in flight are awaited (at most
 // DRAIN_MS), and every connection is closed with a FIN (or reset: `reset`).
+//
+// With `churn` each connection carries one request: after its reply the
+// connection is closed (FIN) and opened again, and the latency runs from the
+// start of its connect (closed loop) or its intended time (open loop).
 import { ReplyError } from './reply-error.mjs';
 import { newHistogram } from './stats.mjs';
 
@@ -58,7 +62,7 @@ const record = (histogram, ms) => histogram.recordValue(Math.min(MAX_MICROS, Mat
  * tick(progress) is called every SWEEP_MS.
  */
 export async function runLoad(reactor, config, hooks = {}) {
-  const { workload, pipeline, rate, target } = config;
+  const { workload, pipeline, rate, target, churn = false } = config;
   const request = workload.request;
   const timeoutMs = config.timeout * 1000;
   const intervalMs = rate > 0 ? (config.connections / rate) * 1000 : 0;
@@ -99,6 +103,8 @@ export async function runLoad(reactor, config, hooks = {}) {
     next: 0, // open loop: when the next request is due
     timer: null,
     dropped: false, // lost on purpose, its error already counted
+    dialedAt: 0, // churn: when its connect began
+    done: false, // churn: its one reply came, it is closing
   }));
 
   function send(conn, intended) {
@@ -110,9 +116,9 @@ export async function runLoad(reactor, config, hooks = {}) {
   }
 
   function pump(conn) {
-    if (!running() || conn.transport === null || conn.reader.closing) return;
+    if (!running() || conn.transport === null || conn.reader.closing || conn.done) return;
     if (rate === 0) {
-      while (conn.sentAt.length < pipeline) send(conn, now());
+      while (conn.sentAt.length < pipeline) send(conn, churn ? conn.dialedAt : now());
       return;
     }
     const t = now();
@@ -154,7 +160,10 @@ export async function runLoad(reactor, config, hooks = {}) {
       if (uncorrected) record(uncorrected, t - sentAt);
     }
     if (phase === 'stopping') checkSettled();
-    else pump(conn);
+    else if (churn) {
+      conn.done = true;
+      conn.transport.close();
+    } else pump(conn);
   }
 
   function lost(conn, reason) {
@@ -167,6 +176,7 @@ export async function runLoad(reactor, config, hooks = {}) {
     const unanswered = conn.sentAt.length;
     conn.transport = null;
     conn.dropped = false;
+    conn.done = false;
     conn.intended.length = 0;
     conn.sentAt.length = 0;
     inFlight -= unanswered;
@@ -181,6 +191,7 @@ export async function runLoad(reactor, config, hooks = {}) {
   /** Opens conn's connection; resolves true once connected, false if that failed. */
   function dial(conn) {
     const reader = workload.newReader();
+    conn.dialedAt = now();
     const onReply = (kind) => reply(conn, kind);
     return connect({
       keepsData: false,

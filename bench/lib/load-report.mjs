@@ -69,6 +69,7 @@ export function summarize(config, shares) {
 
 const n = (value) => Math.round(value).toLocaleString('en-US');
 const micros = (value) => (value == null ? '—' : value >= 10_000 ? `${(value / 1000).toFixed(1)} ms` : `${n(value)} µs`);
+export { n as formatCount, micros as formatMicros };
 
 function latencyLine(label, latency) {
   const parts = ['p50', 'p90', 'p99', 'p999', 'p9999', 'max', 'mean'].map((p) => `${p} ${micros(latency[p])}`);
@@ -82,7 +83,9 @@ export function textSummary(result) {
   const lines = [
     `${result.workload} ${result.target}: ${result.connections} connections × pipeline ${result.pipeline}, ${mode}, ` +
       `${result.duration} s after ${result.warmup} s warm-up, ${result.workers} worker${result.workers > 1 ? 's' : ''}`,
-    `  requests   ${n(result.requests)} in ${result.seconds.toFixed(2)} s: ${n(result.throughput)}/s`,
+    result.workload === 'churn'
+      ? `  connections ${n(result.requests)} (connect, echo, close) in ${result.seconds.toFixed(2)} s: ${n(result.throughput)}/s`
+      : `  requests   ${n(result.requests)} in ${result.seconds.toFixed(2)} s: ${n(result.throughput)}/s`,
     latencyLine(result.rate ? 'latency*' : 'latency', result.latency),
   ];
   if (result.uncorrectedLatency) {
