@@ -20,7 +20,7 @@
 // connection is closed (FIN) and opened again, and the latency runs from the
 // start of its connect (closed loop) or its intended time (open loop).
 import { ReplyError } from './reply-error.mjs';
-import { newHistogram } from './stats.mjs';
+import { LatencyRecorder } from './latency-recorder.mjs';
 
 export const ERROR_KINDS = ['connectRefused', 'connectTimeout', 'connect', 'reset', 'closed', 'timeout', 'badReply', 'badStatus'];
 
@@ -29,7 +29,6 @@ const RETRY_MS = 100;
 const SWEEP_MS = 100; // request timeouts and progress
 const DRAIN_MS = 2000;
 const CLOSE_MS = 2000;
-const MAX_MICROS = 60_000_000; // the histogram's ceiling
 // Timers fire in whole milliseconds, often late by one: an open-loop request
 // due within this much is sent now. Its latency then runs from when it was
 // actually sent (never from before it left), so sending early hides nothing.
@@ -51,8 +50,6 @@ function lostKind(reason) {
   return ['ECONNRESET', 'EPIPE', 'ECONNABORTED'].includes(reason.code) ? 'reset' : 'closed';
 }
 
-const record = (histogram, ms) => histogram.recordValue(Math.min(MAX_MICROS, Math.max(1, Math.round(ms * 1000))));
-
 /**
  * Runs the load on `reactor`. `config`: target ({host, port} or {path}),
  * workload (see workloads.mjs), connections, pipeline, rate (0: closed loop),
@@ -67,8 +64,8 @@ export async function runLoad(reactor, config, hooks = {}) {
   const timeoutMs = config.timeout * 1000;
   const intervalMs = rate > 0 ? (config.connections / rate) * 1000 : 0;
   const errors = Object.fromEntries(ERROR_KINDS.map((kind) => [kind, 0]));
-  const histogram = newHistogram();
-  const uncorrected = rate > 0 ? newHistogram() : null;
+  const latencies = new LatencyRecorder();
+  const uncorrected = rate > 0 ? new LatencyRecorder() : null;
   let phase = 'connecting'; // then 'warmup', 'measuring', 'stopping'
   let completed = 0;
   let replies = 0;
@@ -98,8 +95,13 @@ export async function runLoad(reactor, config, hooks = {}) {
     index,
     transport: null,
     reader: null,
-    intended: [], // per request in flight, oldest first: when it was due (ms)
-    sentAt: [], // ... and when it was sent
+    // The requests in flight, a ring of `pipeline` slots from `oldest`: when
+    // each was due and when it was sent (ms). Typed arrays: nothing is
+    // allocated per request.
+    intended: new Float64Array(pipeline),
+    sentAt: new Float64Array(pipeline),
+    oldest: 0,
+    pending: 0,
     next: 0, // open loop: when the next request is due
     timer: null,
     dropped: false, // lost on purpose, its error already counted
@@ -107,29 +109,32 @@ export async function runLoad(reactor, config, hooks = {}) {
     done: false, // churn: its one reply came, it is closing
   }));
 
-  function send(conn, intended) {
-    conn.intended.push(intended);
-    conn.sentAt.push(now());
+  /** Sends a request due at `intended`, at `t` (ms). */
+  function send(conn, intended, t) {
+    let slot = conn.oldest + conn.pending++;
+    if (slot >= pipeline) slot -= pipeline;
+    conn.intended[slot] = intended;
+    conn.sentAt[slot] = t;
     inFlight++;
     bytesSent += request.length;
     conn.transport.write(request);
   }
 
-  function pump(conn) {
+  /** Sends what conn may send at `t` (ms, now). */
+  function pump(conn, t) {
     if (!running() || conn.transport === null || conn.reader.closing || conn.done) return;
     if (rate === 0) {
-      while (conn.sentAt.length < pipeline) send(conn, churn ? conn.dialedAt : now());
+      while (conn.pending < pipeline) send(conn, churn ? conn.dialedAt : t, t);
       return;
     }
-    const t = now();
-    while (conn.sentAt.length < pipeline && conn.next <= t + SEND_AHEAD_MS) {
-      send(conn, conn.next);
+    while (conn.pending < pipeline && conn.next <= t + SEND_AHEAD_MS) {
+      send(conn, conn.next, t);
       conn.next += intervalMs;
     }
-    if (conn.sentAt.length < pipeline && conn.timer === null) {
+    if (conn.pending < pipeline && conn.timer === null) {
       conn.timer = reactor.callLater(conn.next - t - SEND_AHEAD_MS, () => {
         conn.timer = null;
-        pump(conn);
+        pump(conn, now());
       });
     }
   }
@@ -144,26 +149,28 @@ export async function runLoad(reactor, config, hooks = {}) {
 
   function reply(conn, kind) {
     if (conn.transport === null) return; // dropped in this same read
-    if (conn.sentAt.length === 0) {
+    if (conn.pending === 0) {
       count('badReply'); // a reply to nothing
       return drop(conn);
     }
-    const intended = conn.intended.shift();
-    const sentAt = conn.sentAt.shift();
+    const intended = conn.intended[conn.oldest];
+    const sentAt = conn.sentAt[conn.oldest];
+    if (++conn.oldest === pipeline) conn.oldest = 0;
+    conn.pending--;
     inFlight--;
     replies++;
+    const t = now();
     if (kind !== null) count(kind);
     else if (phase === 'measuring') {
       completed++;
-      const t = now();
-      record(histogram, t - Math.min(intended, sentAt));
-      if (uncorrected) record(uncorrected, t - sentAt);
+      latencies.record(t - (intended < sentAt ? intended : sentAt));
+      if (uncorrected) uncorrected.record(t - sentAt);
     }
     if (phase === 'stopping') checkSettled();
     else if (churn) {
       conn.done = true;
       conn.transport.close();
-    } else pump(conn);
+    } else pump(conn, t);
   }
 
   function lost(conn, reason) {
@@ -173,12 +180,12 @@ export async function runLoad(reactor, config, hooks = {}) {
     // The server said it would close (Connection: close): what it left unanswered is not an error.
     const announced = !wasDropped && conn.reader !== null && conn.reader.closing;
     if (announced && phase !== 'stopping') serverCloses++;
-    const unanswered = conn.sentAt.length;
+    const unanswered = conn.pending;
     conn.transport = null;
     conn.dropped = false;
     conn.done = false;
-    conn.intended.length = 0;
-    conn.sentAt.length = 0;
+    conn.oldest = 0;
+    conn.pending = 0;
     inFlight -= unanswered;
     open--;
     checkSettled();
@@ -199,7 +206,7 @@ export async function runLoad(reactor, config, hooks = {}) {
         conn.transport = transport;
         conn.reader = reader;
         open++;
-        pump(conn);
+        pump(conn, now());
       },
       dataReceived(data) {
         bytesReceived += data.length;
@@ -254,7 +261,7 @@ export async function runLoad(reactor, config, hooks = {}) {
   const sweep = () => {
     const t = now();
     for (const conn of conns) {
-      if (conn.transport !== null && conn.sentAt.length > 0 && t - conn.sentAt[0] > timeoutMs) {
+      if (conn.transport !== null && conn.pending > 0 && t - conn.sentAt[conn.oldest] > timeoutMs) {
         count('timeout');
         drop(conn);
       }
@@ -269,7 +276,7 @@ export async function runLoad(reactor, config, hooks = {}) {
   for (const conn of conns) {
     // Each connection's schedule starts at its own offset: rate/N apart, not all at once.
     conn.next = started + (conn.index * intervalMs) / conns.length;
-    if (conn.transport !== null) pump(conn);
+    if (conn.transport !== null) pump(conn, now());
     else dial(conn); // its first connect failed, or it was lost meanwhile
   }
   await after(config.warmup * 1000);
@@ -295,8 +302,8 @@ export async function runLoad(reactor, config, hooks = {}) {
     completed,
     seconds,
     errors,
-    histogram,
-    uncorrected,
+    histogram: latencies.histogram(),
+    uncorrected: uncorrected?.histogram() ?? null,
     established,
     reconnects,
     serverCloses,

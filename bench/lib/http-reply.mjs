@@ -35,6 +35,7 @@ const lower = (name) => Buffer.from(name, 'latin1');
 const CONTENT_LENGTH = lower('content-length');
 const TRANSFER_ENCODING = lower('transfer-encoding');
 const CONNECTION = lower('connection');
+const KEEP_ALIVE = lower('keep-alive');
 
 /** Whether buf[start, end) equals `name` (lower case) ignoring ASCII case. */
 function sameName(buf, start, end, name) {
@@ -122,10 +123,15 @@ export function httpReader() {
         chunked = last === 'chunked';
         otherCoding = !chunked && last !== 'identity';
       } else if (sameName(buf, line, colon, CONNECTION)) {
-        const tokens = buf.toString('latin1', from, to).toLowerCase().split(',');
-        for (const token of tokens) {
-          if (token.trim() === 'close') close = true;
-          else if (token.trim() === 'keep-alive' && http10) close = false;
+        // "keep-alive" alone, as most servers send it on every reply, in the bytes.
+        if (sameName(buf, from, to, KEEP_ALIVE)) {
+          if (http10) close = false;
+        } else {
+          const tokens = buf.toString('latin1', from, to).toLowerCase().split(',');
+          for (const token of tokens) {
+            if (token.trim() === 'close') close = true;
+            else if (token.trim() === 'keep-alive' && http10) close = false;
+          }
         }
       }
       line = lineEnd + 1;
