@@ -356,6 +356,8 @@ describe('native-reactor-bench output and command line', () => {
     expect(result.latency.p99).toBeLessThanOrEqual(result.latency.p999);
     expect(result.latency.p9999).toBeLessThanOrEqual(result.latency.max);
     expect([result.p50, result.p99, result.p999]).toEqual([result.latency.p50, result.latency.p99, result.latency.p999]);
+    expect(result.generator.cpuSeconds).toBeGreaterThan(0);
+    expect(result.generator.cpuMicrosPerRequest).toBeGreaterThan(0);
     expect(result.uncorrectedLatency).toBeUndefined(); // closed loop
   });
 

@@ -283,9 +283,11 @@ export async function runLoad(reactor, config, hooks = {}) {
   phase = 'measuring';
   hooks.phase?.('measure-start');
   const measureStart = now();
+  const cpuStart = process.cpuUsage();
   await after(config.duration * 1000);
   phase = 'stopping';
   const seconds = (now() - measureStart) / 1000;
+  const cpu = process.cpuUsage(cpuStart);
   hooks.phase?.('measure-end');
   sweeper.cancel();
   for (const conn of conns) conn.timer?.cancel();
@@ -307,6 +309,7 @@ export async function runLoad(reactor, config, hooks = {}) {
     established,
     reconnects,
     serverCloses,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6, // the whole process's, over the measured window
     bytesSent,
     bytesReceived,
   };

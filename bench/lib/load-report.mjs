@@ -27,6 +27,17 @@ function merged(encoded) {
   return { latency, histogram: hdr.encodeIntoCompressedBase64(histogram) };
 }
 
+/**
+ * The load generator's own CPU over the measured window (all its threads:
+ * each share reads the process's, so the largest is taken), and per good
+ * reply: how close the generator itself came to being the limit.
+ */
+function generatorCpu(shares) {
+  const cpuSeconds = Math.max(...shares.map((s) => s.cpuSeconds));
+  const completed = shares.reduce((n, s) => n + s.completed, 0);
+  return { cpuSeconds, cpuMicrosPerRequest: completed > 0 ? Math.round((cpuSeconds * 1e7) / completed) / 10 : null };
+}
+
 /** The JSON result of `config` (parsed command line) from its shares' results. */
 export function summarize(config, shares) {
   const sum = (key) => shares.reduce((n, s) => n + s[key], 0);
@@ -58,6 +69,7 @@ export function summarize(config, shares) {
     reconnects: sum('reconnects'),
     serverCloses: sum('serverCloses'),
     bytes: { sent: sum('bytesSent'), received: sum('bytesReceived') },
+    generator: generatorCpu(shares),
     histogram: corrected.histogram,
   };
   if (config.rate > 0) {
@@ -92,6 +104,8 @@ export function textSummary(result) {
     lines.push(latencyLine('uncorrected', result.uncorrectedLatency));
     lines.push('  * from each request\'s intended send time (coordinated omission corrected)');
   }
+  const { cpuSeconds, cpuMicrosPerRequest } = result.generator;
+  lines.push(`  generator  ${cpuSeconds.toFixed(2)} s CPU in the window${cpuMicrosPerRequest === null ? '' : `, ${cpuMicrosPerRequest} µs per reply`}`);
   lines.push(`  errors     ${n(result.errors.total)}${errorParts.length ? ` (${errorParts.join(', ')})` : ''}`);
   lines.push(
     `  connections ${n(result.established)} established, ${n(result.reconnects)} reopened` +
