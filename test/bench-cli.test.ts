@@ -39,6 +39,7 @@ interface BenchResult {
   p50: number;
   p99: number;
   p999: number;
+  generator: { cpuSeconds: number; cpuMicrosPerRequest: number | null };
 }
 
 interface StormResult {
