@@ -9,7 +9,6 @@
 import { ReplyError } from './reply-error.mjs';
 
 const MAX_HEAD = 64 * 1024; // also the bound on a chunk-size line plus trailers
-const HEAD_END = Buffer.from('\r\n\r\n');
 const CR = 13;
 const LF = 10;
 const COLON = 58;
@@ -47,6 +46,15 @@ function sameName(buf, start, end, name) {
   return true;
 }
 
+/**
+ * The index of the first `byte` in buf[from, to), or `to`. A loop in
+ * JavaScript: for a line of a head, cheaper than Buffer#indexOf's call into C++.
+ */
+function find(buf, byte, from, to) {
+  while (from < to && buf[from] !== byte) from++;
+  return from;
+}
+
 const preview = (buf, start, end) => JSON.stringify(buf.toString('latin1', start, Math.min(end, start + 80)));
 
 function hexValue(b) {
@@ -68,15 +76,22 @@ export function httpReader() {
   let kind = null; // the outcome of the response being read
   let chunkDigits = 0;
   let framingBytes = 0; // of the current chunk-size line, or of the trailers
+  let interim = false; // the head just parsed was a 1xx
 
   /**
-   * Parses the head in buf[start, end) (end at the blank line's CRLF CRLF);
-   * sets state, left, kind. Returns whether it was an interim (1xx) response.
+   * Parses the head that starts at buf[start], in one pass. Returns -1 if
+   * the blank line ending it is not in buf yet (nothing is changed then),
+   * else the index after that line, having set state, left and kind (or
+   * `interim`, for a 1xx response: the final one follows).
    */
-  function parseHead(buf, start, end) {
+  function parseHead(buf, start) {
+    const limit = buf.length;
+    let line = find(buf, LF, start, limit) + 1;
+    if (line > limit) return -1;
+    const end = line; // of the status line, for the checks below
     // "HTTP/1.x NNN" then a space or the end of the line.
     if (
-      end - start < 12 ||
+      end - start < 13 ||
       buf[start] !== 72 || buf[start + 1] !== 84 || buf[start + 2] !== 84 || buf[start + 3] !== 80 ||
       buf[start + 4] !== 47 || buf[start + 5] !== 49 || buf[start + 6] !== 46 || (buf[start + 7] !== 48 && buf[start + 7] !== 49) ||
       buf[start + 8] !== SPACE
@@ -89,7 +104,7 @@ export function httpReader() {
       if (digit < 0 || digit > 9) throw new ReplyError('badReply', `bad status code: ${preview(buf, start, end)}`);
       code = code * 10 + digit;
     }
-    if (start + 12 < end && buf[start + 12] !== SPACE && buf[start + 12] !== CR) {
+    if (buf[start + 12] !== SPACE && buf[start + 12] !== CR && buf[start + 12] !== LF) {
       throw new ReplyError('badReply', `bad status code: ${preview(buf, start, end)}`);
     }
     const http10 = buf[start + 7] === 48;
@@ -97,13 +112,21 @@ export function httpReader() {
     let chunked = false;
     let otherCoding = false;
     let close = http10;
-    let line = buf.indexOf(LF, start) + 1;
-    while (line < end) {
-      let lineEnd = buf.indexOf(LF, line);
-      if (lineEnd === -1 || lineEnd > end) lineEnd = end;
+    for (;;) {
+      // The blank line (CRLF, or a bare LF) ends the head.
+      if (line < limit && buf[line] === LF) {
+        line += 1;
+        break;
+      }
+      if (line + 1 < limit && buf[line] === CR && buf[line + 1] === LF) {
+        line += 2;
+        break;
+      }
+      const lineEnd = find(buf, LF, line, limit);
+      if (lineEnd === limit) return -1;
       const textEnd = buf[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd;
-      const colon = buf.indexOf(COLON, line);
-      if (colon <= line || colon >= textEnd) throw new ReplyError('badReply', `malformed header line: ${preview(buf, line, textEnd)}`);
+      const colon = find(buf, COLON, line, textEnd);
+      if (colon === line || colon === textEnd) throw new ReplyError('badReply', `malformed header line: ${preview(buf, line, textEnd)}`);
       let from = colon + 1;
       let to = textEnd;
       while (from < to && (buf[from] === SPACE || buf[from] === TAB)) from++;
@@ -136,7 +159,8 @@ export function httpReader() {
       }
       line = lineEnd + 1;
     }
-    if (code >= 100 && code < 200 && code !== 101) return true;
+    interim = code >= 100 && code < 200 && code !== 101;
+    if (interim) return line;
     if (close) reader.closing = true;
     kind = code >= 200 && code < 300 ? null : 'badStatus';
     if (code < 200 || code === 204 || code === 304) state = HEAD;
@@ -151,7 +175,7 @@ export function httpReader() {
       state = UNTIL_CLOSE;
       reader.closing = true;
     }
-    return false;
+    return line;
   }
 
   const reader = {
@@ -162,26 +186,19 @@ export function httpReader() {
       while (at < size) {
         switch (state) {
           case HEAD: {
-            let buf = data;
-            let start = at;
-            let end;
-            if (head === null) {
-              end = data.indexOf(HEAD_END, at);
-            } else {
-              // Search from where the head's end could start, across the two pieces.
-              buf = Buffer.concat([head, data.subarray(at)]);
-              start = 0;
-              end = buf.indexOf(HEAD_END, Math.max(0, head.length - 3));
-            }
+            // A head split across reads is parsed again whole once its end has come.
+            const buf = head === null ? data : Buffer.concat([head, data.subarray(at)]);
+            const start = head === null ? at : 0;
+            const end = parseHead(buf, start);
             if (end === -1) {
               if (buf.length - start > MAX_HEAD) throw new ReplyError('badReply', `response head over ${MAX_HEAD} bytes`);
               head = Buffer.from(buf.subarray(start));
               return;
             }
             if (end - start > MAX_HEAD) throw new ReplyError('badReply', `response head over ${MAX_HEAD} bytes`);
-            at = buf === data ? end + 4 : at + end + 4 - head.length;
+            at = head === null ? end : at + end - head.length;
             head = null;
-            if (parseHead(buf, start, end + 2)) continue; // interim: the final response follows
+            if (interim) continue;
             if (state === HEAD) onReply(kind);
             else if (state === CHUNK_SIZE) framingBytes = 0;
             continue;
