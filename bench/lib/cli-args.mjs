@@ -64,9 +64,10 @@ flags:
 errors ({total, by kind}), p50 p99 p999 (µs: reply latency; storm: connect latency;
 churn: connect to reply; idle: lifetimes of the connections the server closed),
 latency (p50 p90 p99 p999 p9999 max mean stdev, µs), uncorrectedLatency (with --rate),
-requests, seconds, established, reconnects, serverCloses, bytes, histogram (HdrHistogram,
-compressed base64) and the settings; storm adds connectsPerSecond and errorCodes; idle
-adds held, closedByServer {fin, reset} and closedWhen (counts per tenth of --duration).
+requests, seconds, established, reconnects, serverCloses, generator (cpuSeconds over the
+window, cpuMicrosPerRequest), bytes, histogram (HdrHistogram, compressed base64) and
+the settings; storm adds connectsPerSecond and errorCodes; idle adds held,
+closedByServer {fin, reset, other} and closedWhen (counts per tenth of --duration).
 
 Latencies are in microseconds. Exit status: 0 done, 1 no connection could be made,
 2 bad command line.`;
