@@ -42,7 +42,8 @@ export async function runStorm(reactor, config) {
     dataReceived() {},
     connectionLost(reason) {
       open--;
-      // Lost before the storm ended: the server closed or reset what it had accepted.
+      // Lost before the storm ended: the server closed or reset what it had accepted
+    // (a server out of descriptors or at its connection limit does).
       if (!stormOver) count1(reason?.code === 'ECONNRESET' ? 'reset' : 'closed');
       if (open === 0) onAllClosed?.();
     },
@@ -145,7 +146,7 @@ export function stormText(result) {
     `storm ${result.target}: ${n(result.connections)} connects, ${how}`,
     `  established ${n(result.established)} in ${result.seconds.toFixed(3)} s: ${n(result.connectsPerSecond)} connects/s`,
     `  connect    ${['p50', 'p90', 'p99', 'p999', 'max'].map((p) => `${p} ${micros(result.latency[p])}`).join('  ')}`,
-    `  errors     ${n(result.errors.total)}${kinds.length ? ` (${kinds.join(', ')}; ${codes.join(', ') || 'lost after connecting'})` : ''}`,
+    `  errors     ${n(result.errors.total)}${kinds.length ? ` (${kinds.join(', ')})` : ''}${codes.length ? `; failed connects by code: ${codes.join(', ')}` : ''}`,
   ].join('\n');
 }
 
