@@ -34,6 +34,31 @@ interface BenchResult {
   uncorrectedLatency?: Latency;
   bytes: { sent: number; received: number };
   established: number;
+  reconnects: number;
+  serverCloses: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  generator: { cpuSeconds: number; cpuMicrosPerRequest: number | null };
+}
+
+interface StormResult {
+  established: number;
+  seconds: number;
+  throughput: number;
+  connectsPerSecond: number;
+  errors: Record<string, number> & { total: number };
+  errorCodes: Record<string, number>;
+  p50: number;
+  p99: number;
+  uncorrectedLatency?: Latency;
+}
+interface IdleResult {
+  established: number;
+  held: number;
+  closedByServer: { total: number; fin: number; reset: number; other: number };
+  closedWhen: { untilSeconds: number; fin: number; reset: number; other: number }[];
+  p50: number;
 }
 
 /** Runs the CLI with `args` on `backend`; its JSON result (with --json) and raw output. */
@@ -171,6 +196,34 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     expect(JSON.parse(refused.stdout).errors.connectRefused).toBeGreaterThan(0);
   });
 
+  it('http: chunked replies with trailers are good replies; Connection: close is honoured and counted', async () => {
+    const chunked = createHttpServer({ keepAliveTimeout: 30_000 }, (_req, res) => {
+      res.setHeader('Trailer', 'X-Checksum');
+      res.write('hel');
+      res.write('lo');
+      res.addTrailers({ 'X-Checksum': '1' });
+      res.end();
+    });
+    const run = await bench(backend, ['http', `http://${await listening(chunked)}/`, '--connections', '4', ...SHORT, '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.json!.errors.total).toBe(0);
+    expect(run.json!.requests).toBeGreaterThan(0);
+    expect(run.json!.reconnects).toBe(0);
+
+    let served = 0;
+    const closing = createHttpServer({ keepAliveTimeout: 30_000 }, (_req, res) => {
+      if (++served % 3 === 0) res.setHeader('Connection', 'close');
+      res.setHeader('Content-Length', '2');
+      res.end('ok');
+    });
+    const closes = await bench(backend, ['http', `http://${await listening(closing)}/`, '--connections', '4', ...SHORT, '--json']);
+    expect(closes.code, closes.stderr).toBe(0);
+    expect(closes.json!.errors.total).toBe(0);
+    expect(closes.json!.requests).toBeGreaterThan(0);
+    expect(closes.json!.serverCloses).toBeGreaterThan(0);
+    expect(closes.json!.reconnects).toBeGreaterThanOrEqual(closes.json!.serverCloses);
+  });
+
   it('open loop: a server that takes 20 ms per reply shows p50 >= 20 ms', async () => {
     const target = `http://${await listening(httpServer(200, 20))}/`;
     const run = await bench(backend, ['http', target, '--connections', '10', '--rate', '200', '--duration', '0.8', '--warmup', '0.1', '--json']);
@@ -201,6 +254,93 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
   });
 });
 
+describe.each(Reactor.backends)('%s backend: storm, idle, churn', (backend) => {
+  it('storm: N connects back to back or at a rate, all held until the last is in; refused connects by code', async () => {
+    let ended = 0;
+    const server = createServer((socket) => {
+      socket.on('close', () => ended++);
+      socket.on('error', () => {});
+    });
+    const target = await listening(server);
+    const run = await bench(backend, ['storm', target, '--connections', '300', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const result = run.json! as unknown as StormResult;
+    expect(result.established).toBe(300);
+    expect(result.errors.total).toBe(0);
+    expect(result.connectsPerSecond).toBeGreaterThan(0);
+    expect(result.throughput).toBe(result.connectsPerSecond);
+    expect(result.p50).toBeGreaterThan(0);
+    expect(result.p50).toBeLessThanOrEqual(result.p99);
+    await expect.poll(() => ended).toBe(300);
+
+    const paced = await bench(backend, ['storm', target, '--connections', '100', '--rate', '1000', '--json']);
+    expect(paced.code, paced.stderr).toBe(0);
+    const pacedResult = paced.json! as unknown as StormResult;
+    expect(pacedResult.established).toBe(100);
+    expect(pacedResult.seconds).toBeGreaterThan(0.09); // 100 connects at 1,000/s
+    expect(pacedResult.uncorrectedLatency!.p50).toBeGreaterThan(0);
+
+    const closed = createServer();
+    const port = Number((await listening(closed)).split(':')[1]);
+    await new Promise((resolve) => closed.close(resolve));
+    servers.pop();
+    const refused = await bench(backend, ['storm', `127.0.0.1:${port}`, '--connections', '5', '--concurrency', '2', '--json']);
+    expect(refused.code).toBe(1);
+    const refusedResult = JSON.parse(refused.stdout) as StormResult;
+    expect(refusedResult.errors.connectRefused).toBe(5);
+    expect(refusedResult.errorCodes).toEqual({ ECONNREFUSED: 5 });
+  });
+
+  it('idle: how many connections the server closed, when, and with a FIN or a reset', async () => {
+    let accepted = 0;
+    const endedByClient = { fin: 0 };
+    const server = createServer((socket) => {
+      const which = accepted++ % 3;
+      socket.on('error', () => {});
+      if (which === 0) setTimeout(() => socket.end(), 200);
+      else if (which === 1) setTimeout(() => socket.resetAndDestroy(), 400);
+      else socket.on('end', () => endedByClient.fin++);
+    });
+    const run = await bench(backend, ['idle', await listening(server), '--connections', '30', '--duration', '1', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const result = run.json! as unknown as IdleResult;
+    expect(result.established).toBe(30);
+    expect(result.closedByServer).toEqual({ total: 20, fin: 10, reset: 10, other: 0 });
+    expect(result.held).toBe(10);
+    expect(result.closedWhen).toHaveLength(10);
+    const bins = result.closedWhen;
+    expect(bins.reduce((sum, b) => sum + b.fin, 0)).toBe(10);
+    expect(bins.reduce((sum, b) => sum + b.reset, 0)).toBe(10);
+    // Lifetimes run from the client's connect; the server's timers may fire a millisecond early.
+    expect(bins[0]!.fin).toBe(0); // ended at 200 ms
+    expect(bins.slice(0, 3).reduce((sum, b) => sum + b.reset, 0)).toBe(0); // reset at 400 ms
+    expect(result.p50).toBeGreaterThanOrEqual(190_000);
+    await expect.poll(() => endedByClient.fin).toBe(10); // the rest closed with a FIN at the end
+  });
+
+  it('churn: connect, one echo, close, again: every connection carries one message and ends with a FIN', async () => {
+    const perConnection: number[] = [];
+    let resets = 0;
+    const server = createServer((socket) => {
+      const index = perConnection.push(0) - 1;
+      socket.on('data', (data) => {
+        perConnection[index]! += data.length;
+        socket.write(data);
+      });
+      socket.on('error', () => resets++);
+    });
+    const run = await bench(backend, ['churn', await listening(server), '--connections', '4', '--size', '100', ...SHORT, '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const result = run.json!;
+    expect(result.errors.total).toBe(0);
+    expect(result.throughput).toBeGreaterThan(0);
+    expect(result.requests).toBeGreaterThan(0);
+    expect(perConnection.length).toBeGreaterThan(result.requests);
+    expect(perConnection.every((bytes) => bytes === 0 || bytes === 100)).toBe(true);
+    expect(resets).toBe(0);
+  });
+});
+
 describe('native-reactor-bench output and command line', () => {
   it('--json prints one object with throughput, errors by kind and latency percentiles in µs', async () => {
     const target = await listening(netEcho().server);
@@ -216,6 +356,9 @@ describe('native-reactor-bench output and command line', () => {
     expect(result.latency.p50).toBeLessThanOrEqual(result.latency.p99);
     expect(result.latency.p99).toBeLessThanOrEqual(result.latency.p999);
     expect(result.latency.p9999).toBeLessThanOrEqual(result.latency.max);
+    expect([result.p50, result.p99, result.p999]).toEqual([result.latency.p50, result.latency.p99, result.latency.p999]);
+    expect(result.generator.cpuSeconds).toBeGreaterThan(0);
+    expect(result.generator.cpuMicrosPerRequest).toBeGreaterThan(0);
     expect(result.uncorrectedLatency).toBeUndefined(); // closed loop
   });
 
@@ -235,7 +378,10 @@ describe('native-reactor-bench output and command line', () => {
     [['echo', '127.0.0.1:7000', '--size', '0'], /--size must be a whole number/],
     [['echo', '127.0.0.1:7000', '--rate', 'fast'], /--rate must be a whole number/],
     [['echo', '127.0.0.1:7000', '--duration', '-1'], /--duration/],
-    [['http', 'http://127.0.0.1/', '--size', '64'], /--size applies to the echo workload only/],
+    [['http', 'http://127.0.0.1/', '--size', '64'], /--size applies to the echo, churn workloads only/],
+    [['storm', '127.0.0.1:7000', '--pipeline', '2'], /--pipeline applies to the echo, http, rr workloads only/],
+    [['idle', '127.0.0.1:7000', '--concurrency', '2'], /--concurrency applies to the storm workload only/],
+    [['storm', '127.0.0.1:7000', '--concurrency', '0'], /--concurrency must be a whole number/],
     [['ecko', '127.0.0.1:7000'], /unknown workload "ecko"; did you mean "echo"\?/],
     [['echo', '127.0.0.1'], /target must be HOST:PORT/],
     [['http', 'https://127.0.0.1/'], /only http:\/\/ URLs/],
@@ -250,7 +396,7 @@ describe('native-reactor-bench output and command line', () => {
   it('--help prints every flag and exits 0', async () => {
     const run = await runProcess(process.execPath, [CLI, '--help'], 10_000);
     expect(run.code).toBe(0);
-    for (const flag of ['--connections', '--pipeline', '--rate', '--duration', '--warmup', '--workers', '--timeout', '--size', '--header', '--unix-socket', '--payload', '--payload-file', '--reply-length', '--reply-delimiter', '--reset', '--json']) {
+    for (const flag of ['--connections', '--pipeline', '--rate', '--duration', '--warmup', '--workers', '--timeout', '--size', '--header', '--unix-socket', '--payload', '--payload-file', '--reply-length', '--reply-delimiter', '--reset', '--json', '--concurrency', 'storm', 'idle', 'churn', 'p999']) {
       expect(run.stdout).toContain(flag);
     }
   });
@@ -275,11 +421,58 @@ describe('bench readers', () => {
     }
   });
 
-  it('notes Connection: close, and refuses what cannot be framed', () => {
-    expect(feedAll([Buffer.from(response(200, '', 'Connection: close\r\n'))]).closing).toBe(true);
-    for (const bad of ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n', 'HTTP/1.1 200 OK\r\n\r\n', 'SSH-2.0-x\r\n\r\n', 'HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n']) {
-      expect(() => feedAll([Buffer.from(bad)])).toThrow(ReplyError);
+  const inChunksOf = (stream: Buffer, size: number) => {
+    const chunks = [];
+    for (let at = 0; at < stream.length; at += size) chunks.push(stream.subarray(at, at + size));
+    return chunks;
+  };
+
+  it('reads chunked responses, extensions and trailers included, however they are split', () => {
+    const chunked = (status: number, chunks: string[], trailers = '') =>
+      `HTTP/1.1 ${status} X\r\nTransfer-Encoding: chunked\r\n\r\n` +
+      chunks.map((c) => `${Buffer.byteLength(c).toString(16)}\r\n${c}\r\n`).join('') +
+      `0\r\n${trailers}\r\n`;
+    const stream = Buffer.from(
+      chunked(200, ['hel', 'lo\r\n0\r\n\r\n']) +
+        response(200, 'x') +
+        chunked(503, ['a'.repeat(300)], 'X-Checksum: 1\r\nX-Other: 2\r\n') +
+        'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nA;name=value\r\n0123456789\r\n0\r\n\r\n',
+    );
+    for (let size = 1; size <= stream.length; size += size < 40 ? 1 : 37) {
+      expect(feedAll(inChunksOf(stream, size)).replies, `chunks of ${size}`).toEqual([null, null, 'badStatus', null]);
     }
+  });
+
+  it('skips 1xx interim responses; a body without a length ends with the connection', () => {
+    const interim = feedAll([Buffer.from('HTTP/1.1 100 Continue\r\n\r\n' + response(200, 'ok'))]);
+    expect(interim.replies).toEqual([null]);
+
+    const reader = httpReader();
+    const replies: (string | null)[] = [];
+    reader.feed(Buffer.from('HTTP/1.1 200 OK\r\n\r\nbody until'), (kind: string | null) => replies.push(kind));
+    reader.feed(Buffer.from(' the close HTTP/1.1 500'), (kind: string | null) => replies.push(kind));
+    expect(replies).toEqual([]);
+    expect(reader.closing).toBe(true);
+    reader.end((kind: string | null) => replies.push(kind));
+    expect(replies).toEqual([null]);
+  });
+
+  it('notes Connection: close (and HTTP/1.0 without keep-alive); refuses what cannot be followed', () => {
+    expect(feedAll([Buffer.from(response(200, '', 'Connection: close\r\n'))]).closing).toBe(true);
+    expect(feedAll([Buffer.from(response(200, '', 'Connection: Keep-Alive\r\n'))]).closing).toBe(false);
+    expect(feedAll([Buffer.from(response(200, '').replace('1.1', '1.0'))]).closing).toBe(true);
+    for (const bad of [
+      'SSH-2.0-x\r\n\r\n',
+      'HTTP/1.1 2x0 OK\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nno colon\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n',
+    ]) {
+      expect(() => feedAll([Buffer.from(bad)]), bad).toThrow(ReplyError);
+    }
+    expect(() => feedAll([Buffer.from('HTTP/1.1 200 OK\r\nX: ' + 'y'.repeat(70_000))])).toThrow(/head over/);
   });
 
   it('an echo message has no period shorter than 251 bytes', () => {

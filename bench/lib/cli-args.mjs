@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { closest } from '../../dist/validate.js';
 
-export const WORKLOADS = ['echo', 'http', 'rr'];
+export const WORKLOADS = ['echo', 'http', 'rr', 'storm', 'idle', 'churn'];
 const MAX = 0x7fffffff;
 
 export const USAGE = `usage: native-reactor-bench WORKLOAD TARGET [flags]
@@ -14,12 +14,23 @@ export const USAGE = `usage: native-reactor-bench WORKLOAD TARGET [flags]
   native-reactor-bench echo 127.0.0.1:7000 --connections 100 --size 64 --duration 5 --json
   native-reactor-bench http http://127.0.0.1:8080/ --connections 100 --duration 5 --rate 20000 --json
   native-reactor-bench rr /tmp/app.sock --payload 'PING\\r\\n' --reply-delimiter '\\r\\n'
+  native-reactor-bench storm 127.0.0.1:7000 --connections 10000 --json
+  native-reactor-bench idle 127.0.0.1:7000 --connections 1000 --duration 60
+  native-reactor-bench churn 127.0.0.1:7000 --connections 50 --size 64 --duration 5
 
 workloads:
   echo   fixed-size messages that must come back byte for byte
-  http   HTTP/1.1 GET with keep-alive; a 2xx with a Content-Length is a good reply
+  http   HTTP/1.1 GET with keep-alive; a 2xx is a good reply (body framed by
+         Content-Length, by chunks, or by the close); "Connection: close" is honoured
   rr     request/response: --payload or --payload-file, framed by --reply-length or
          --reply-delimiter
+  storm  --connections connects, back to back (--concurrency in flight) or at --rate
+         per second, each kept open until all are done: time to establish them all,
+         connects/s, connect latency, errors by kind
+  idle   open --connections and hold them silent for --duration: how many the server
+         closed, when (lifetimes), and how (FIN or reset)
+  churn  each of --connections loops: connect, one echo of --size bytes, close (FIN);
+         connections/s, and latency per connection from its connect to its reply
 targets: HOST:PORT, [IPV6]:PORT, or a Unix socket path (with a "/"); http takes a URL
          (http://HOST[:PORT]/PATH) and --unix-socket to reach it over a Unix socket.
 
@@ -29,14 +40,16 @@ flags:
   -R, --rate N           open loop: N requests/s in all, each connection on its own
                          schedule at N/connections; latency runs from each request's
                          intended send time (coordinated omission corrected, as wrk2).
-                         Without it, closed loop: a reply sends the next request
-  -d, --duration S       measured seconds (default 10)
+                         Without it, closed loop: a reply sends the next request.
+                         storm: connects per second, latency from each one's due time
+  -d, --duration S       measured seconds (default 10); idle: seconds to hold
       --warmup S         seconds of load before measuring (default 1)
   -w, --workers N        load-generator threads, connections and rate split among them
                          (default 1)
       --timeout S        a request or connect unanswered this long is an error and its
                          connection is opened again (default 10)
-      --size B           echo: message size in bytes (default 64)
+      --size B           echo, churn: message size in bytes (default 64)
+      --concurrency K    storm: connects in flight at once (default 1: back to back)
   -H, --header "N: V"    http: an extra request header (repeatable)
       --unix-socket PATH http: connect to this Unix socket instead of the URL's host
       --payload TEXT     rr: the request (escapes \\r \\n \\t \\\\ and \\xHH are decoded)
@@ -46,6 +59,15 @@ flags:
       --reset            end connections with a reset (RST) instead of a FIN
       --json             print the result as one JSON object on stdout
   -h, --help
+
+--json: throughput (per second: good replies; storm: connects; churn: connections),
+errors ({total, by kind}), p50 p99 p999 (µs: reply latency; storm: connect latency;
+churn: connect to reply; idle: lifetimes of the connections the server closed),
+latency (p50 p90 p99 p999 p9999 max mean stdev, µs), uncorrectedLatency (with --rate),
+requests, seconds, established, reconnects, serverCloses, generator (cpuSeconds over the
+window, cpuMicrosPerRequest), bytes, histogram (HdrHistogram, compressed base64) and
+the settings; storm adds connectsPerSecond and errorCodes; idle adds held,
+closedByServer {fin, reset, other} and closedWhen (counts per tenth of --duration).
 
 Latencies are in microseconds. Exit status: 0 done, 1 no connection could be made,
 2 bad command line.`;
@@ -64,6 +86,7 @@ const OPTIONS = {
   workers: { type: 'string', short: 'w' },
   timeout: { type: 'string' },
   size: { type: 'string' },
+  concurrency: { type: 'string' },
   header: { type: 'string', short: 'H', multiple: true },
   'unix-socket': { type: 'string' },
   payload: { type: 'string' },
@@ -74,8 +97,23 @@ const OPTIONS = {
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 };
-// Flags that belong to one workload only.
-const ONLY = { size: 'echo', header: 'http', 'unix-socket': 'http', payload: 'rr', 'payload-file': 'rr', 'reply-length': 'rr', 'reply-delimiter': 'rr' };
+// Flags that apply to some workloads only.
+const LOADS = ['echo', 'http', 'rr', 'churn'];
+const ONLY = {
+  pipeline: ['echo', 'http', 'rr'],
+  rate: [...LOADS, 'storm'],
+  duration: [...LOADS, 'idle'],
+  warmup: LOADS,
+  workers: LOADS,
+  size: ['echo', 'churn'],
+  concurrency: ['storm'],
+  header: ['http'],
+  'unix-socket': ['http'],
+  payload: ['rr'],
+  'payload-file': ['rr'],
+  'reply-length': ['rr'],
+  'reply-delimiter': ['rr'],
+};
 
 function whole(value, flag, min) {
   const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
@@ -164,8 +202,10 @@ export function parseCliArgs(argv) {
   }
   if (targetText === undefined) throw new UsageError(`${workload} needs a target`);
   if (extra.length) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
-  for (const [flag, owner] of Object.entries(ONLY)) {
-    if (values[flag] !== undefined && owner !== workload) throw new UsageError(`--${flag} applies to the ${owner} workload only`);
+  for (const [flag, owners] of Object.entries(ONLY)) {
+    if (values[flag] !== undefined && !owners.includes(workload)) {
+      throw new UsageError(`--${flag} applies to the ${owners.join(', ')} workload${owners.length > 1 ? 's' : ''} only`);
+    }
   }
 
   const config = {
@@ -184,9 +224,12 @@ export function parseCliArgs(argv) {
   if (config.workers > config.connections) {
     throw new UsageError(`--workers (${config.workers}) must not exceed --connections (${config.connections}): each worker needs one`);
   }
-  if (workload === 'echo') {
+  if (workload === 'echo' || workload === 'churn') {
     config.target = parseAddress(targetText);
     config.size = values.size === undefined ? 64 : whole(values.size, 'size', 1);
+  } else if (workload === 'storm' || workload === 'idle') {
+    config.target = parseAddress(targetText);
+    if (workload === 'storm') config.concurrency = values.concurrency === undefined ? 1 : whole(values.concurrency, 'concurrency', 1);
   } else if (workload === 'http') {
     const { url, target } = parseUrl(targetText);
     config.url = url.href;

@@ -15,8 +15,12 @@
 // runs on, so the requests it missed are sent late and charged for it.
 // At the end no new request is sent, the ones in flight are awaited (at most
 // DRAIN_MS), and every connection is closed with a FIN (or reset: `reset`).
+//
+// With `churn` each connection carries one request: after its reply the
+// connection is closed (FIN) and opened again, and the latency runs from the
+// start of its connect (closed loop) or its intended time (open loop).
 import { ReplyError } from './reply-error.mjs';
-import { newHistogram } from './stats.mjs';
+import { LatencyRecorder } from './latency-recorder.mjs';
 
 export const ERROR_KINDS = ['connectRefused', 'connectTimeout', 'connect', 'reset', 'closed', 'timeout', 'badReply', 'badStatus'];
 
@@ -25,7 +29,6 @@ const RETRY_MS = 100;
 const SWEEP_MS = 100; // request timeouts and progress
 const DRAIN_MS = 2000;
 const CLOSE_MS = 2000;
-const MAX_MICROS = 60_000_000; // the histogram's ceiling
 // Timers fire in whole milliseconds, often late by one: an open-loop request
 // due within this much is sent now. Its latency then runs from when it was
 // actually sent (never from before it left), so sending early hides nothing.
@@ -47,8 +50,6 @@ function lostKind(reason) {
   return ['ECONNRESET', 'EPIPE', 'ECONNABORTED'].includes(reason.code) ? 'reset' : 'closed';
 }
 
-const record = (histogram, ms) => histogram.recordValue(Math.min(MAX_MICROS, Math.max(1, Math.round(ms * 1000))));
-
 /**
  * Runs the load on `reactor`. `config`: target ({host, port} or {path}),
  * workload (see workloads.mjs), connections, pipeline, rate (0: closed loop),
@@ -58,17 +59,18 @@ const record = (histogram, ms) => histogram.recordValue(Math.min(MAX_MICROS, Mat
  * tick(progress) is called every SWEEP_MS.
  */
 export async function runLoad(reactor, config, hooks = {}) {
-  const { workload, pipeline, rate, target } = config;
+  const { workload, pipeline, rate, target, churn = false } = config;
   const request = workload.request;
   const timeoutMs = config.timeout * 1000;
   const intervalMs = rate > 0 ? (config.connections / rate) * 1000 : 0;
   const errors = Object.fromEntries(ERROR_KINDS.map((kind) => [kind, 0]));
-  const histogram = newHistogram();
-  const uncorrected = rate > 0 ? newHistogram() : null;
+  const latencies = new LatencyRecorder();
+  const uncorrected = rate > 0 ? new LatencyRecorder() : null;
   let phase = 'connecting'; // then 'warmup', 'measuring', 'stopping'
   let completed = 0;
   let replies = 0;
   let reconnects = 0;
+  let serverCloses = 0;
   let inFlight = 0;
   let open = 0;
   let bytesSent = 0;
@@ -93,36 +95,46 @@ export async function runLoad(reactor, config, hooks = {}) {
     index,
     transport: null,
     reader: null,
-    intended: [], // per request in flight, oldest first: when it was due (ms)
-    sentAt: [], // ... and when it was sent
+    // The requests in flight, a ring of `pipeline` slots from `oldest`: when
+    // each was due and when it was sent (ms). Typed arrays: nothing is
+    // allocated per request.
+    intended: new Float64Array(pipeline),
+    sentAt: new Float64Array(pipeline),
+    oldest: 0,
+    pending: 0,
     next: 0, // open loop: when the next request is due
     timer: null,
     dropped: false, // lost on purpose, its error already counted
+    dialedAt: 0, // churn: when its connect began
+    done: false, // churn: its one reply came, it is closing
   }));
 
-  function send(conn, intended) {
-    conn.intended.push(intended);
-    conn.sentAt.push(now());
+  /** Sends a request due at `intended`, at `t` (ms). */
+  function send(conn, intended, t) {
+    let slot = conn.oldest + conn.pending++;
+    if (slot >= pipeline) slot -= pipeline;
+    conn.intended[slot] = intended;
+    conn.sentAt[slot] = t;
     inFlight++;
     bytesSent += request.length;
     conn.transport.write(request);
   }
 
-  function pump(conn) {
-    if (!running() || conn.transport === null || conn.reader.closing) return;
+  /** Sends what conn may send at `t` (ms, now). */
+  function pump(conn, t) {
+    if (!running() || conn.transport === null || conn.reader.closing || conn.done) return;
     if (rate === 0) {
-      while (conn.sentAt.length < pipeline) send(conn, now());
+      while (conn.pending < pipeline) send(conn, churn ? conn.dialedAt : t, t);
       return;
     }
-    const t = now();
-    while (conn.sentAt.length < pipeline && conn.next <= t + SEND_AHEAD_MS) {
-      send(conn, conn.next);
+    while (conn.pending < pipeline && conn.next <= t + SEND_AHEAD_MS) {
+      send(conn, conn.next, t);
       conn.next += intervalMs;
     }
-    if (conn.sentAt.length < pipeline && conn.timer === null) {
+    if (conn.pending < pipeline && conn.timer === null) {
       conn.timer = reactor.callLater(conn.next - t - SEND_AHEAD_MS, () => {
         conn.timer = null;
-        pump(conn);
+        pump(conn, now());
       });
     }
   }
@@ -137,37 +149,48 @@ export async function runLoad(reactor, config, hooks = {}) {
 
   function reply(conn, kind) {
     if (conn.transport === null) return; // dropped in this same read
-    if (conn.sentAt.length === 0) {
+    if (conn.pending === 0) {
       count('badReply'); // a reply to nothing
       return drop(conn);
     }
-    const intended = conn.intended.shift();
-    const sentAt = conn.sentAt.shift();
+    const intended = conn.intended[conn.oldest];
+    const sentAt = conn.sentAt[conn.oldest];
+    if (++conn.oldest === pipeline) conn.oldest = 0;
+    conn.pending--;
     inFlight--;
     replies++;
+    const t = now();
     if (kind !== null) count(kind);
     else if (phase === 'measuring') {
       completed++;
-      const t = now();
-      record(histogram, t - Math.min(intended, sentAt));
-      if (uncorrected) record(uncorrected, t - sentAt);
+      latencies.record(t - (intended < sentAt ? intended : sentAt));
+      if (uncorrected) uncorrected.record(t - sentAt);
     }
     if (phase === 'stopping') checkSettled();
-    else pump(conn);
+    else if (churn) {
+      conn.done = true;
+      conn.transport.close();
+    } else pump(conn, t);
   }
 
   function lost(conn, reason) {
     const wasDropped = conn.dropped;
-    const unanswered = conn.sentAt.length;
+    // A reply framed by the end of the connection is complete now.
+    if (!wasDropped && reason === undefined && conn.transport !== null) conn.reader.end?.((kind) => reply(conn, kind));
+    // The server said it would close (Connection: close): what it left unanswered is not an error.
+    const announced = !wasDropped && conn.reader !== null && conn.reader.closing;
+    if (announced && phase !== 'stopping') serverCloses++;
+    const unanswered = conn.pending;
     conn.transport = null;
     conn.dropped = false;
-    conn.intended.length = 0;
-    conn.sentAt.length = 0;
+    conn.done = false;
+    conn.oldest = 0;
+    conn.pending = 0;
     inFlight -= unanswered;
     open--;
     checkSettled();
     if (phase === 'stopping' || phase === 'connecting') return;
-    if (!wasDropped && (reason !== undefined || unanswered > 0)) count(lostKind(reason));
+    if (!wasDropped && (reason !== undefined || (unanswered > 0 && !announced))) count(lostKind(reason));
     reconnects++;
     dial(conn);
   }
@@ -175,6 +198,7 @@ export async function runLoad(reactor, config, hooks = {}) {
   /** Opens conn's connection; resolves true once connected, false if that failed. */
   function dial(conn) {
     const reader = workload.newReader();
+    conn.dialedAt = now();
     const onReply = (kind) => reply(conn, kind);
     return connect({
       keepsData: false,
@@ -182,7 +206,7 @@ export async function runLoad(reactor, config, hooks = {}) {
         conn.transport = transport;
         conn.reader = reader;
         open++;
-        pump(conn);
+        pump(conn, now());
       },
       dataReceived(data) {
         bytesReceived += data.length;
@@ -237,7 +261,7 @@ export async function runLoad(reactor, config, hooks = {}) {
   const sweep = () => {
     const t = now();
     for (const conn of conns) {
-      if (conn.transport !== null && conn.sentAt.length > 0 && t - conn.sentAt[0] > timeoutMs) {
+      if (conn.transport !== null && conn.pending > 0 && t - conn.sentAt[conn.oldest] > timeoutMs) {
         count('timeout');
         drop(conn);
       }
@@ -252,16 +276,18 @@ export async function runLoad(reactor, config, hooks = {}) {
   for (const conn of conns) {
     // Each connection's schedule starts at its own offset: rate/N apart, not all at once.
     conn.next = started + (conn.index * intervalMs) / conns.length;
-    if (conn.transport !== null) pump(conn);
+    if (conn.transport !== null) pump(conn, now());
     else dial(conn); // its first connect failed, or it was lost meanwhile
   }
   await after(config.warmup * 1000);
   phase = 'measuring';
   hooks.phase?.('measure-start');
   const measureStart = now();
+  const cpuStart = process.cpuUsage();
   await after(config.duration * 1000);
   phase = 'stopping';
   const seconds = (now() - measureStart) / 1000;
+  const cpu = process.cpuUsage(cpuStart);
   hooks.phase?.('measure-end');
   sweeper.cancel();
   for (const conn of conns) conn.timer?.cancel();
@@ -278,10 +304,12 @@ export async function runLoad(reactor, config, hooks = {}) {
     completed,
     seconds,
     errors,
-    histogram,
-    uncorrected,
+    histogram: latencies.histogram(),
+    uncorrected: uncorrected?.histogram() ?? null,
     established,
     reconnects,
+    serverCloses,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6, // the whole process's, over the measured window
     bytesSent,
     bytesReceived,
   };

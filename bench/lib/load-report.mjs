@@ -27,6 +27,17 @@ function merged(encoded) {
   return { latency, histogram: hdr.encodeIntoCompressedBase64(histogram) };
 }
 
+/**
+ * The load generator's own CPU over the measured window (all its threads:
+ * each share reads the process's, so the largest is taken), and per good
+ * reply: how close the generator itself came to being the limit.
+ */
+function generatorCpu(shares) {
+  const cpuSeconds = Math.max(...shares.map((s) => s.cpuSeconds));
+  const completed = shares.reduce((n, s) => n + s.completed, 0);
+  return { cpuSeconds, cpuMicrosPerRequest: completed > 0 ? Math.round((cpuSeconds * 1e7) / completed) / 10 : null };
+}
+
 /** The JSON result of `config` (parsed command line) from its shares' results. */
 export function summarize(config, shares) {
   const sum = (key) => shares.reduce((n, s) => n + s[key], 0);
@@ -49,10 +60,16 @@ export function summarize(config, shares) {
     requests: sum('completed'),
     throughput: shares.reduce((n, s) => n + (s.seconds > 0 ? s.completed / s.seconds : 0), 0),
     errors,
+    // The headline percentiles (µs) at the top, as scripts read them; the rest in `latency`.
+    p50: corrected.latency.p50,
+    p99: corrected.latency.p99,
+    p999: corrected.latency.p999,
     latency: corrected.latency,
     established: sum('established'),
     reconnects: sum('reconnects'),
+    serverCloses: sum('serverCloses'),
     bytes: { sent: sum('bytesSent'), received: sum('bytesReceived') },
+    generator: generatorCpu(shares),
     histogram: corrected.histogram,
   };
   if (config.rate > 0) {
@@ -64,6 +81,7 @@ export function summarize(config, shares) {
 
 const n = (value) => Math.round(value).toLocaleString('en-US');
 const micros = (value) => (value == null ? '—' : value >= 10_000 ? `${(value / 1000).toFixed(1)} ms` : `${n(value)} µs`);
+export { n as formatCount, micros as formatMicros };
 
 function latencyLine(label, latency) {
   const parts = ['p50', 'p90', 'p99', 'p999', 'p9999', 'max', 'mean'].map((p) => `${p} ${micros(latency[p])}`);
@@ -77,15 +95,22 @@ export function textSummary(result) {
   const lines = [
     `${result.workload} ${result.target}: ${result.connections} connections × pipeline ${result.pipeline}, ${mode}, ` +
       `${result.duration} s after ${result.warmup} s warm-up, ${result.workers} worker${result.workers > 1 ? 's' : ''}`,
-    `  requests   ${n(result.requests)} in ${result.seconds.toFixed(2)} s: ${n(result.throughput)}/s`,
+    result.workload === 'churn'
+      ? `  connections ${n(result.requests)} (connect, echo, close) in ${result.seconds.toFixed(2)} s: ${n(result.throughput)}/s`
+      : `  requests   ${n(result.requests)} in ${result.seconds.toFixed(2)} s: ${n(result.throughput)}/s`,
     latencyLine(result.rate ? 'latency*' : 'latency', result.latency),
   ];
   if (result.uncorrectedLatency) {
     lines.push(latencyLine('uncorrected', result.uncorrectedLatency));
     lines.push('  * from each request\'s intended send time (coordinated omission corrected)');
   }
+  const { cpuSeconds, cpuMicrosPerRequest } = result.generator;
+  lines.push(`  generator  ${cpuSeconds.toFixed(2)} s CPU in the window${cpuMicrosPerRequest === null ? '' : `, ${cpuMicrosPerRequest} µs per reply`}`);
   lines.push(`  errors     ${n(result.errors.total)}${errorParts.length ? ` (${errorParts.join(', ')})` : ''}`);
-  lines.push(`  connections ${n(result.established)} established, ${n(result.reconnects)} reopened`);
+  lines.push(
+    `  connections ${n(result.established)} established, ${n(result.reconnects)} reopened` +
+      (result.serverCloses ? ` (${n(result.serverCloses)} closed by the server as announced)` : ''),
+  );
   return lines.join('\n');
 }
 

@@ -24,7 +24,7 @@ export function shareOf(config, index, count) {
 export async function runShare(config, hooks) {
   const reactor = new Reactor();
   try {
-    const result = await runLoad(reactor, { ...config, workload: makeWorkload(config) }, hooks);
+    const result = await runLoad(reactor, { ...config, workload: makeWorkload(config), churn: config.workload === 'churn' }, hooks);
     return {
       ...result,
       histogram: encodeHistogram(result.histogram),

@@ -84,7 +84,7 @@ export function httpWorkload(url, headers = []) {
 
 /** The workload a parsed command line (cli-args.mjs) asks for; plain data in, so it crosses to worker threads. */
 export function makeWorkload(config) {
-  if (config.workload === 'echo') return echoWorkload(config.size);
+  if (config.workload === 'echo' || config.workload === 'churn') return echoWorkload(config.size);
   if (config.workload === 'http') return httpWorkload(new URL(config.url), config.headers);
   const delimiter = config.replyDelimiter === undefined ? undefined : Buffer.from(config.replyDelimiter);
   return payloadWorkload(Buffer.from(config.payload), { replyLength: config.replyLength, delimiter });
