@@ -218,13 +218,16 @@ ssize_t socket_recv(int fd, void* data, size_t size, bool peek) {
   return n < 0 ? -errno : n;
 }
 
+// One chunk (an echo, a reply) goes with send(): sendmsg's copying in of the
+// message header and the iovec costs ~3% of the server CPU per small echo.
 ssize_t socket_send(int fd, const iovec* chunks, int count) {
   msghdr message{};
   message.msg_iov = const_cast<iovec*>(chunks);
   message.msg_iovlen = static_cast<size_t>(count);
   ssize_t n;
   do {
-    n = ::sendmsg(fd, &message, kSendFlags);
+    n = count == 1 ? ::send(fd, chunks[0].iov_base, chunks[0].iov_len, kSendFlags)
+                   : ::sendmsg(fd, &message, kSendFlags);
   } while (n < 0 && errno == EINTR);
   return n < 0 ? -errno : n;
 }
