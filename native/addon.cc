@@ -239,6 +239,12 @@ class Core final : public Sink {
     }
   }
 
+  // After a call from JavaScript: one made while a batch is dispatched (a
+  // protocol's write, the hot path) is brought in step by run() on its way out.
+  void after_call() {
+    if (running_ == 0) sync();
+  }
+
   // Strong references to the JavaScript Reactor while something of it is
   // live, as libuv handles are ref'd: a listener keeps serving though nobody
   // holds the Reactor. Weak otherwise: they would be a root of the cycle
@@ -601,7 +607,7 @@ napi_value with_loop(const Call& call, Op op) {
   Loop* loop = call.core->loop();
   if (!loop) return call.outcome(-EBADF);
   double value = static_cast<double>(op(*loop));
-  call.core->sync();
+  call.core->after_call();
   return call.outcome(value);
 }
 

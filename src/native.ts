@@ -21,6 +21,11 @@ export interface NativeReactor {
    * reactor can be collected.
    */
   readonly dispatch: Dispatch;
+  /**
+   * The object the binding made, when this is createNativeReactor's copy of it:
+   * the async resource of every batch, holding the dispatcher, kept alive with it.
+   */
+  readonly made?: NativeReactor;
   listenTcp(host: string, port: number, backlog: number, reusePort: boolean, ipv6Only: boolean): number;
   listenUnix(path: string, backlog: number): number;
   /**
@@ -276,8 +281,21 @@ const loadBinding = require('node-gyp-build') as { (dir: string): Binding; path?
 const binding = loadBinding(root);
 checkRecordLayout(binding.recordLayout, loadBinding.path?.(root) ?? root);
 
-/** @internal */
-export const createNativeReactor = binding.createReactor;
+/**
+ * @internal The binding's reactor object, copied into an object literal: made
+ * by Node-API one property at a time, the original is in V8's dictionary mode,
+ * so every `native.write()` of a batch was a hash lookup the optimizing compiler
+ * cannot inline; the literal has a fixed shape. The copy keeps the original
+ * alive (the core holds it only weakly while nothing is live).
+ */
+export function createNativeReactor(
+  dispatch: Dispatch,
+  backend: string,
+  allocateSlab: (size: number) => Buffer,
+): NativeReactor | undefined {
+  const made = binding.createReactor(dispatch, backend, allocateSlab);
+  return made && { ...made, made };
+}
 /** @internal */
 export const nativeBackends: readonly ConcreteBackendName[] = Object.freeze([...binding.backends]);
 

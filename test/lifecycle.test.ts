@@ -132,6 +132,27 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     child.kill('SIGKILL');
   });
 
+  it('a reactor idle through garbage collections still delivers afterwards', { timeout: 10_000 }, async () => {
+    // Nothing live: the core holds the binding's own reactor object (the async
+    // resource of every batch) only weakly, and JavaScript holds a copy of it.
+    const reactor = newReactor(backend);
+    try {
+      for (let i = 0; i < 3; i++) {
+        gc!();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const listener = reactor.listenTCP({ port: 0, host: '127.0.0.1' }, () => ({
+        dataReceived: (data: Buffer, t: Transport) => t.write(data),
+      }));
+      const collector = new Collector();
+      const client = await reactor.connectTCP({ host: '127.0.0.1', port: listener.address.port }, collector);
+      client.write('still here');
+      expect((await collector.received(10)).toString()).toBe('still here');
+    } finally {
+      closeQuietly(reactor);
+    }
+  });
+
   it('a child mixing node:net, fs promises and the reactor works and exits by itself', async () => {
     const result = await runChild('child-mixed.mjs', [backend]);
     expect(result.stderr).toBe('');
