@@ -26,6 +26,7 @@ import {
 import { type Protocol, type ProtocolFactory, validateProtocol } from './protocol.js';
 import { DelayedCall } from './timers.js';
 import { Transport } from './transport.js';
+import { WriteCork } from './write-cork.js';
 import type { DatagramProtocol, UDPSocket } from './udp.js';
 import { type ListenUDPOptions, UDPSockets } from './udp-sockets.js';
 import { checkWatchesSomething, interestBits, parseWatchOptions, type WatchCallback, Watcher, type WatchOptions } from './watcher.js';
@@ -163,6 +164,8 @@ export class Reactor {
 
   /** @internal */
   readonly native: NativeReactor;
+  /** @internal Writes of slab bytes made during a batch, sent when it returns. */
+  readonly cork: WriteCork;
   readonly #records: Int32Array;
   #slab: Buffer = Buffer.alloc(0);
   #dataKept = false; // in the batch being dispatched
@@ -212,6 +215,7 @@ export class Reactor {
     if (native === undefined) throw reactorClosed();
     this.native = native;
     this.#records = this.native.records;
+    this.cork = new WriteCork(this.native, (id, result) => this.#corkedWriteRefused(id, result));
     if (this.native.fallbackErrno > 0) {
       const code = getSystemErrorName(-this.native.fallbackErrno);
       this.backendFallback = Object.freeze({ requested: backend as BackendName, code });
@@ -502,6 +506,7 @@ export class Reactor {
    */
   close(): void {
     this.checkOpen();
+    this.cork.flush();
     this.#closed = true;
     this.native.shutdown();
     const reason = reactorClosed();
@@ -525,6 +530,7 @@ export class Reactor {
   released(transport: Transport, reason: ReactorError | undefined, now: boolean): void {
     const slot = slotOf(transport.id);
     if (this.#transports[slot] === transport) this.#transports[slot] = undefined;
+    this.cork.forget(transport.id);
     if (this.#draining?.delete(transport) && this.#draining.size === 0) process.nextTick(this.#drained!);
     const pending = this.#connecting.get(transport);
     if (pending) {
@@ -639,6 +645,7 @@ export class Reactor {
     if (slab !== undefined) this.#slab = slab;
     this.#dataKept = false;
     this.dispatching = true;
+    this.cork.begin(this.#slab.buffer);
     const records = this.#records;
     for (let at = 0, end = count * RECORD_WORDS; at < end && !this.#closed; at += RECORD_WORDS) {
       const kind = records[at]!;
@@ -651,6 +658,7 @@ export class Reactor {
         this.#failed(transport?.id === id ? transport : undefined, error);
       }
     }
+    this.cork.end();
     this.dispatching = false;
     return !this.#dataKept;
   }
@@ -746,6 +754,11 @@ export class Reactor {
     } finally {
       pending?.resolve(transport);
     }
+  }
+
+  #corkedWriteRefused(id: number, result: number): void {
+    const transport = this.#transports[slotOf(id)];
+    if (transport?.id === id) transport.writeRefusedLater(result);
   }
 
   /** A protocol or timer callback threw: abort its connection and report the error. */

@@ -5,6 +5,7 @@ import { ReactorError, socketClosed, systemError } from './errors.js';
 import { parseWriteLimits, validateMs, WRITE_BUFFER_KEYS, type WriteBufferOptions, type WriteLimits } from './limits.js';
 import { CloseReason, NO_LIMIT, type NativeReactor } from './native.js';
 import type { Protocol } from './protocol.js';
+import type { WriteCork } from './write-cork.js';
 import {
   invalidType,
   show,
@@ -19,6 +20,7 @@ import {
 /** @internal What a transport needs from its reactor. */
 export interface TransportHost {
   readonly native: NativeReactor;
+  readonly cork: WriteCork;
   /** Throws ERR_REACTOR_CLOSED once the reactor is closed. */
   checkOpen(): void;
   /** The connection is gone: forget it and tell its protocol. */
@@ -88,7 +90,7 @@ export class Transport implements Producer {
   /** Bytes accepted by write() that the kernel has not taken yet. */
   get bufferedAmount(): number {
     if (this.#state === 'closed') return 0;
-    const queued = this.host.native.queuedBytes(this.id);
+    const queued = this.#io().queuedBytes(this.id);
     return queued < 0 ? 0 : queued;
   }
 
@@ -109,7 +111,8 @@ export class Transport implements Producer {
     const bytes = toBytes(data, encoding, 'data');
     this.host.checkOpen();
     if (!this.writable) return this.#writeRefused();
-    return this.#queued(this.host.native.write(this.id, bytes));
+    if (this.host.cork.add(this.id, bytes, this.#limits.high)) return true;
+    return this.#queued(this.#io().write(this.id, bytes));
   }
 
   /** Writes several chunks with one system call, in order; like write() otherwise. */
@@ -120,7 +123,7 @@ export class Transport implements Producer {
     for (let i = 0; i < chunks.length; i++) list.push(toBytes(chunks[i], undefined, `chunks[${i}]`));
     this.host.checkOpen();
     if (!this.writable) return this.#writeRefused();
-    return this.#queued(this.host.native.writev(this.id, list));
+    return this.#queued(this.#io().writev(this.id, list));
   }
 
   /**
@@ -138,7 +141,7 @@ export class Transport implements Producer {
     }
     if (!this.writable) return;
     this.#ended = true;
-    const result = this.host.native.end(this.id);
+    const result = this.#io().end(this.id);
     if (result === 1) this.#release(undefined, false);
   }
 
@@ -149,7 +152,7 @@ export class Transport implements Producer {
   close(): void {
     this.host.checkOpen();
     if (this.#state === 'closed' || this.#state === 'closing') return;
-    const result = this.host.native.close(this.id);
+    const result = this.#io().close(this.id);
     if (result === 1) this.#release(undefined, false);
     else this.#state = 'closing';
   }
@@ -166,7 +169,7 @@ export class Transport implements Producer {
   /** @internal abort() with the reason connectionLost gets. */
   abortWith(reason: ReactorError): void {
     if (this.#state === 'closed') return;
-    this.host.native.abort(this.id);
+    this.#io().abort(this.id);
     this.#release(reason, false);
   }
 
@@ -199,7 +202,7 @@ export class Transport implements Producer {
     this.#checkNotClosing();
     const resetOnWrite = validateBoolean(options.resetOnWrite ?? false, 'options.resetOnWrite');
     const grace = options.graceMs === undefined ? NO_LIMIT : validateMs(options.graceMs, 'options.graceMs');
-    this.#option('setIdleTimeout', () => this.host.native.setIdleTimeout(this.id, idle, resetOnWrite, grace));
+    this.#option('setIdleTimeout', () => this.#io().setIdleTimeout(this.id, idle, resetOnWrite, grace));
   }
 
   /**
@@ -211,7 +214,7 @@ export class Transport implements Producer {
     validateObject(options, 'options');
     validateKeys(options, 'options', WRITE_BUFFER_KEYS);
     const limits = parseWriteLimits(options, this.#limits);
-    this.#option('setWriteBuffer', () => this.host.native.setWriteLimits(this.id, limits.high, limits.low, limits.max));
+    this.#option('setWriteBuffer', () => this.#io().setWriteLimits(this.id, limits.high, limits.low, limits.max));
     this.#limits = limits;
     this.#throttle(this.bufferedAmount);
   }
@@ -254,7 +257,7 @@ export class Transport implements Producer {
   /** Nagle's algorithm is off by default (TCP_NODELAY on); no-op for Unix sockets. */
   setNoDelay(noDelay = true): void {
     validateBoolean(noDelay, 'noDelay');
-    this.#option('setsockopt', () => this.host.native.setNoDelay(this.id, noDelay));
+    this.#option('setsockopt', () => this.#io().setNoDelay(this.id, noDelay));
   }
 
   /**
@@ -268,7 +271,7 @@ export class Transport implements Producer {
     const idle = seconds(idleMs, 'idleMs');
     const interval = seconds(intervalMs, 'intervalMs');
     const probes = count === undefined ? 0 : validateInteger(count, 'count', 1, 127);
-    this.#option('setsockopt', () => this.host.native.setKeepAlive(this.id, enable, idle, interval, probes));
+    this.#option('setsockopt', () => this.#io().setKeepAlive(this.id, enable, idle, interval, probes));
   }
 
   /** This end's address (remembered once asked, so it stays readable after close). */
@@ -344,8 +347,22 @@ export class Transport implements Producer {
     if (this.#state === 'closing') throw socketClosed();
   }
 
+  /** @internal A write corked earlier in the batch was refused when sent (-errno). */
+  writeRefusedLater(result: number): void {
+    this.#queued(result);
+  }
+
+  /** The binding, after the writes corked so far: every call keeps its order against them. */
+  #io(): NativeReactor {
+    this.host.cork.flush();
+    return this.host.native;
+  }
+
   #queued(result: number): boolean {
-    if (result >= 0) return this.#throttle(result);
+    if (result >= 0) {
+      this.host.cork.queued(this.id, result);
+      return this.#throttle(result);
+    }
     if (result === -ENOBUFS) {
       // The native side has aborted the connection: the reader is too slow.
       const limit = this.#limits.max;
@@ -372,7 +389,7 @@ export class Transport implements Producer {
   #reading(reading: boolean): void {
     this.host.checkOpen();
     this.#checkNotClosing();
-    this.#option(reading ? 'resume' : 'pause', () => this.host.native.setReading(this.id, reading));
+    this.#option(reading ? 'resume' : 'pause', () => this.#io().setReading(this.id, reading));
     this.#paused = !reading;
   }
 
@@ -387,7 +404,7 @@ export class Transport implements Producer {
 
   #address(peer: boolean): Address | undefined {
     if (this.#state === 'closed') return undefined;
-    const raw = this.host.native.address(this.id, peer);
+    const raw = this.#io().address(this.id, peer);
     return typeof raw === 'number' ? undefined : toAddress(raw);
   }
 }
