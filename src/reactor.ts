@@ -645,7 +645,6 @@ export class Reactor {
     if (slab !== undefined) this.#slab = slab;
     this.#dataKept = false;
     this.dispatching = true;
-    this.cork.begin(this.#slab.buffer);
     const records = this.#records;
     for (let at = 0, end = count * RECORD_WORDS; at < end && !this.#closed; at += RECORD_WORDS) {
       const kind = records[at]!;
@@ -689,7 +688,9 @@ export class Reactor {
       case RecordKind.Data: {
         const protocol = transport.protocol!;
         if (protocol.keepsData !== false) this.#dataKept = true;
-        protocol.dataReceived(this.#slab.subarray(a, a + b), transport);
+        const data = this.#slab.subarray(a, a + b);
+        this.cork.receiving(data, a);
+        protocol.dataReceived(data, transport);
         break;
       }
       case RecordKind.Connected:

@@ -4,10 +4,12 @@ import type { NativeReactor } from './native.js';
 const FIELDS = 3;
 
 /**
- * Writes of read-slab bytes made while a batch is dispatched, kept in a shared
- * array and handed to the core in one call when the batch returns (or before
- * any other call a transport makes): one Node-API call per batch instead of
- * one per echo.
+ * Writes of read bytes made while a batch is dispatched, kept in a shared array
+ * and handed to the core in one call when the batch returns (or before any
+ * other call a transport makes): one Node-API call per batch instead of one
+ * per echo. Only the very Buffer that dataReceived is being given is corked:
+ * the core knows where it lies in the batch's slab, and recognising it costs a
+ * comparison (reading a view's `.buffer` is a call into V8's runtime).
  *
  * write() must still return what it would have returned at once: true while
  * less than the high watermark is queued. A write is corked only when that is
@@ -23,8 +25,9 @@ export class WriteCork {
   readonly #capacity: number;
   #count = 0;
   #bytes = 0;
-  #active = false;
-  #slab: ArrayBufferLike | undefined;
+  // What dataReceived is being given now, and where it lies in the batch's slab.
+  #data: Uint8Array | undefined;
+  #dataOffset = 0;
   // Connections whose queue may hold bytes, by id: an upper bound of them.
   readonly #queuedAtMost = new Map<number, number>();
 
@@ -38,27 +41,27 @@ export class WriteCork {
     this.#capacity = Math.floor(this.#entries.length / FIELDS);
   }
 
-  /** A batch reading into `slab` is dispatched: writes of its bytes may be corked until end(). */
-  begin(slab: ArrayBufferLike): void {
-    this.#slab = slab;
-    this.#active = true;
+  /** `data`, at `offset` in the batch's slab, is handed to dataReceived: writes of it may be corked. */
+  receiving(data: Uint8Array, offset: number): void {
+    this.#data = data;
+    this.#dataOffset = offset;
   }
 
   /** The batch returns: its corked writes go out. */
   end(): void {
-    this.#active = false;
+    this.#data = undefined;
     this.flush();
   }
 
   /** Corks the write when its result is certainly true (see the class); false: write it now. */
   add(id: number, bytes: Uint8Array, highWaterMark: number): boolean {
-    if (!this.#active || bytes.buffer !== this.#slab || this.#count === this.#capacity) return false;
+    if (bytes !== this.#data || this.#count === this.#capacity) return false;
     const length = bytes.byteLength;
     const queued = this.#queuedAtMost.size === 0 ? 0 : (this.#queuedAtMost.get(id) ?? 0);
     if (queued + this.#bytes + length >= highWaterMark) return false;
     const at = this.#count * FIELDS;
     this.#entries[at] = id;
-    this.#entries[at + 1] = bytes.byteOffset;
+    this.#entries[at + 1] = this.#dataOffset;
     this.#entries[at + 2] = length;
     this.#count++;
     this.#bytes += length;
