@@ -105,10 +105,10 @@ export class Transport implements Producer {
    * nothing, returns false and is this transport's error — one that is not
    * closed yet is aborted and its connectionLost gets
    * ERR_STREAM_WRITE_AFTER_END; a closed one has had its connectionLost.
-   * Bad arguments throw. Read bytes written back during a batch are sent when
-   * it returns (src/write-cork.ts); one to a connection the native side has
-   * already closed or ended returns true, and the refusal is reported on this
-   * transport then, as above.
+   * Bad arguments throw. The data of a dataReceived written during its batch
+   * is sent when the batch returns (src/write-cork.ts); such a write to a
+   * connection the native side has already closed or ended returns true, and
+   * the refusal is reported on this transport then, as above.
    */
   write(data: ArrayBufferView | string, encoding?: BufferEncoding): boolean {
     const bytes = toBytes(data, encoding, 'data');
