@@ -72,8 +72,8 @@ int js_errno(int error) { return error; }  // libuv numbers them as the system d
 
 constexpr size_t kRecordCapacity = 1024;
 constexpr size_t kSlabSize = 1024 * 1024;
-// Writes of slab bytes a batch may cork before JavaScript sends them early:
-// one per record of a full batch.
+// Writes a batch may cork (one per record of a full batch); JavaScript sends
+// them early when the array is full.
 constexpr size_t kCorkCapacity = kRecordCapacity;
 constexpr size_t kCorkedFields = 3;                 // id, offset in the batch's slab, length
 constexpr double kMaxExactId = 9007199254740991.0;  // 2^53 - 1: ids are exact doubles

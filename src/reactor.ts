@@ -164,7 +164,7 @@ export class Reactor {
 
   /** @internal */
   readonly native: NativeReactor;
-  /** @internal Writes of slab bytes made during a batch, sent when it returns. */
+  /** @internal Writes of dataReceived's data made during a batch, sent when it returns. */
   readonly cork: WriteCork;
   readonly #records: Int32Array;
   #slab: Buffer = Buffer.alloc(0);
