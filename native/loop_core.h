@@ -145,7 +145,9 @@ class LoopCore {
     bool idle_resets_on_write : 1;
     bool reaped : 1;  // ended for idleness: its close reports kReasonIdle
     bool unref : 1;   // a watcher that does not keep the process alive
-    int error = 0;    // a failed send, reported on the next event
+    // A failed send's errno (small and positive), reported on the next
+    // event; 16 bits fill the bit-fields' word, keeping the table entry small.
+    uint16_t error = 0;
     uint32_t idle_ms = 0;
     uint32_t grace_ms = 0;
     uint32_t high_water = 0;
