@@ -137,7 +137,9 @@ void LoopCore::on_deadline(Id id, Handle* c, uint64_t now) {
     return;
   }
   if (c->last_active + c->idle_ms > now) {
-    schedule_idle(id, c);  // a heap deadline, active since it was scheduled
+    // A heap deadline, active since it was scheduled (a list's head is always
+    // due). It stays in the heap: a list only takes clocks started now.
+    deadlines_.set(id.slot, c->last_active + c->idle_ms);
     return;
   }
   stats_.idle_timeouts++;
