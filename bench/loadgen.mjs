@@ -14,7 +14,6 @@ import { echoWorkload } from './lib/workloads.mjs';
 const config = JSON.parse(process.argv[2]);
 const reactor = new Reactor();
 const histogram = newHistogram();
-const WARM_UP_ROUND_TRIPS = 400; // per connection of the idle hold's warm-up
 const CONNECTS_IN_FLIGHT = 256; // stay well under the listen backlog
 let errors = 0;
 
@@ -100,38 +99,28 @@ async function echo() {
 
 /** Holds N connections open, each after one round trip; the harness reads RSS. */
 async function idle() {
-  const roundTrips = (count, onDone) => {
-    let left = count;
-    return {
-      connectionMade(transport) {
-        transport.write('x');
-      },
-      dataReceived(data, transport) {
-        if (--left > 0) transport.write('x');
-        else onDone();
-      },
-      connectionLost() {},
-    };
-  };
-  const openAll = async (count, trips) => {
+  const roundTrip = (onDone) => ({
+    connectionMade(transport) {
+      transport.write('x');
+    },
+    dataReceived() {
+      onDone();
+    },
+    connectionLost() {},
+  });
+  const openAll = async (count) => {
     let done = 0;
     let finished;
     const allEchoed = new Promise((resolve) => (finished = resolve));
-    const transports = await openConnections(count, () => roundTrips(trips, () => ++done === count && finished()));
+    const transports = await openConnections(count, () => roundTrip(() => ++done === count && finished()));
     if (transports.length === count) await Promise.race([allEchoed, after(10)]);
     return transports;
   };
-  // Warm the server up so its baseline already holds what any connection
-  // costs once, and what any server that has served traffic has paid: a JS
-  // server's young generation grows at its first collections after start-up
-  // whatever it serves, and its pages become resident as allocation cycles
-  // through them. 80,000 round trips (a few MB of garbage) do both first;
-  // without them the ~2-4 MB landed in the hold's reading, more or less of
-  // it by chance (100-200 B per connection at 10,000).
-  for (const t of await openAll(200, WARM_UP_ROUND_TRIPS)) t.close();
+  // Warm the server up so its baseline already holds what any connection costs once.
+  for (const t of await openAll(200)) t.close();
   say('baseline');
   await nextLine();
-  const held = await openAll(config.conns, 1);
+  const held = await openAll(config.conns);
   say('held', { conns: held.length });
   await nextLine();
   for (const t of held) if (t.state === 'open') t.abort();
