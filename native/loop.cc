@@ -162,6 +162,7 @@ void LoopCore::release(Id id, Handle* c, int error, CloseReason why) {
 }
 
 void LoopCore::forget(Id id, Handle* c, bool reported) {
+  idle_.remove(id.slot);
   deadlines_.clear(id.slot);
   if (c->kind == Kind::kWatcher) {
     unwatch(c);  // its fd is the caller's: never closed here

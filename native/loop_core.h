@@ -24,6 +24,7 @@
 #include "deadline_heap.h"
 #include "fd_table_reserve.h"
 #include "held_input.h"
+#include "idle_lists.h"
 #include "loop.h"
 #include "poller.h"
 #include "slot_table.h"
@@ -100,7 +101,7 @@ class LoopCore {
   }
   size_t live_handles() const { return table_.used() - unref_watchers_; }
   uint64_t next_deadline() const {
-    return std::min(timers_.next_deadline(), deadlines_.next_deadline());
+    return std::min({timers_.next_deadline(), deadlines_.next_deadline(), idle_.next_deadline()});
   }
 
   static uint64_t now_ms();
@@ -144,13 +145,16 @@ class LoopCore {
     bool idle_resets_on_write : 1;
     bool reaped : 1;  // ended for idleness: its close reports kReasonIdle
     bool unref : 1;   // a watcher that does not keep the process alive
-    int error = 0;    // a failed send, reported on the next event
+    // A failed send's errno (small and positive), reported on the next
+    // event; 16 bits fill the bit-fields' word, keeping the table entry small.
+    uint16_t error = 0;
     uint32_t idle_ms = 0;
     uint32_t grace_ms = 0;
     uint32_t high_water = 0;
     uint32_t low_water = 0;
     uint32_t max_write = 0;
     uint64_t last_active = 0;   // ms of the last read (and write, if it counts)
+    IdleLinks idle;             // its place in idle_, when its idle deadline is there
     Id listener{kMaxSlots, 0};  // the listener that accepted it, for its cap
     WriteQueue queue;
     std::unique_ptr<Listener> listening;
@@ -172,6 +176,12 @@ class LoopCore {
           idle_resets_on_write(false),
           reaped(false),
           unref(false) {}
+  };
+  // IdleLists' view of the table: a handle's links and idle clock by slot.
+  struct IdleNodes {
+    SlotTable<Handle>* table;
+    IdleLinks& links(uint32_t slot) { return table->at(slot).idle; }
+    uint64_t last_active(uint32_t slot) const { return table->at(slot).last_active; }
   };
   static constexpr uint8_t kUnregistered = 0xff;
   static constexpr uint32_t kDetached = 0x80;  // desired interest: not watched at all
@@ -222,6 +232,13 @@ class LoopCore {
 
   // Deadlines: idle timeouts, grace periods, queue timeouts, accept backoff.
   void start_idle_clock(Id id, Handle* c);
+  // Activity: the idle clock starts again.
+  void restart_idle_clock(Id id, Handle* c);
+  // Puts c's idle deadline (last_active + idle_ms) in the list of its
+  // timeout, or in deadlines_ when every list holds another timeout.
+  void schedule_idle(Id id, Handle* c);
+  // The slot whose deadline (idle list or heap) is due first, if one is by now.
+  bool next_due(uint64_t now, uint32_t* slot) const;
   void on_deadline(Id id, Handle* c, uint64_t now);
   void reap(Id id, Handle* c);
   // Shuts the write side once flushed and discards input until the peer
@@ -300,8 +317,9 @@ class LoopCore {
   size_t undelivered_from_ = 0;  // slab bytes read since the last delivery start here
 
   SlotTable<Handle> table_;
-  FdTableReserve fd_table_;  // grown ahead of the descriptors the table takes
-  DeadlineHeap deadlines_;   // by connection slot
+  FdTableReserve fd_table_;                        // grown ahead of the descriptors the table takes
+  DeadlineHeap deadlines_;                         // by slot: every deadline that is not in idle_
+  IdleLists<IdleNodes> idle_{IdleNodes{&table_}};  // idle deadlines, one FIFO per timeout
   std::vector<Id> dirty_;
   std::vector<PollEvent> events_;
   std::vector<Id> to_serve_;    // listeners whose cap has room and whose queue may not be empty

@@ -76,7 +76,7 @@ int64_t LoopCore::write(uint64_t packed, const iovec* chunks, int count) {
   }
   size_t total = total_length(chunks, count);
   if (c->error || total == 0) return static_cast<int64_t>(c->queue.size());
-  if (c->idle_resets_on_write) c->last_active = start_ms();
+  if (c->idle_resets_on_write) restart_idle_clock(id, c);
   size_t sent = 0;
   if (c->state == State::kOpen && c->queue.empty()) {
     ssize_t n = socket_send(c->fd, chunks, count);
@@ -295,7 +295,7 @@ bool LoopCore::read_once(Id id, Handle* c) {
   ssize_t n = socket_recv(c->fd, slab_.data + slab_used_, room);
   if (n > 0) {
     stats_.bytes_in += static_cast<uint64_t>(n);
-    if (c->idle_ms) c->last_active = start_ms();
+    if (c->idle_ms) restart_idle_clock(id, c);
     emit(kData, id, static_cast<int32_t>(slab_used_), static_cast<int32_t>(n));
     slab_used_ += static_cast<size_t>(n);
     return true;
@@ -325,7 +325,7 @@ bool LoopCore::flush(Id id, Handle* c) {
     return false;
   }
   stats_.bytes_out += static_cast<uint64_t>(n);
-  if (n > 0 && c->idle_resets_on_write) c->last_active = start_ms();
+  if (n > 0 && c->idle_resets_on_write) restart_idle_clock(id, c);
   c->queue.consume(static_cast<size_t>(n));
   if (c->drain_wanted && c->queue.size() <= c->low_water) {
     c->drain_wanted = false;

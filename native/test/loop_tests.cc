@@ -1122,6 +1122,48 @@ TEST(loop_idle_connection_is_reaped_after_its_timeout_and_reported) {
   close_socket(busy);
 }
 
+// More distinct timeouts than the idle lists hold: the rest wait in the heap,
+// and every connection is still ended after its own timeout, shortest first.
+TEST(loop_idle_connections_of_many_timeouts_end_in_timeout_order) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  constexpr int kTimeouts = 11;
+  int peers[kTimeouts];
+  uint64_t ended_at[kTimeouts] = {};
+  for (int i = 0; i < kTimeouts; i++) {
+    ConnDefaults defaults;
+    defaults.idle_ms = static_cast<uint32_t>(300 - 20 * i);  // later listeners, shorter timeouts
+    Configured server = configured_listener(h, AdmissionPolicy{}, defaults);
+    REQUIRE(server.port > 0);
+    peers[i] = raw_connect(server.port);
+    REQUIRE(peers[i] >= 0);
+  }
+  uint64_t start = Loop::now_ms();
+  int ended = 0;
+  std::vector<int> order;
+  CHECK(h.pump_until(
+      [&] {
+        for (int i = 0; i < kTimeouts; i++) {
+          if (ended_at[i] != 0 || peer_state(peers[i]) != 1) continue;
+          ended_at[i] = Loop::now_ms();
+          order.push_back(i);
+          ended++;
+        }
+        return ended == kTimeouts;
+      },
+      3000));
+  for (int i = 0; i < kTimeouts; i++) {
+    CHECK(ended_at[i] - start >= static_cast<uint64_t>(300 - 20 * i));
+    CHECK(ended_at[i] - start < static_cast<uint64_t>(300 - 20 * i + 250));
+  }
+  // 20 ms apart: shortest first, give or take a neighbour on a busy machine.
+  REQUIRE(order.size() == static_cast<size_t>(kTimeouts));
+  CHECK(order.front() >= kTimeouts - 2);
+  CHECK(order.back() <= 1);
+  CHECK_EQ(h.loop->stats().reaped, static_cast<uint64_t>(kTimeouts));
+  for (int peer : peers) close_socket(peer);
+}
+
 TEST(loop_idle_connection_whose_peer_stays_past_the_grace_is_reported_as_grace_expired) {
   Harness h;
   REQUIRE(h.loop != nullptr);
