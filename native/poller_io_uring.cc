@@ -29,6 +29,7 @@
 
 #include <liburing.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -115,6 +116,7 @@ class IoUringPoller final : public Poller {
     if (ready_) {
       // Connections the kernel accepted that nobody will take.
       submit();
+      if (wake_fd_ >= 0) io_uring_get_events(&ring_);
       io_uring_cqe* cqe;
       while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
         uint64_t data = cqe->user_data;
@@ -127,27 +129,14 @@ class IoUringPoller final : public Poller {
       io_uring_queue_exit(&ring_);
     }
     release_buffers();
+    if (wake_fd_ >= 0) ::close(wake_fd_);
   }
 
   // Sets the ring up in place (liburing's struct is not meant to be copied).
   // Returns 0 or -errno.
   int init() {
     io_uring_params params;
-    std::memset(&params, 0, sizeof params);
-    // A roomy completion queue: every watched fd may complete in one wake-up
-    // (and the kernel keeps overflowing CQEs rather than dropping them).
-    params.flags = IORING_SETUP_CQSIZE;
-    params.cq_entries = 16384;
-    // Completions need no interrupt of a running thread: it enters the kernel
-    // soon enough, and a thread asleep in libuv is still woken (5.19+).
-    params.flags |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
-    int rc = io_uring_queue_init_params(1024, &ring_, &params);
-    if (rc == -EINVAL) {
-      std::memset(&params, 0, sizeof params);
-      params.flags = IORING_SETUP_CQSIZE;
-      params.cq_entries = 16384;
-      rc = io_uring_queue_init_params(1024, &ring_, &params);
-    }
+    int rc = setup_ring(&params);
     if (rc < 0) return rc;
     ready_ = true;
     // Quiet polls need multishot poll (5.13); IORING_FEAT_RSRC_TAGS came in
@@ -170,9 +159,49 @@ class IoUringPoller final : public Poller {
     return 0;
   }
 
+  // Deferred task running first (6.1): the receives the kernel owes run in
+  // one batch when wait() asks (IORING_ENTER_GETEVENTS), not one by one as
+  // each sendmsg returns to user space. Such a ring's fd does not poll
+  // readable for that work, so an eventfd the kernel signals stands in for
+  // it. Elsewhere, cooperative task running (5.19), then none.
+  int setup_ring(io_uring_params* params) {
+    const unsigned tries[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, 0};
+    int rc = -EINVAL;
+    for (unsigned flags : tries) {
+      if (!(flags & IORING_SETUP_DEFER_TASKRUN) || !env_off("NATIVE_REACTOR_IO_URING_DEFER")) {
+        std::memset(params, 0, sizeof *params);
+        // A roomy completion queue: every watched fd may complete in one
+        // wake-up (and the kernel keeps overflowing CQEs rather than dropping them).
+        params->flags = IORING_SETUP_CQSIZE | flags;
+        params->cq_entries = 16384;
+        rc = io_uring_queue_init_params(1024, &ring_, params);
+      }
+      if (rc == 0 && (flags & IORING_SETUP_DEFER_TASKRUN) && watch_with_eventfd() < 0) {
+        io_uring_queue_exit(&ring_);
+        rc = -EINVAL;
+      }
+      if (rc != -EINVAL) return rc;
+    }
+    return rc;
+  }
+
+  int watch_with_eventfd() {
+    wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0) return -errno;
+    int rc = io_uring_register_eventfd(&ring_, wake_fd_);
+    if (rc < 0) {
+      ::close(wake_fd_);
+      wake_fd_ = -1;
+    }
+    return rc;
+  }
+
   const char* name() const override { return "io_uring"; }
-  // The ring fd polls readable while CQEs wait in the completion queue.
-  int pollable_fd() const override { return ring_.ring_fd; }
+  // The ring fd polls readable while CQEs wait in the completion queue; a
+  // ring with deferred task running is watched through its eventfd.
+  int pollable_fd() const override { return wake_fd_ >= 0 ? wake_fd_ : ring_.ring_fd; }
   bool reports_peer_closed() const override { return true; }
   bool receives() const override { return recv_ok_ || accept_ok_; }
 
@@ -232,7 +261,7 @@ class IoUringPoller final : public Poller {
     bool was_armed = r->armed || r->op >= 0;
     forget(fd, *r);
     r->epoch++;
-    if (was_armed) submit();
+    if (was_armed) release_now();
     return 0;
   }
 
@@ -241,7 +270,7 @@ class IoUringPoller final : public Poller {
     if (!r) return -ENOENT;
     bool had_op = r->op >= 0;
     forget(fd, *r);
-    if (had_op) submit();
+    if (had_op) release_now();
     return 0;
   }
 
@@ -257,9 +286,10 @@ class IoUringPoller final : public Poller {
       // Every lent buffer goes back first (none was handed out by a round
       // that found no event).
       arm_pending();
-      int rc = submit();
+      int rc = wake_fd_ >= 0 ? submit_and_run() : submit();
       if (rc < 0) return rc;
       int n = reap(out, max);
+      if (wake_fd_ >= 0) rearm_wake();
       if (n != 0 || timeout_ms == 0) return n;
       // Only dropped CQEs so far: keep waiting for the rest of the timeout.
       io_uring_cqe* cqe = nullptr;
@@ -531,6 +561,37 @@ class IoUringPoller final : public Poller {
     return rc < 0 ? rc : 0;
   }
 
+  // A cancelled request lets go of its socket when its completion runs,
+  // which a ring with deferred task running does only when asked.
+  void release_now() { wake_fd_ >= 0 ? submit_and_run() : submit(); }
+
+  // Submits and runs the deferred work, which posts its CQEs.
+  int submit_and_run() {
+    int rc;
+    do {
+      rc = io_uring_submit_and_get_events(&ring_);
+    } while (rc == -EINTR);
+    if (rc == -EBUSY || rc == -EAGAIN) return 0;
+    return rc < 0 ? rc : 0;
+  }
+
+  // The eventfd is cleared after the work was run, so the CQEs that work
+  // posted do not wake the loop again for nothing. The kernel signals it
+  // only when work arrives on an empty list, after setting
+  // IORING_SQ_TASKRUN: work that came since the run, or CQEs left for the
+  // next wait(), signal it again here so none waits unseen.
+  void rearm_wake() {
+    uint64_t count;
+    while (::read(wake_fd_, &count, sizeof count) < 0 && errno == EINTR) {
+    }
+    bool work = (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0;
+    if (work || io_uring_cq_ready(&ring_) > 0) {
+      count = 1;
+      while (::write(wake_fd_, &count, sizeof count) < 0 && errno == EINTR) {
+      }
+    }
+  }
+
   // Turns CQEs into events, at most max; the rest stay queued, which keeps
   // the ring fd readable.
   int reap(PollEvent* out, int max) {
@@ -661,6 +722,7 @@ class IoUringPoller final : public Poller {
 
   io_uring ring_{};
   bool ready_ = false;
+  int wake_fd_ = -1;      // the eventfd of a ring with deferred task running
   bool recv_ok_ = false;  // multishot recv with the buffer ring
   bool accept_ok_ = false;
   bool recv_proven_ = false;  // one succeeded: -EINVAL is an error of its own now
