@@ -274,9 +274,11 @@ class IoUringPoller final : public Poller {
     return 0;
   }
 
+  // A ring with deferred task running is entered here only to submit: its
+  // work waits for the next wait(), and the eventfd says when there is some.
   void commit() override {
     arm_pending();
-    submit();
+    if (wake_fd_ < 0 || io_uring_sq_ready(&ring_) > 0) submit();
   }
 
   int wait(PollEvent* out, int max, int timeout_ms) override {
@@ -575,21 +577,27 @@ class IoUringPoller final : public Poller {
     return rc < 0 ? rc : 0;
   }
 
-  // The eventfd is cleared after the work was run, so the CQEs that work
-  // posted do not wake the loop again for nothing. The kernel signals it
-  // only when work arrives on an empty list, after setting
-  // IORING_SQ_TASKRUN: work that came since the run, or CQEs left for the
-  // next wait(), signal it again here so none waits unseen.
+  // The eventfd stays readable while there is something to do, and is
+  // cleared only when there is nothing: after the work ran, so the CQEs it
+  // posted (each batch signals it) do not wake the loop for nothing. The
+  // kernel signals it when work arrives on an empty list, after setting
+  // IORING_SQ_TASKRUN, so work that came between the check and the clear
+  // signals it again here. Under load it is left alone: no syscall.
   void rearm_wake() {
+    if (has_work()) return;
     uint64_t count;
     while (::read(wake_fd_, &count, sizeof count) < 0 && errno == EINTR) {
     }
-    bool work = (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0;
-    if (work || io_uring_cq_ready(&ring_) > 0) {
+    if (has_work()) {
       count = 1;
       while (::write(wake_fd_, &count, sizeof count) < 0 && errno == EINTR) {
       }
     }
+  }
+
+  bool has_work() {
+    return (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0 ||
+           io_uring_cq_ready(&ring_) > 0;
   }
 
   // Turns CQEs into events, at most max; the rest stay queued, which keeps
@@ -597,7 +605,9 @@ class IoUringPoller final : public Poller {
   int reap(PollEvent* out, int max) {
     int n = 0;
     io_uring_cqe* cqe;
-    while (n < max && io_uring_peek_cqe(&ring_, &cqe) == 0) {
+    // Counted first: liburing's peek enters the kernel when it finds none
+    // while task work is pending, once per wake-up for nothing.
+    while (n < max && io_uring_cq_ready(&ring_) > 0 && io_uring_peek_cqe(&ring_, &cqe) == 0) {
       uint64_t data = cqe->user_data;
       int res = cqe->res;
       bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
