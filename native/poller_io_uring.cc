@@ -601,7 +601,7 @@ class IoUringPoller final : public Poller {
   }
 
   // Turns CQEs into events, at most max; the rest stay queued, which keeps
-  // the ring fd readable.
+  // the ring fd (or the eventfd: rearm_wake) readable.
   int reap(PollEvent* out, int max) {
     int n = 0;
     io_uring_cqe* cqe;
