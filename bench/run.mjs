@@ -96,10 +96,11 @@ async function runRound(scenario, name, options, seconds) {
   let cpuAtStart = 0;
   let systemAtStart = 0;
   let baseline = { rss: 0, young: 0 };
-  // RSS once the server has collected, and its young generation's part of it (collect.mjs).
+  // RSS once an idle hold's server has collected, and its young generation's
+  // part of it (collect.mjs). The storm client waits at a baseline too.
   const collected = async () => {
     await delay(SETTLE_MS);
-    const young = await collect(kindOf(name), server, serverLines);
+    const young = scenario.kind === 'idle' ? await collect(kindOf(name), server, serverLines) : 0;
     return { rss: rssBytes(pid), young };
   };
   try {
@@ -110,8 +111,7 @@ async function runRound(scenario, name, options, seconds) {
       }, (options.warmup + seconds + 90) * 1000);
       load.on('exit', () => clearTimeout(bound));
       const lines = createInterface({ input: load.stdout });
-      lines.on('line', async (line) => {
-        const message = JSON.parse(line);
+      const onMessage = async (message) => {
         switch (message.event) {
           case 'measure-start':
             cpuAtStart = cpuNanos(pid);
@@ -144,7 +144,8 @@ async function runRound(scenario, name, options, seconds) {
             resolve();
             break;
         }
-      });
+      };
+      lines.on('line', (line) => onMessage(JSON.parse(line)).catch(reject));
       load.on('exit', (code) => code !== 0 && reject(new Error(`load generator exited with ${code}`)));
     });
   } finally {
