@@ -106,7 +106,7 @@ void LoopCore::on_deadline(Id id, Handle* c, uint64_t now) {
   if (c->kind == Kind::kListener) {
     // The accept backoff is over.
     deadlines_.clear(id.slot);
-    c->listening->backoff = false;
+    c->listening()->backoff = false;
     mark_dirty(id, c);
     return;
   }
@@ -163,7 +163,7 @@ void LoopCore::reap(Id id, Handle* c) {
     release(id, c, 0);
     return;
   }
-  linger(id, c, c->grace_ms);
+  linger(id, c, c->limits.get().grace_ms);
 }
 
 void LoopCore::linger(Id id, Handle* c, uint32_t ms) {

@@ -25,6 +25,7 @@
 #include "fd_table_reserve.h"
 #include "held_input.h"
 #include "idle_lists.h"
+#include "kind_record.h"
 #include "loop.h"
 #include "poller.h"
 #include "slot_table.h"
@@ -39,8 +40,9 @@ inline bool would_block(int error) { return error == EAGAIN || error == EWOULDBL
 
 // A listening socket's own state: whom it admits and how, its Unix path, and
 // why it is not accepting now.
-struct Listener {
+struct Listener : KindRecord {
   Admission admission;
+  SharedLimits limits;    // admission.defaults.limits, shared by the connections it accepts
   std::string unix_path;  // removed when the listener closes; empty when not ours
   bool backoff = false;   // accepting paused after EMFILE/ENFILE
   bool at_cap = false;    // accepting paused at the cap (clients wait in the backlog)
@@ -149,16 +151,12 @@ class LoopCore {
     // event; 16 bits fill the bit-fields' word, keeping the table entry small.
     uint16_t error = 0;
     uint32_t idle_ms = 0;
-    uint32_t grace_ms = 0;
-    uint32_t high_water = 0;
-    uint32_t low_water = 0;
-    uint32_t max_write = 0;
     uint64_t last_active = 0;   // ms of the last read (and write, if it counts)
     IdleLinks idle;             // its place in idle_, when its idle deadline is there
     Id listener{kMaxSlots, 0};  // the listener that accepted it, for its cap
     WriteQueue queue;
-    std::unique_ptr<Listener> listening;
-    std::unique_ptr<UdpSocket> udp;
+    SharedLimits limits;                 // write limits and grace
+    std::unique_ptr<KindRecord> record;  // a listener's Listener, a datagram socket's UdpSocket
 
     Handle()
         : tcp(false),
@@ -176,7 +174,13 @@ class LoopCore {
           idle_resets_on_write(false),
           reaped(false),
           unref(false) {}
+    Listener* listening() const { return static_cast<Listener*>(record.get()); }
+    UdpSocket* udp() const { return static_cast<UdpSocket*>(record.get()); }
   };
+  // Every connection pays for one entry: kept small for servers holding many
+  // idle ones (BENCHMARKS.md, idle memory).
+  static_assert(sizeof(void*) != 8 || SlotTable<Handle>::entry_size() == 72,
+                "the table entry changed size");
   // IdleLists' view of the table: a handle's links and idle clock by slot.
   struct IdleNodes {
     SlotTable<Handle>* table;
@@ -210,7 +214,7 @@ class LoopCore {
   void apply_interest();
   // Gives the poller c's desired interest now. 0 or -errno.
   int register_interest(Id id, Handle* c);
-  void apply_defaults(Handle* c, const ConnDefaults& defaults);
+  void apply_defaults(Handle* c, const ConnDefaults& defaults, const SharedLimits& limits);
 
   // Admission: every accepted connection is served, parked or rejected.
   void admit(Id listener, Admission* admission, int fd);

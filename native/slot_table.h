@@ -89,6 +89,8 @@ class SlotTable {
 
   size_t used() const { return used_; }
   size_t capacity() const { return entries_.size(); }
+  // What each slot costs in the table.
+  static constexpr size_t entry_size() { return sizeof(Entry); }
 
  private:
   struct Entry {

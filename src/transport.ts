@@ -25,6 +25,15 @@ export interface TransportHost {
   released(transport: Transport, reason: ReactorError | undefined, now: boolean): void;
 }
 
+/**
+ * @internal What the transports of one listener (or of a reactor's outgoing
+ * connections) share until one needs its own: the reactor and the write limits.
+ */
+export interface TransportKin {
+  readonly host: TransportHost;
+  readonly limits: WriteLimits;
+}
+
 export type TransportState = 'connecting' | 'open' | 'closing' | 'closed';
 
 /**
@@ -46,27 +55,26 @@ export interface IdleTimeoutOptions {
 /** One connection: writes, flow control, shutdown and socket options. */
 export class Transport implements Producer {
   // Every field costs each of 10,000 idle connections 8 bytes: the state and
-  // two flags share one small integer, and what few transports use lives in
-  // one object made when first needed.
+  // flags share one small integer, and the reactor and write limits are the
+  // kin shared with sibling transports until this one needs its own state
+  // (its OWN flag), made then with what few transports use.
   #bits: number;
-  #limits: WriteLimits;
-  #rare: RareState | undefined;
+  #kin: TransportKin | OwnState;
   /** @internal */
   protocol: Protocol | undefined;
 
   /** @internal Only a reactor makes transports (the constructor is private to the types). */
-  static create(host: TransportHost, id: number, state: TransportState, limits: WriteLimits): Transport {
-    return new Transport(host, id, state, limits);
+  static create(kin: TransportKin, id: number, state: TransportState): Transport {
+    return new Transport(kin, id, state);
   }
 
   private constructor(
-    private readonly host: TransportHost,
+    kin: TransportKin,
     /** @internal native identity */ readonly id: number,
     state: TransportState,
-    limits: WriteLimits,
   ) {
     this.#bits = STATES.indexOf(state);
-    this.#limits = limits;
+    this.#kin = kin;
   }
 
   /** connecting → open → (closing →) closed. */
@@ -210,22 +218,22 @@ export class Transport implements Producer {
   setWriteBuffer(options: WriteBufferOptions): void {
     validateObject(options, 'options');
     validateKeys(options, 'options', WRITE_BUFFER_KEYS);
-    const limits = parseWriteLimits(options, this.#limits);
+    const limits = parseWriteLimits(options, this.#kin.limits);
     this.option('setWriteBuffer', () => this.host.native.setWriteLimits(this.id, limits.high, limits.low, limits.max));
-    this.#limits = limits;
+    this.own().limits = limits;
     this.throttle(this.bufferedAmount);
   }
 
   get highWaterMark(): number {
-    return this.#limits.high;
+    return this.#kin.limits.high;
   }
 
   get lowWaterMark(): number {
-    return this.#limits.low;
+    return this.#kin.limits.low;
   }
 
   get maxWriteBuffer(): number {
-    return this.#limits.max;
+    return this.#kin.limits.max;
   }
 
   /**
@@ -241,7 +249,7 @@ export class Transport implements Producer {
     validateFunction(producer.resume, 'producer.resume');
     this.host.checkOpen();
     if (this.stateIsClosed()) throw socketClosed();
-    const rare = (this.#rare ??= {});
+    const rare = this.own();
     if (rare.producer !== undefined) throw new ReactorError('ERR_PRODUCER_REGISTERED', 'a producer is already registered');
     rare.producer = producer;
     rare.producerPaused = false;
@@ -250,7 +258,8 @@ export class Transport implements Producer {
 
   /** Forgets the producer (without resuming it). */
   unregisterProducer(): void {
-    if (this.#rare !== undefined) this.#rare.producer = undefined;
+    const rare = this.rare();
+    if (rare !== undefined) rare.producer = undefined;
   }
 
   /** Nagle's algorithm is off by default (TCP_NODELAY on); no-op for Unix sockets. */
@@ -275,13 +284,13 @@ export class Transport implements Producer {
 
   /** This end's address (remembered once asked, so it stays readable after close). */
   get localAddress(): Address | undefined {
-    const rare = (this.#rare ??= {});
+    const rare = this.own();
     return (rare.local ??= this.address(false));
   }
 
   /** The peer's address (remembered once asked, so it stays readable after close). */
   get remoteAddress(): Address | undefined {
-    const rare = (this.#rare ??= {});
+    const rare = this.own();
     return (rare.remote ??= this.address(true));
   }
 
@@ -307,7 +316,7 @@ export class Transport implements Producer {
 
   /** @internal queued bytes fell to the low watermark. */
   drained(): void {
-    const rare = this.#rare;
+    const rare = this.rare();
     if (rare?.producer !== undefined && rare.producerPaused) {
       rare.producerPaused = false;
       if (stillReads(rare.producer)) rare.producer.resume();
@@ -330,10 +339,28 @@ export class Transport implements Producer {
   // Helpers are TypeScript-private, not #private: a class with #methods
   // stamps a brand on every instance, 8 bytes per connection.
 
+  private get host(): TransportHost {
+    return this.#kin.host;
+  }
+
+  /** This transport's own state, made (from its kin) when first needed. */
+  private own(): OwnState {
+    if ((this.#bits & OWN) === 0) {
+      this.#kin = { host: this.#kin.host, limits: this.#kin.limits };
+      this.#bits |= OWN;
+    }
+    return this.#kin as OwnState;
+  }
+
+  private rare(): OwnState | undefined {
+    return (this.#bits & OWN) === 0 ? undefined : (this.#kin as OwnState);
+  }
+
   private release(reason: ReactorError | undefined, now: boolean): void {
     if (this.stateIsClosed()) return;
     this.setState(CLOSED);
-    if (this.#rare !== undefined) this.#rare.producer = undefined;
+    const rare = this.rare();
+    if (rare !== undefined) rare.producer = undefined;
     this.host.released(this, reason, now);
   }
 
@@ -353,7 +380,7 @@ export class Transport implements Producer {
     if (result >= 0) return this.throttle(result);
     if (result === -ENOBUFS) {
       // The native side has aborted the connection: the reader is too slow.
-      const limit = this.#limits.max;
+      const limit = this.#kin.limits.max;
       this.release(new ReactorError('ERR_WRITE_BUFFER_FULL', `more than maxWriteBuffer (${limit} bytes) queued`), false);
     } else if (result === -EPIPE) {
       // The native side ended the write side (an idle reap); its close follows.
@@ -365,8 +392,8 @@ export class Transport implements Producer {
 
   /** Pauses the producer at the high watermark; true while below it. */
   private throttle(queued: number): boolean {
-    if (queued < this.#limits.high) return true;
-    const rare = this.#rare;
+    if (queued < this.#kin.limits.high) return true;
+    const rare = this.rare();
     if (rare?.producer !== undefined && !rare.producerPaused) {
       rare.producerPaused = true;
       if (stillReads(rare.producer)) rare.producer.pause();
@@ -413,9 +440,12 @@ const [CONNECTING, OPEN, CLOSING, CLOSED] = [0, 1, 2, 3] as const;
 const STATE_MASK = 3;
 const ENDED = 4; // end() called, or the native side ended the write side
 const PAUSED = 8; // reading paused by pause()
+const OWN = 16; // #kin is this transport's own state
 
-/** What few transports use: a registered producer, the addresses once asked. */
-interface RareState {
+/** What few transports use: their own write limits, a registered producer, the addresses once asked. */
+interface OwnState {
+  readonly host: TransportHost;
+  limits: WriteLimits;
   producer?: Producer | undefined;
   producerPaused?: boolean;
   local?: Address | undefined;

@@ -1170,7 +1170,7 @@ TEST(loop_idle_connection_whose_peer_stays_past_the_grace_is_reported_as_grace_e
   REQUIRE(h.loop != nullptr);
   ConnDefaults defaults;
   defaults.idle_ms = 100;
-  defaults.grace_ms = 100;
+  defaults.limits.grace_ms = 100;
   Configured server = configured_listener(h, AdmissionPolicy{}, defaults);
   REQUIRE(server.port > 0);
   int stays = raw_connect(server.port);  // reads our FIN, never closes
@@ -1241,6 +1241,31 @@ TEST(loop_write_beyond_max_write_aborts_the_connection) {
   CHECK_EQ(h.loop->queued_bytes(p.server), -EBADF);  // gone
   CHECK_EQ(h.loop->set_reading(p.client, true), 0);
   CHECK(h.pump_until([&] { return h.has(kClosed, p.client); }));
+}
+
+// Connections share their listener's limits record: changing one
+// connection's limits gives it its own and leaves the others' as they were.
+TEST(loop_write_limits_changed_on_one_connection_leave_its_siblings_theirs) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  ConnDefaults defaults;
+  defaults.limits.max_write = 64 * 1024;
+  Configured server = configured_listener(h, AdmissionPolicy{}, defaults);
+  REQUIRE(server.port > 0);
+  int first = raw_connect(server.port), second = raw_connect(server.port);
+  REQUIRE(first >= 0 && second >= 0);  // neither reads: the kernel's buffers fill
+  CHECK(h.pump_until([&] { return accepted_ids(h).size() == 2; }));
+  std::vector<uint64_t> ids = accepted_ids(h);
+  REQUIRE(ids.size() == 2u);
+  CHECK_EQ(h.loop->set_write_limits(ids[1], 64 * 1024, 16 * 1024, 64 * 1024 * 1024), 0);
+  std::string chunk = pattern(64 * 1024, 8);
+  int64_t result = 0;
+  int written = 0;
+  for (; written < 400 && result >= 0; written++) result = h.write(ids[0], chunk);
+  CHECK_EQ(result, -ENOBUFS);  // the listener's 64 KiB held for the first
+  for (int i = 0; i < written + 4; i++) CHECK(h.write(ids[1], chunk) >= 0);
+  close_socket(first);
+  close_socket(second);
 }
 
 TEST(loop_cap_in_backlog_mode_accepts_nothing_over_the_cap) {
