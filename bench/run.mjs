@@ -92,7 +92,7 @@ async function runRound(scenario, name, options, seconds) {
   const config = { ...scenario, port, warmup: options.warmup, duration: seconds };
   const [command, ...args] = pinned(loadCommand(config), 1);
   const load = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-  const round = { units: 0, seconds: 0, cpuNanos: 0, errors: 0, histogram: null, rssPerConn: null, rssPerConnWithYoung: null };
+  const round = { units: 0, seconds: 0, cpuNanos: 0, errors: 0, histogram: null, rssPerConn: null, rssPerConnLessYoung: null };
   let cpuAtStart = 0;
   let systemAtStart = 0;
   let baseline = { rss: 0, young: 0 };
@@ -128,8 +128,10 @@ async function runRound(scenario, name, options, seconds) {
           case 'held': {
             const held = await collected();
             if (message.conns > 0) {
-              round.rssPerConnWithYoung = (held.rss - baseline.rss) / message.conns;
-              round.rssPerConn = (held.rss - held.young - (baseline.rss - baseline.young)) / message.conns;
+              // The figure is all of the growth; without the young generation's
+              // part it is a lower bound (V8 may count pages never touched).
+              round.rssPerConn = (held.rss - baseline.rss) / message.conns;
+              round.rssPerConnLessYoung = (held.rss - held.young - (baseline.rss - baseline.young)) / message.conns;
             }
             load.stdin.write('go\n');
             break;

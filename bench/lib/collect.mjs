@@ -1,9 +1,10 @@
 // The idle hold's reading of a garbage-collected server: RSS read after the
-// server collected its garbage, less what V8's young generation holds
-// resident, so the figure is what the connections keep — not whether a
-// scavenge, or the young generation's growth from 1 to 2 MB per semispace,
-// came before or after the reading (BENCHMARKS.md, idle memory). The server
-// side is bench/servers/collect-on-signal.cjs, preloaded.
+// server collected its garbage, so the figure does not depend on whether
+// garbage was reclaimed before or after the reading; the young generation's
+// resident size comes with it, for a second figure without it (its growth
+// from 1 to 2 MB per semispace lands before or inside the hold by chance;
+// BENCHMARKS.md, idle memory). The server side is
+// bench/servers/collect-on-signal.cjs, preloaded.
 import { fileURLToPath } from 'node:url';
 
 const PRELOAD = fileURLToPath(new URL('../servers/collect-on-signal.cjs', import.meta.url));

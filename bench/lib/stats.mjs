@@ -129,7 +129,7 @@ export function summarize(rounds) {
     cpuPerUnit: cpuMicrosPer(cpuNanos, units),
     latency: percentiles(histogram),
     rssPerConn: mean('rssPerConn'),
-    rssPerConnWithYoung: mean('rssPerConnWithYoung'),
+    rssPerConnLessYoung: mean('rssPerConnLessYoung'),
   };
   const storms = rounds.filter((r) => r.lateness);
   if (storms.length) {

@@ -2,8 +2,8 @@
 // --require, bun --preload): on SIGUSR2 the server collects its garbage now
 // and prints one line, `collected YOUNG`, where YOUNG is the bytes V8's young
 // generation holds resident (0 under Bun, whose collector has none). The
-// harness then reads the server's RSS: what the connections keep, not when a
-// collector last ran or how far it grew its nursery (bench/run.mjs).
+// harness then reads the server's RSS, not depending on when a collector
+// last ran (bench/run.mjs).
 'use strict';
 
 const v8 = require('node:v8');
