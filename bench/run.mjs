@@ -13,6 +13,7 @@ import { createInterface } from 'node:readline';
 import { parseBenchArgs, USAGE, UsageError } from './lib/args.mjs';
 import { bun } from './lib/bun.mjs';
 import { buildC } from './lib/c-programs.mjs';
+import { collect, collecting } from './lib/collect.mjs';
 import { loadCommand, UDP_LOAD } from './lib/load.mjs';
 import { cpuNanos, pinned, rssBytes, systemCpuNanos } from './lib/proc.mjs';
 import { Progress, table, writeResults } from './lib/report.mjs';
@@ -48,7 +49,8 @@ const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Starts a server for `scenario` and resolves with its process and port once it prints "listening PORT". */
 function startServer(name, scenario) {
   const transport = transportOf(scenario);
-  const [command, ...args] = pinned(serverCommand(name, scenario.server, transport), 0);
+  const argv = serverCommand(name, scenario.server, transport);
+  const [command, ...args] = pinned(scenario.kind === 'idle' ? collecting(kindOf(name), argv) : argv, 0);
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
@@ -62,7 +64,7 @@ function startServer(name, scenario) {
       const match = /^listening (\d+)/.exec(line);
       if (!match) return;
       clearTimeout(timer);
-      resolve({ child, port: Number(match[1]) });
+      resolve({ child, port: Number(match[1]), lines });
     });
     child.on('exit', (code) => {
       clearTimeout(timer);
@@ -85,15 +87,22 @@ function stopServer(child) {
 
 /** One server, one round of one scenario. */
 async function runRound(scenario, name, options, seconds) {
-  const { child: server, port } = await startServer(name, scenario);
+  const { child: server, port, lines: serverLines } = await startServer(name, scenario);
   const pid = server.pid;
   const config = { ...scenario, port, warmup: options.warmup, duration: seconds };
   const [command, ...args] = pinned(loadCommand(config), 1);
   const load = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-  const round = { units: 0, seconds: 0, cpuNanos: 0, errors: 0, histogram: null, rssPerConn: null };
+  const round = { units: 0, seconds: 0, cpuNanos: 0, errors: 0, histogram: null, rssPerConn: null, rssPerConnLessYoung: null };
   let cpuAtStart = 0;
   let systemAtStart = 0;
-  let rssBaseline = 0;
+  let baseline = { rss: 0, young: 0 };
+  // RSS once an idle hold's server has collected, and its young generation's
+  // part of it (collect.mjs). The storm client waits at a baseline too.
+  const collected = async () => {
+    await delay(SETTLE_MS);
+    const young = scenario.kind === 'idle' ? await collect(kindOf(name), server, serverLines) : 0;
+    return { rss: rssBytes(pid), young };
+  };
   try {
     await new Promise((resolve, reject) => {
       const bound = setTimeout(() => {
@@ -102,8 +111,7 @@ async function runRound(scenario, name, options, seconds) {
       }, (options.warmup + seconds + 90) * 1000);
       load.on('exit', () => clearTimeout(bound));
       const lines = createInterface({ input: load.stdout });
-      lines.on('line', async (line) => {
-        const message = JSON.parse(line);
+      const onMessage = async (message) => {
         switch (message.event) {
           case 'measure-start':
             cpuAtStart = cpuNanos(pid);
@@ -114,15 +122,20 @@ async function runRound(scenario, name, options, seconds) {
             round.systemCpuNanos = systemCpuNanos(pid) - systemAtStart;
             break;
           case 'baseline':
-            await delay(SETTLE_MS);
-            rssBaseline = rssBytes(pid);
+            baseline = await collected();
             load.stdin.write('go\n');
             break;
-          case 'held':
-            await delay(SETTLE_MS);
-            round.rssPerConn = message.conns > 0 ? (rssBytes(pid) - rssBaseline) / message.conns : null;
+          case 'held': {
+            const held = await collected();
+            if (message.conns > 0) {
+              // The figure is all of the growth; without the young generation's
+              // part it is a lower bound (V8 may count pages never touched).
+              round.rssPerConn = (held.rss - baseline.rss) / message.conns;
+              round.rssPerConnLessYoung = (held.rss - held.young - (baseline.rss - baseline.young)) / message.conns;
+            }
             load.stdin.write('go\n');
             break;
+          }
           case 'result':
             if (message.error) return reject(new Error(message.error));
             round.units = message.units;
@@ -133,7 +146,8 @@ async function runRound(scenario, name, options, seconds) {
             resolve();
             break;
         }
-      });
+      };
+      lines.on('line', (line) => onMessage(JSON.parse(line)).catch(reject));
       load.on('exit', (code) => code !== 0 && reject(new Error(`load generator exited with ${code}`)));
     });
   } finally {

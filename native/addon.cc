@@ -713,11 +713,11 @@ napi_value configure_listener(napi_env env, napi_callback_info info) {
   policy.overflow_bytes = config.bytes("overflowBytes");
   ConnDefaults defaults;
   defaults.idle_ms = config.u32("idleTimeoutMs");
-  defaults.grace_ms = config.u32("idleGraceMs");
+  defaults.limits.grace_ms = config.u32("idleGraceMs");
   defaults.idle_resets_on_write = config.boolean("idleResetOnWrite");
-  defaults.high_water = config.u32("highWaterMark");
-  defaults.low_water = config.u32("lowWaterMark");
-  defaults.max_write = config.u32("maxWriteBuffer");
+  defaults.limits.high_water = config.u32("highWaterMark");
+  defaults.limits.low_water = config.u32("lowWaterMark");
+  defaults.limits.max_write = config.u32("maxWriteBuffer");
   if (!config.ok()) return nullptr;
   return with_loop(call,
                    [&](Loop& l) { return l.configure_listener(call.id(0), policy, defaults); });

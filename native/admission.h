@@ -10,6 +10,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "conn_limits.h"
 #include "slot_table.h"
 
 namespace reactor {
@@ -18,11 +19,8 @@ namespace reactor {
 // connections they accept.
 struct ConnDefaults {
   uint32_t idle_ms = 0;  // 0: no idle timeout
-  uint32_t grace_ms = 15000;
   bool idle_resets_on_write = false;
-  uint32_t high_water = 64 * 1024;
-  uint32_t low_water = 16 * 1024;
-  uint32_t max_write = 16 * 1024 * 1024;
+  ConnLimits limits;
 };
 
 enum class Overflow : uint8_t { kClose, kReset };

@@ -165,7 +165,7 @@ bool LoopCore::take(Id id, const uint8_t* data, size_t length) {
     }
     std::memcpy(slab_.data + slab_used_, data, n);
     stats_.bytes_in += n;
-    if (c->idle_ms) c->last_active = start_ms();
+    if (c->idle_ms) restart_idle_clock(id, c);
     if (joined) {
       last->b += static_cast<int32_t>(n);
     } else {

@@ -1,5 +1,6 @@
 // Timers and per-handle deadlines: idle timeouts, the grace period of a
 // reaped connection, the queue timeout of a parked one, the accept backoff.
+#include <algorithm>
 #include <chrono>
 
 #include "loop_core.h"
@@ -47,10 +48,10 @@ void LoopCore::run_timers() {
   uint64_t now = now_ms();
   Id id;
   while (timers_.pop_expired(now, &id)) emit(kTimer, id);
-  while (deadlines_.next_deadline() <= now) {
-    uint32_t slot = deadlines_.next_slot();
+  uint32_t slot;
+  while (next_due(now, &slot)) {
     if (!table_.live_at(slot, &id)) {
-      deadlines_.clear(slot);
+      deadlines_.clear(slot);  // idle_ holds live slots only: forget() takes them out
       continue;
     }
     on_deadline(id, table_.get(id), now);
@@ -63,21 +64,49 @@ void LoopCore::run_timers() {
 
 // ---- deadlines --------------------------------------------------------------
 
+bool LoopCore::next_due(uint64_t now, uint32_t* slot) const {
+  uint64_t idle_due = idle_.next_deadline();
+  uint64_t other_due = deadlines_.next_deadline();
+  if (std::min(idle_due, other_due) > now) return false;
+  *slot = idle_due <= other_due ? idle_.next_slot() : deadlines_.next_slot();
+  return true;
+}
+
 void LoopCore::start_idle_clock(Id id, Handle* c) {
   if (c->idle_ms == 0) {
+    idle_.remove(id.slot);
     deadlines_.clear(id.slot);
     return;
   }
   c->last_active = start_ms();
-  deadlines_.set(id.slot, c->last_active + c->idle_ms);
+  schedule_idle(id, c);
 }
 
-// Every handler either clears the slot's deadline or moves it later.
+void LoopCore::restart_idle_clock(Id id, Handle* c) {
+  uint64_t now = start_ms();
+  if (now == c->last_active) return;  // the same deadline: its place stays right
+  c->last_active = now;
+  // No clock started later than now, so the back of the list is its place. A
+  // deadline in the heap is moved when it comes due (see on_deadline).
+  idle_.move_to_back(id.slot, c->idle_ms);
+}
+
+void LoopCore::schedule_idle(Id id, Handle* c) {
+  idle_.remove(id.slot);
+  if (idle_.push_back(id.slot, c->idle_ms)) {
+    deadlines_.clear(id.slot);
+  } else {
+    deadlines_.set(id.slot, c->last_active + c->idle_ms);
+  }
+}
+
+// Every handler either clears the slot's deadline or moves it later. An idle
+// deadline comes from idle_ (always truly due) or from the heap (moved lazily).
 void LoopCore::on_deadline(Id id, Handle* c, uint64_t now) {
   if (c->kind == Kind::kListener) {
     // The accept backoff is over.
     deadlines_.clear(id.slot);
-    c->listening->backoff = false;
+    c->listening()->backoff = false;
     mark_dirty(id, c);
     return;
   }
@@ -103,19 +132,22 @@ void LoopCore::on_deadline(Id id, Handle* c, uint64_t now) {
       break;
   }
   if (c->idle_ms == 0) {
+    idle_.remove(id.slot);
     deadlines_.clear(id.slot);
     return;
   }
-  uint64_t due = c->last_active + c->idle_ms;
-  if (due > now) {
-    deadlines_.set(id.slot, due);  // active since it was scheduled
+  if (c->last_active + c->idle_ms > now) {
+    // A heap deadline, active since it was scheduled (a list's head is always
+    // due). It stays in the heap: a list only takes clocks started now.
+    deadlines_.set(id.slot, c->last_active + c->idle_ms);
     return;
   }
   stats_.idle_timeouts++;
   if (c->idle_notify && c->state == State::kOpen) {
-    // The protocol decides; unless it acts, the connection gets another period.
-    c->last_active = now;
-    deadlines_.set(id.slot, now + c->idle_ms);
+    // The protocol decides; unless it acts, the connection gets another
+    // period, counted like any restarted clock.
+    c->last_active = start_ms();
+    schedule_idle(id, c);
     emit(kIdle, id);
     return;
   }
@@ -131,7 +163,7 @@ void LoopCore::reap(Id id, Handle* c) {
     release(id, c, 0);
     return;
   }
-  linger(id, c, c->grace_ms);
+  linger(id, c, c->limits.get().grace_ms);
 }
 
 void LoopCore::linger(Id id, Handle* c, uint32_t ms) {
@@ -151,6 +183,7 @@ void LoopCore::linger(Id id, Handle* c, uint32_t ms) {
     release(id, c, 0);
     return;
   }
+  idle_.remove(id.slot);
   deadlines_.set(id.slot, deadline_after(ms));
 }
 

@@ -24,7 +24,7 @@ int64_t LoopCore::add_listener(int fd, bool tcp, const std::string& unix_path) {
     return -EMFILE;
   }
   listening->unix_path = unix_path;
-  l->listening = std::move(listening);
+  l->record = std::move(listening);
   fd_table_.expect_connections();
   return static_cast<int64_t>(id.packed());
 }
@@ -45,6 +45,7 @@ int LoopCore::configure_listener(uint64_t packed, const AdmissionPolicy& policy,
   Listener* listener = listener_at(id);
   if (!listener) return -EBADF;
   listener->admission.policy = policy;
+  if (!listener->limits.assign(defaults.limits)) return -ENOMEM;
   listener->admission.defaults = defaults;
   mark_dirty(id, table_.get(id));  // waiting in the backlog changes how it accepts
   return 0;
@@ -65,14 +66,14 @@ int64_t LoopCore::adopt_listener(int fd, bool require_tcp) {
   int error = 0;
   Handle* l = adopt_foreign(fd, Kind::kListener, require_tcp, &id, &error);
   if (!l) return error;
-  l->listening = std::move(listening);  // no unix_path: the path is not ours to remove
+  l->record = std::move(listening);  // no unix_path: the path is not ours to remove
   fd_table_.expect_connections();
   return static_cast<int64_t>(id.packed());
 }
 
 int LoopCore::close_listener(Id id, Handle* l) {
   // Nobody will serve the parked connections now.
-  Admission& admission = l->listening->admission;
+  Admission& admission = l->listening()->admission;
   while (!admission.parked.empty()) {
     Id parked = admission.parked.front();
     admission.parked.pop_front();
@@ -90,7 +91,7 @@ void LoopCore::on_listener_ready(Id id) {
     // Each emit may run JavaScript, which may close the listener.
     Handle* l = table_.get(id);
     if (!l) return;
-    Listener* listener = l->listening.get();
+    Listener* listener = l->listening();
     if (listener->backoff) return;
     if (listener->admission.holds_back()) {
       listener->at_cap = true;  // until one of its connections closes
@@ -125,7 +126,7 @@ void LoopCore::admit(Id listener, Admission* admission, int fd) {
   Id id;
   Handle* c = adopt(fd, Kind::kStream, State::kOpen, l->tcp, &id);
   if (!c) return;
-  apply_defaults(c, admission->defaults);
+  apply_defaults(c, admission->defaults, l->listening()->limits);
   c->listener = listener;
   c->reading = false;
   if (admission->limits_peers()) {

@@ -46,13 +46,10 @@ LoopCore::Handle* LoopCore::adopt(int fd, Kind kind, State state, bool tcp, Id* 
   return c;
 }
 
-void LoopCore::apply_defaults(Handle* c, const ConnDefaults& defaults) {
+void LoopCore::apply_defaults(Handle* c, const ConnDefaults& defaults, const SharedLimits& limits) {
   c->idle_ms = defaults.idle_ms;
-  c->grace_ms = defaults.grace_ms;
   c->idle_resets_on_write = defaults.idle_resets_on_write;
-  c->high_water = defaults.high_water;
-  c->low_water = defaults.low_water;
-  c->max_write = defaults.max_write;
+  c->limits = limits;
 }
 
 LoopCore::Handle* LoopCore::find(uint64_t packed, Id* out) {
@@ -68,7 +65,7 @@ LoopCore::Handle* LoopCore::find_stream(uint64_t packed, Id* out) {
 
 Listener* LoopCore::listener_at(Id id) {
   Handle* l = table_.get(id);
-  return l && l->kind == Kind::kListener ? l->listening.get() : nullptr;
+  return l && l->kind == Kind::kListener ? l->listening() : nullptr;
 }
 
 Admission* LoopCore::admission_of(Id id) {
@@ -93,7 +90,7 @@ uint32_t LoopCore::desired_interest(const Handle& c) const {
     return c.wanted & kReadable ? c.wanted | kPeerClosed : c.wanted;
   }
   if (c.kind == Kind::kListener) {
-    const Listener& listener = *c.listening;
+    const Listener& listener = *c.listening();
     if (listener.backoff || listener.at_cap) return kNone;
     // A cap that leaves clients in the backlog accepts on readiness: a
     // multishot accept would take them all.
@@ -125,7 +122,7 @@ void LoopCore::apply_interest() {
     Handle* c = table_.get(id);
     if (!c) continue;
     // Datagrams sent during the batch go out together now, before the wait.
-    if (c->kind == Kind::kDatagram && !c->udp->blocked) flush_datagrams(id, c);
+    if (c->kind == Kind::kDatagram && !c->udp()->blocked) flush_datagrams(id, c);
     c->dirty = false;
     register_interest(id, c);
   }
@@ -162,6 +159,7 @@ void LoopCore::release(Id id, Handle* c, int error, CloseReason why) {
 }
 
 void LoopCore::forget(Id id, Handle* c, bool reported) {
+  idle_.remove(id.slot);
   deadlines_.clear(id.slot);
   if (c->kind == Kind::kWatcher) {
     unwatch(c);  // its fd is the caller's: never closed here
@@ -170,7 +168,7 @@ void LoopCore::forget(Id id, Handle* c, bool reported) {
     return;
   }
   if (c->kind == Kind::kListener) {
-    const std::string& path = c->listening->unix_path;
+    const std::string& path = c->listening()->unix_path;
     if (!path.empty()) std::remove(path.c_str());
   } else {
     if (c->visible) open_--;

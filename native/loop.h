@@ -174,6 +174,8 @@ class Loop {
   int set_idle_timeout(uint64_t id, uint32_t ms, bool resets_on_write, uint32_t grace_ms);
   // Whether an idle expiry is handed to JavaScript (kIdle) instead of reaped.
   int set_idle_notify(uint64_t id, bool notify);
+  // Connections share equal limits (native/conn_limits.h): -ENOMEM when other
+  // values need a record and memory runs out, as for set_idle_timeout's grace.
   int set_write_limits(uint64_t id, uint32_t high, uint32_t low, uint32_t max);
   // Shuts down the write side once the queue is flushed. Returns 1 when this
   // closed the connection outright (the peer had already ended), else 0.

@@ -24,6 +24,8 @@
 #include "deadline_heap.h"
 #include "fd_table_reserve.h"
 #include "held_input.h"
+#include "idle_lists.h"
+#include "kind_record.h"
 #include "loop.h"
 #include "poller.h"
 #include "slot_table.h"
@@ -38,8 +40,9 @@ inline bool would_block(int error) { return error == EAGAIN || error == EWOULDBL
 
 // A listening socket's own state: whom it admits and how, its Unix path, and
 // why it is not accepting now.
-struct Listener {
+struct Listener : KindRecord {
   Admission admission;
+  SharedLimits limits;    // admission.defaults.limits, shared by the connections it accepts
   std::string unix_path;  // removed when the listener closes; empty when not ours
   bool backoff = false;   // accepting paused after EMFILE/ENFILE
   bool at_cap = false;    // accepting paused at the cap (clients wait in the backlog)
@@ -100,7 +103,7 @@ class LoopCore {
   }
   size_t live_handles() const { return table_.used() - unref_watchers_; }
   uint64_t next_deadline() const {
-    return std::min(timers_.next_deadline(), deadlines_.next_deadline());
+    return std::min({timers_.next_deadline(), deadlines_.next_deadline(), idle_.next_deadline()});
   }
 
   static uint64_t now_ms();
@@ -144,17 +147,16 @@ class LoopCore {
     bool idle_resets_on_write : 1;
     bool reaped : 1;  // ended for idleness: its close reports kReasonIdle
     bool unref : 1;   // a watcher that does not keep the process alive
-    int error = 0;    // a failed send, reported on the next event
+    // A failed send's errno (small and positive), reported on the next
+    // event; 16 bits fill the bit-fields' word, keeping the table entry small.
+    uint16_t error = 0;
     uint32_t idle_ms = 0;
-    uint32_t grace_ms = 0;
-    uint32_t high_water = 0;
-    uint32_t low_water = 0;
-    uint32_t max_write = 0;
     uint64_t last_active = 0;   // ms of the last read (and write, if it counts)
+    IdleLinks idle;             // its place in idle_, when its idle deadline is there
     Id listener{kMaxSlots, 0};  // the listener that accepted it, for its cap
     WriteQueue queue;
-    std::unique_ptr<Listener> listening;
-    std::unique_ptr<UdpSocket> udp;
+    SharedLimits limits;                 // write limits and grace
+    std::unique_ptr<KindRecord> record;  // a listener's Listener, a datagram socket's UdpSocket
 
     Handle()
         : tcp(false),
@@ -172,6 +174,18 @@ class LoopCore {
           idle_resets_on_write(false),
           reaped(false),
           unref(false) {}
+    Listener* listening() const { return static_cast<Listener*>(record.get()); }
+    UdpSocket* udp() const { return static_cast<UdpSocket*>(record.get()); }
+  };
+  // Every connection pays for one entry: kept small for servers holding many
+  // idle ones (BENCHMARKS.md, idle memory).
+  static_assert(sizeof(void*) != 8 || SlotTable<Handle>::entry_size() == 72,
+                "the table entry changed size");
+  // IdleLists' view of the table: a handle's links and idle clock by slot.
+  struct IdleNodes {
+    SlotTable<Handle>* table;
+    IdleLinks& links(uint32_t slot) { return table->at(slot).idle; }
+    uint64_t last_active(uint32_t slot) const { return table->at(slot).last_active; }
   };
   static constexpr uint8_t kUnregistered = 0xff;
   static constexpr uint32_t kDetached = 0x80;  // desired interest: not watched at all
@@ -200,7 +214,7 @@ class LoopCore {
   void apply_interest();
   // Gives the poller c's desired interest now. 0 or -errno.
   int register_interest(Id id, Handle* c);
-  void apply_defaults(Handle* c, const ConnDefaults& defaults);
+  void apply_defaults(Handle* c, const ConnDefaults& defaults, const SharedLimits& limits);
 
   // Admission: every accepted connection is served, parked or rejected.
   void admit(Id listener, Admission* admission, int fd);
@@ -222,6 +236,13 @@ class LoopCore {
 
   // Deadlines: idle timeouts, grace periods, queue timeouts, accept backoff.
   void start_idle_clock(Id id, Handle* c);
+  // Activity: the idle clock starts again.
+  void restart_idle_clock(Id id, Handle* c);
+  // Puts c's idle deadline (last_active + idle_ms) in the list of its
+  // timeout, or in deadlines_ when every list holds another timeout.
+  void schedule_idle(Id id, Handle* c);
+  // The slot whose deadline (idle list or heap) is due first, if one is by now.
+  bool next_due(uint64_t now, uint32_t* slot) const;
   void on_deadline(Id id, Handle* c, uint64_t now);
   void reap(Id id, Handle* c);
   // Shuts the write side once flushed and discards input until the peer
@@ -300,8 +321,9 @@ class LoopCore {
   size_t undelivered_from_ = 0;  // slab bytes read since the last delivery start here
 
   SlotTable<Handle> table_;
-  FdTableReserve fd_table_;  // grown ahead of the descriptors the table takes
-  DeadlineHeap deadlines_;   // by connection slot
+  FdTableReserve fd_table_;                        // grown ahead of the descriptors the table takes
+  DeadlineHeap deadlines_;                         // by slot: every deadline that is not in idle_
+  IdleLists<IdleNodes> idle_{IdleNodes{&table_}};  // idle deadlines, one FIFO per timeout
   std::vector<Id> dirty_;
   std::vector<PollEvent> events_;
   std::vector<Id> to_serve_;    // listeners whose cap has room and whose queue may not be empty

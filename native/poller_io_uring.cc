@@ -29,6 +29,7 @@
 
 #include <liburing.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -52,9 +53,19 @@ constexpr uint64_t kCancelTag = ~0ull;
 // requests never have it (fds are below 2^31).
 constexpr uint64_t kOpTag = 1ull << 63;
 constexpr uint16_t kBufferGroup = 0;
-// The buffer ring: 512 buffers of 8 KiB (4 MiB of address space, touched
-// only as far as data lands). A 16 KiB message takes two CQEs, which the
-// loop joins into one record.
+// The buffer ring, 4 MiB of address space touched only as far as data lands.
+// Where the kernel consumes buffers incrementally (IOU_PBUF_RING_INC, 6.12;
+// liburing 2.3 lacks the names), a receive takes only the bytes it needs
+// from the buffer at the head, so messages pack back to back: 64 KiB buffers
+// hold ~65,000 small messages in flight (one 8 KiB buffer each ran dry at
+// 10,000 connections, and every recv then ended with -ENOBUFS and was armed
+// again), and a 16 KiB message mostly lands in one CQE. Elsewhere each
+// receive takes a whole buffer: 512 of 8 KiB, and the loop joins the two
+// CQEs of a 16 KiB message.
+constexpr uint16_t kIncrementalBuffers = 2;  // IOU_PBUF_RING_INC
+constexpr uint32_t kBufferMore = 1u << 4;    // IORING_CQE_F_BUF_MORE
+constexpr unsigned kIncrementalBufferCount = 64;
+constexpr unsigned kIncrementalBufferSize = 64 * 1024;
 constexpr unsigned kBufferCount = 512;
 constexpr unsigned kBufferSize = 8192;
 
@@ -105,6 +116,7 @@ class IoUringPoller final : public Poller {
     if (ready_) {
       // Connections the kernel accepted that nobody will take.
       submit();
+      if (wake_fd_ >= 0) io_uring_get_events(&ring_);
       io_uring_cqe* cqe;
       while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
         uint64_t data = cqe->user_data;
@@ -116,29 +128,15 @@ class IoUringPoller final : public Poller {
       }
       io_uring_queue_exit(&ring_);
     }
-    if (buffer_ring_) munmap(buffer_ring_, buffer_ring_bytes_);
-    if (buffers_) munmap(buffers_, static_cast<size_t>(buffer_count_) * buffer_size_);
+    release_buffers();
+    if (wake_fd_ >= 0) ::close(wake_fd_);
   }
 
   // Sets the ring up in place (liburing's struct is not meant to be copied).
   // Returns 0 or -errno.
   int init() {
     io_uring_params params;
-    std::memset(&params, 0, sizeof params);
-    // A roomy completion queue: every watched fd may complete in one wake-up
-    // (and the kernel keeps overflowing CQEs rather than dropping them).
-    params.flags = IORING_SETUP_CQSIZE;
-    params.cq_entries = 16384;
-    // Completions need no interrupt of a running thread: it enters the kernel
-    // soon enough, and a thread asleep in libuv is still woken (5.19+).
-    params.flags |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
-    int rc = io_uring_queue_init_params(1024, &ring_, &params);
-    if (rc == -EINVAL) {
-      std::memset(&params, 0, sizeof params);
-      params.flags = IORING_SETUP_CQSIZE;
-      params.cq_entries = 16384;
-      rc = io_uring_queue_init_params(1024, &ring_, &params);
-    }
+    int rc = setup_ring(&params);
     if (rc < 0) return rc;
     ready_ = true;
     // Quiet polls need multishot poll (5.13); IORING_FEAT_RSRC_TAGS came in
@@ -161,9 +159,49 @@ class IoUringPoller final : public Poller {
     return 0;
   }
 
+  // Deferred task running first (6.1): the receives the kernel owes run in
+  // one batch when wait() asks (IORING_ENTER_GETEVENTS), not one by one as
+  // each sendmsg returns to user space. Such a ring's fd does not poll
+  // readable for that work, so an eventfd the kernel signals stands in for
+  // it. Elsewhere, cooperative task running (5.19), then none.
+  int setup_ring(io_uring_params* params) {
+    const unsigned tries[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, 0};
+    int rc = -EINVAL;
+    for (unsigned flags : tries) {
+      if (!(flags & IORING_SETUP_DEFER_TASKRUN) || !env_off("NATIVE_REACTOR_IO_URING_DEFER")) {
+        std::memset(params, 0, sizeof *params);
+        // A roomy completion queue: every watched fd may complete in one
+        // wake-up (and the kernel keeps overflowing CQEs rather than dropping them).
+        params->flags = IORING_SETUP_CQSIZE | flags;
+        params->cq_entries = 16384;
+        rc = io_uring_queue_init_params(1024, &ring_, params);
+      }
+      if (rc == 0 && (flags & IORING_SETUP_DEFER_TASKRUN) && watch_with_eventfd() < 0) {
+        io_uring_queue_exit(&ring_);
+        rc = -EINVAL;
+      }
+      if (rc != -EINVAL) return rc;
+    }
+    return rc;
+  }
+
+  int watch_with_eventfd() {
+    wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0) return -errno;
+    int rc = io_uring_register_eventfd(&ring_, wake_fd_);
+    if (rc < 0) {
+      ::close(wake_fd_);
+      wake_fd_ = -1;
+    }
+    return rc;
+  }
+
   const char* name() const override { return "io_uring"; }
-  // The ring fd polls readable while CQEs wait in the completion queue.
-  int pollable_fd() const override { return ring_.ring_fd; }
+  // The ring fd polls readable while CQEs wait in the completion queue; a
+  // ring with deferred task running is watched through its eventfd.
+  int pollable_fd() const override { return wake_fd_ >= 0 ? wake_fd_ : ring_.ring_fd; }
   bool reports_peer_closed() const override { return true; }
   bool receives() const override { return recv_ok_ || accept_ok_; }
 
@@ -223,7 +261,7 @@ class IoUringPoller final : public Poller {
     bool was_armed = r->armed || r->op >= 0;
     forget(fd, *r);
     r->epoch++;
-    if (was_armed) submit();
+    if (was_armed) release_now();
     return 0;
   }
 
@@ -232,13 +270,15 @@ class IoUringPoller final : public Poller {
     if (!r) return -ENOENT;
     bool had_op = r->op >= 0;
     forget(fd, *r);
-    if (had_op) submit();
+    if (had_op) release_now();
     return 0;
   }
 
+  // A ring with deferred task running is entered here only to submit: its
+  // work waits for the next wait(), and the eventfd says when there is some.
   void commit() override {
     arm_pending();
-    submit();
+    if (wake_fd_ < 0 || io_uring_sq_ready(&ring_) > 0) submit();
   }
 
   int wait(PollEvent* out, int max, int timeout_ms) override {
@@ -248,9 +288,10 @@ class IoUringPoller final : public Poller {
       // Every lent buffer goes back first (none was handed out by a round
       // that found no event).
       arm_pending();
-      int rc = submit();
+      int rc = wake_fd_ >= 0 ? submit_and_run() : submit();
       if (rc < 0) return rc;
       int n = reap(out, max);
+      if (wake_fd_ >= 0) rearm_wake();
       if (n != 0 || timeout_ms == 0) return n;
       // Only dropped CQEs so far: keep waiting for the rest of the timeout.
       io_uring_cqe* cqe = nullptr;
@@ -367,17 +408,27 @@ class IoUringPoller final : public Poller {
     r.op = static_cast<int32_t>(index);
   }
 
+  // Incremental buffers first, whole ones where the kernel refuses them.
   int setup_buffers() {
-    buffer_count_ = kBufferCount;
-    buffer_size_ = kBufferSize;
+    unsigned count = 0, size = 0;
     if (const char* spec = std::getenv("NATIVE_REACTOR_IO_URING_BUFFERS")) {
-      unsigned count = 0, size = 0;
-      if (std::sscanf(spec, "%ux%u", &count, &size) == 2 && count >= 1 && count <= 32768 &&
-          (count & (count - 1)) == 0 && size >= 64) {
-        buffer_count_ = count;
-        buffer_size_ = size;
+      if (std::sscanf(spec, "%ux%u", &count, &size) != 2 || count < 1 || count > 32768 ||
+          (count & (count - 1)) != 0 || size < 64) {
+        count = size = 0;
       }
     }
+    int rc = register_buffers(count ? count : kIncrementalBufferCount,
+                              count ? size : kIncrementalBufferSize, true);
+    if (rc == -EINVAL) {
+      rc = register_buffers(count ? count : kBufferCount, count ? size : kBufferSize, false);
+    }
+    return rc;
+  }
+
+  int register_buffers(unsigned count, unsigned size, bool incremental) {
+    release_buffers();
+    buffer_count_ = count;
+    buffer_size_ = size;
     buffer_ring_bytes_ = buffer_count_ * sizeof(io_uring_buf);
     void* ring = mmap(nullptr, buffer_ring_bytes_, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -387,18 +438,46 @@ class IoUringPoller final : public Poller {
                         PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (memory == MAP_FAILED) return -ENOMEM;
     buffers_ = static_cast<uint8_t*>(memory);
-    io_uring_buf_reg reg;
-    std::memset(&reg, 0, sizeof reg);
-    reg.ring_addr = reinterpret_cast<uintptr_t>(buffer_ring_);
-    reg.ring_entries = buffer_count_;
-    reg.bgid = kBufferGroup;
-    // EINVAL before 5.19: no buffer rings, so no completions.
+    // Positional: the flags field is "pad" in older liburing headers.
+    io_uring_buf_reg reg{reinterpret_cast<uintptr_t>(buffer_ring_),
+                         buffer_count_,
+                         kBufferGroup,
+                         incremental ? kIncrementalBuffers : uint16_t{0},
+                         {}};
+    // EINVAL before 5.19 (no buffer rings: no completions), or before 6.12
+    // for incremental ones.
     int rc = io_uring_register_buf_ring(&ring_, &reg, 0);
     if (rc < 0) return rc;
     io_uring_buf_ring_init(buffer_ring_);
+    consumed_.assign(incremental ? buffer_count_ : 0, 0);
     for (unsigned i = 0; i < buffer_count_; i++) lent_.push_back(static_cast<uint16_t>(i));
     give_back();
     return 0;
+  }
+
+  void release_buffers() {
+    if (buffer_ring_) munmap(buffer_ring_, buffer_ring_bytes_);
+    if (buffers_) munmap(buffers_, static_cast<size_t>(buffer_count_) * buffer_size_);
+    buffer_ring_ = nullptr;
+    buffers_ = nullptr;
+  }
+
+  // Where the bytes of a CQE that used buffer `id` start. An incremental
+  // buffer is the kernel's until a CQE without IORING_CQE_F_BUF_MORE; only
+  // then is it lent to the loop (and given back at the next wait or commit).
+  const uint8_t* lend(uint16_t id, int res, uint32_t flags) {
+    uint8_t* base = buffers_ + static_cast<size_t>(id) * buffer_size_;
+    if (consumed_.empty()) {
+      lent_.push_back(id);
+      return base;
+    }
+    const uint8_t* bytes = base + consumed_[id];
+    if (res > 0) consumed_[id] += static_cast<uint32_t>(res);
+    if (!(flags & kBufferMore)) {
+      consumed_[id] = 0;
+      lent_.push_back(id);
+    }
+    return bytes;
   }
 
   // Lent buffers go back to the ring.
@@ -484,12 +563,51 @@ class IoUringPoller final : public Poller {
     return rc < 0 ? rc : 0;
   }
 
+  // A cancelled request lets go of its socket when its completion runs,
+  // which a ring with deferred task running does only when asked.
+  void release_now() { wake_fd_ >= 0 ? submit_and_run() : submit(); }
+
+  // Submits and runs the deferred work, which posts its CQEs.
+  int submit_and_run() {
+    int rc;
+    do {
+      rc = io_uring_submit_and_get_events(&ring_);
+    } while (rc == -EINTR);
+    if (rc == -EBUSY || rc == -EAGAIN) return 0;
+    return rc < 0 ? rc : 0;
+  }
+
+  // The eventfd stays readable while there is something to do, and is
+  // cleared only when there is nothing: after the work ran, so the CQEs it
+  // posted (each batch signals it) do not wake the loop for nothing. The
+  // kernel signals it when work arrives on an empty list, after setting
+  // IORING_SQ_TASKRUN, so work that came between the check and the clear
+  // signals it again here. Under load it is left alone: no syscall.
+  void rearm_wake() {
+    if (has_work()) return;
+    uint64_t count;
+    while (::read(wake_fd_, &count, sizeof count) < 0 && errno == EINTR) {
+    }
+    if (has_work()) {
+      count = 1;
+      while (::write(wake_fd_, &count, sizeof count) < 0 && errno == EINTR) {
+      }
+    }
+  }
+
+  bool has_work() {
+    return (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0 ||
+           io_uring_cq_ready(&ring_) > 0;
+  }
+
   // Turns CQEs into events, at most max; the rest stay queued, which keeps
-  // the ring fd readable.
+  // the ring fd (or the eventfd: rearm_wake) readable.
   int reap(PollEvent* out, int max) {
     int n = 0;
     io_uring_cqe* cqe;
-    while (n < max && io_uring_peek_cqe(&ring_, &cqe) == 0) {
+    // Counted first: liburing's peek enters the kernel when it finds none
+    // while task work is pending, once per wake-up for nothing.
+    while (n < max && io_uring_cq_ready(&ring_) > 0 && io_uring_peek_cqe(&ring_, &cqe) == 0) {
       uint64_t data = cqe->user_data;
       int res = cqe->res;
       bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
@@ -564,9 +682,7 @@ class IoUringPoller final : public Poller {
     Op& op = ops_[index];
     const uint8_t* bytes = nullptr;
     if (flags & IORING_CQE_F_BUFFER) {
-      uint16_t id = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
-      lent_.push_back(id);
-      bytes = buffers_ + static_cast<size_t>(id) * buffer_size_;
+      bytes = lend(static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT), res, flags);
     }
     int fd = op.fd;
     bool accept = op.accept;
@@ -616,6 +732,7 @@ class IoUringPoller final : public Poller {
 
   io_uring ring_{};
   bool ready_ = false;
+  int wake_fd_ = -1;      // the eventfd of a ring with deferred task running
   bool recv_ok_ = false;  // multishot recv with the buffer ring
   bool accept_ok_ = false;
   bool recv_proven_ = false;  // one succeeded: -EINVAL is an error of its own now
@@ -625,7 +742,8 @@ class IoUringPoller final : public Poller {
   uint8_t* buffers_ = nullptr;
   unsigned buffer_count_ = 0;
   unsigned buffer_size_ = 0;
-  std::vector<uint16_t> lent_;  // buffers handed out since the last give_back()
+  std::vector<uint16_t> lent_;      // buffers handed out since the last give_back()
+  std::vector<uint32_t> consumed_;  // incremental buffers: bytes the kernel used, by id
   std::vector<Op> ops_;
   std::vector<uint32_t> free_ops_;
   std::vector<Reg> regs_;     // by fd

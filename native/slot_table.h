@@ -75,6 +75,11 @@ class SlotTable {
     return e ? &e->value : nullptr;
   }
 
+  // The entry at a slot, live or not: for structures of the owner's that are
+  // keyed by slot and know which slots they hold.
+  T& at(uint32_t slot) { return entries_[slot].value; }
+  const T& at(uint32_t slot) const { return entries_[slot].value; }
+
   // The live identity at a slot, if any (for walking the table).
   bool live_at(uint32_t slot, Id* id) const {
     if (slot >= entries_.size() || !entries_[slot].used) return false;
@@ -84,6 +89,8 @@ class SlotTable {
 
   size_t used() const { return used_; }
   size_t capacity() const { return entries_.size(); }
+  // What each slot costs in the table.
+  static constexpr size_t entry_size() { return sizeof(Entry); }
 
  private:
   struct Entry {

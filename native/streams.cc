@@ -47,7 +47,7 @@ int64_t LoopCore::adopt_outgoing(int fd, int claimed, bool tcp) {
   Id id;
   Handle* c = adopt(fd, Kind::kStream, State::kConnecting, tcp, &id);
   if (!c) return -EMFILE;
-  apply_defaults(c, ConnDefaults{});
+  apply_defaults(c, ConnDefaults{}, SharedLimits{});
   c->visible = true;
   open_++;
   return static_cast<int64_t>(id.packed());
@@ -58,7 +58,7 @@ int64_t LoopCore::adopt_connection(int fd) {
   int error = 0;
   Handle* c = adopt_foreign(fd, Kind::kStream, false, &id, &error);
   if (!c) return error;
-  apply_defaults(c, ConnDefaults{});
+  apply_defaults(c, ConnDefaults{}, SharedLimits{});
   c->reading = true;
   c->visible = true;
   open_++;
@@ -76,7 +76,7 @@ int64_t LoopCore::write(uint64_t packed, const iovec* chunks, int count) {
   }
   size_t total = total_length(chunks, count);
   if (c->error || total == 0) return static_cast<int64_t>(c->queue.size());
-  if (c->idle_resets_on_write) c->last_active = start_ms();
+  if (c->idle_resets_on_write) restart_idle_clock(id, c);
   size_t sent = 0;
   if (c->state == State::kOpen && c->queue.empty()) {
     ssize_t n = socket_send(c->fd, chunks, count);
@@ -90,14 +90,14 @@ int64_t LoopCore::write(uint64_t packed, const iovec* chunks, int count) {
     }
     if (sent == total) return 0;
   }
-  if (c->queue.size() + (total - sent) > c->max_write) {
+  if (c->queue.size() + (total - sent) > c->limits.get().max_write) {
     // A reader this slow would make memory grow without bound.
     set_reset_on_close(c->fd);
     forget(id, c);
     return -ENOBUFS;
   }
   c->queue.append(chunks, count, sent);
-  if (c->queue.size() >= c->high_water) c->drain_wanted = true;
+  if (c->queue.size() >= c->limits.get().high_water) c->drain_wanted = true;
   mark_dirty(id, c);
   return static_cast<int64_t>(c->queue.size());
 }
@@ -168,7 +168,11 @@ int LoopCore::set_idle_timeout(uint64_t packed, uint32_t ms, bool resets_on_writ
   if (!c) return -EBADF;
   c->idle_ms = ms;
   c->idle_resets_on_write = resets_on_write;
-  if (grace_ms != Loop::kKeep) c->grace_ms = grace_ms;
+  if (grace_ms != Loop::kKeep) {
+    ConnLimits limits = c->limits.get();
+    limits.grace_ms = grace_ms;
+    if (!c->limits.assign(limits)) return -ENOMEM;
+  }
   if (c->state == State::kOpen || c->state == State::kClosing) start_idle_clock(id, c);
   return 0;
 }
@@ -185,9 +189,11 @@ int LoopCore::set_write_limits(uint64_t packed, uint32_t high, uint32_t low, uin
   Id id;
   Handle* c = find_stream(packed, &id);
   if (!c) return -EBADF;
-  c->high_water = high;
-  c->low_water = low;
-  c->max_write = max;
+  ConnLimits limits = c->limits.get();
+  limits.high_water = high;
+  limits.low_water = low;
+  limits.max_write = max;
+  if (!c->limits.assign(limits)) return -ENOMEM;
   if (c->queue.size() >= high) c->drain_wanted = true;
   return 0;
 }
@@ -295,7 +301,7 @@ bool LoopCore::read_once(Id id, Handle* c) {
   ssize_t n = socket_recv(c->fd, slab_.data + slab_used_, room);
   if (n > 0) {
     stats_.bytes_in += static_cast<uint64_t>(n);
-    if (c->idle_ms) c->last_active = start_ms();
+    if (c->idle_ms) restart_idle_clock(id, c);
     emit(kData, id, static_cast<int32_t>(slab_used_), static_cast<int32_t>(n));
     slab_used_ += static_cast<size_t>(n);
     return true;
@@ -325,9 +331,9 @@ bool LoopCore::flush(Id id, Handle* c) {
     return false;
   }
   stats_.bytes_out += static_cast<uint64_t>(n);
-  if (n > 0 && c->idle_resets_on_write) c->last_active = start_ms();
+  if (n > 0 && c->idle_resets_on_write) restart_idle_clock(id, c);
   c->queue.consume(static_cast<size_t>(n));
-  if (c->drain_wanted && c->queue.size() <= c->low_water) {
+  if (c->drain_wanted && c->queue.size() <= c->limits.get().low_water) {
     c->drain_wanted = false;
     emit(kDrain, id);
     // JavaScript may have closed it while handling the record.

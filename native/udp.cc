@@ -48,7 +48,7 @@ int64_t LoopCore::udp_open(const std::string& host, int port, const DatagramOpti
     return udp ? -EMFILE : -ENOMEM;
   }
   udp->family = local.family;
-  c->udp = std::move(udp);
+  c->record = std::move(udp);
   c->reading = true;
   return static_cast<int64_t>(id.packed());
 }
@@ -57,7 +57,7 @@ int LoopCore::udp_close(uint64_t packed) {
   Id id;
   Handle* c = find_datagram(packed, &id);
   if (!c) return -EBADF;
-  UdpSocket& udp = *c->udp;
+  UdpSocket& udp = *c->udp();
   if (!udp.queue.empty()) {
     // What the kernel takes now still goes; nobody is left to hear of the rest.
     int ignored = 0;
@@ -78,19 +78,19 @@ uint32_t LoopCore::datagram_interest(const Handle& c) const {
   uint32_t interest = c.reading && !c.paused ? kReadable : kNone;
   // A socket is writable at once unless its buffer is full, which is how a
   // failure noted outside a batch gets reported from inside the next one.
-  if (c.udp->blocked || c.udp->error) interest |= kWritable;
+  if (c.udp()->blocked || c.udp()->error) interest |= kWritable;
   return interest;
 }
 
 void LoopCore::on_datagram_ready(Id id, Handle* c, const PollEvent& event) {
-  UdpSocket* udp = c->udp.get();
+  UdpSocket* udp = c->udp();
   if (udp->error) {
     int error = udp->error;
     udp->error = 0;
     mark_dirty(id, c);
     emit(kDatagramError, id, error, udp->error_operation);
     if (!(c = table_.get(id))) return;  // closed by JavaScript meanwhile
-    udp = c->udp.get();
+    udp = c->udp();
   }
   if (event.writable && udp->blocked) {
     udp->blocked = false;
@@ -113,7 +113,7 @@ void LoopCore::receive_datagrams(Id id, Handle* c) {
   int n = scratch.receiver.receive(c->fd, scratch.memory.get(), DatagramScratch::kSize);
   if (n < 0) {
     if (!would_block(-n)) {
-      c->udp->counters.errors++;
+      c->udp()->counters.errors++;
       emit(kDatagramError, id, -n, kUdpReceive);
     }
     return;
@@ -135,7 +135,7 @@ void LoopCore::receive_datagrams(Id id, Handle* c) {
       end = at + sizeof(PackedAddress) + datagram.length;
       if (end > slab_.size) {
         // No memory for a slab now: these datagrams are lost.
-        c->udp->counters.errors++;
+        c->udp()->counters.errors++;
         emit(kDatagramError, id, ENOMEM, kUdpReceive);
         return;
       }
@@ -144,13 +144,13 @@ void LoopCore::receive_datagrams(Id id, Handle* c) {
     std::memcpy(slab_.data + at + sizeof(PackedAddress), scratch.memory.get() + datagram.offset,
                 datagram.length);
     slab_used_ = end;
-    c->udp->counters.received++;
-    c->udp->counters.received_bytes += datagram.length;
+    c->udp()->counters.received++;
+    c->udp()->counters.received_bytes += datagram.length;
     stats_.bytes_in += datagram.length;
     emit(kDatagram, id, static_cast<int32_t>(at), static_cast<int32_t>(datagram.length));
   }
   if (stopped_by) {
-    c->udp->counters.errors++;
+    c->udp()->counters.errors++;
     emit(kDatagramError, id, -stopped_by, kUdpReceive);
   }
 }
@@ -162,7 +162,7 @@ int LoopCore::udp_send(uint64_t packed, const void* data, size_t length, const s
   Id id;
   Handle* c = find_datagram(packed, &id);
   if (!c) return -EBADF;
-  UdpSocket& udp = *c->udp;
+  UdpSocket& udp = *c->udp();
   const Endpoint* to = nullptr;
   if (!host.empty()) {
     if (host != udp.last_host) {
@@ -211,7 +211,7 @@ int LoopCore::udp_send(uint64_t packed, const void* data, size_t length, const s
 }
 
 void LoopCore::flush_datagrams(Id id, Handle* c) {
-  UdpSocket& udp = *c->udp;
+  UdpSocket& udp = *c->udp();
   while (!udp.queue.empty()) {
     int stopped_by = 0;
     int count = static_cast<int>(udp.queue.size());
@@ -235,7 +235,7 @@ void LoopCore::flush_datagrams(Id id, Handle* c) {
 }
 
 void LoopCore::datagram_failed(Id id, Handle* c, int error, UdpOperation operation) {
-  UdpSocket& udp = *c->udp;
+  UdpSocket& udp = *c->udp();
   udp.counters.errors++;
   // One report waits at a time; later failures before it goes out are counted only.
   if (udp.error) return;
@@ -251,10 +251,10 @@ int LoopCore::udp_connect(uint64_t packed, const std::string& host, int port) {
   Handle* c = find_datagram(packed, &id);
   if (!c) return -EBADF;
   Endpoint to;
-  int rc = datagram_endpoint(c->udp->family, host, port, &to);
+  int rc = datagram_endpoint(c->udp()->family, host, port, &to);
   if (rc < 0) return rc;
   if ((rc = connect_datagram(c->fd, to)) < 0) return rc;
-  c->udp->connected = true;
+  c->udp()->connected = true;
   return 0;
 }
 
@@ -262,10 +262,10 @@ int LoopCore::udp_disconnect(uint64_t packed) {
   Id id;
   Handle* c = find_datagram(packed, &id);
   if (!c) return -EBADF;
-  if (!c->udp->connected) return -ENOTCONN;
+  if (!c->udp()->connected) return -ENOTCONN;
   int rc = disconnect_datagram(c->fd);
   if (rc < 0) return rc;
-  c->udp->connected = false;
+  c->udp()->connected = false;
   return 0;
 }
 
@@ -315,7 +315,7 @@ int LoopCore::udp_counters(uint64_t packed, UdpCounters* out) {
   Id id;
   Handle* c = find_datagram(packed, &id);
   if (!c) return -EBADF;
-  *out = c->udp->counters;
+  *out = c->udp()->counters;
   return 0;
 }
 

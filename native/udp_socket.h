@@ -1,4 +1,4 @@
-// A UDP socket's own state in the loop's table (the Handle's `udp`), and the
+// A UDP socket's own state in the loop's table (the Handle's `record`), and the
 // memory its datagrams are received into. Private to the core (udp.cc).
 #pragma once
 
@@ -10,12 +10,13 @@
 
 #include "datagram.h"
 #include "datagram_queue.h"
+#include "kind_record.h"
 #include "sockets.h"
 #include "udp.h"
 
 namespace reactor {
 
-struct UdpSocket {
+struct UdpSocket : KindRecord {
   SocketAddress::Family family = SocketAddress::kNone;  // of its local address
   bool connected = false;
   bool blocked = false;  // the kernel had no room: the queue waits for writability

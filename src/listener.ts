@@ -1,7 +1,7 @@
 import type { Address } from './address.js';
 import { ReactorError } from './errors.js';
-import type { WriteLimits } from './limits.js';
 import type { ProtocolFactory } from './protocol.js';
+import type { TransportKin } from './transport.js';
 
 /** @internal What a listener needs from its reactor. */
 export interface ListenerHost {
@@ -16,15 +16,15 @@ export class Listener {
   #listening = true;
 
   /** @internal Only a reactor makes listeners (the constructor is private to the types). */
-  static create(host: ListenerHost, id: number, factory: ProtocolFactory, writeLimits: WriteLimits, address: Address): Listener {
-    return new Listener(host, id, factory, writeLimits, address);
+  static create(host: ListenerHost, id: number, factory: ProtocolFactory, transportKin: TransportKin, address: Address): Listener {
+    return new Listener(host, id, factory, transportKin, address);
   }
 
   private constructor(
     private readonly host: ListenerHost,
     /** @internal native identity */ readonly id: number,
     /** @internal */ readonly factory: ProtocolFactory,
-    /** @internal what its transports start with */ readonly writeLimits: WriteLimits,
+    /** @internal what its transports share: the reactor and their write limits */ readonly transportKin: TransportKin,
     /** Where it listens: the bound port when 0 was asked for; the path for Unix sockets. */
     readonly address: Address,
   ) {}

@@ -25,7 +25,7 @@ import {
 } from './native.js';
 import { type Protocol, type ProtocolFactory, validateProtocol } from './protocol.js';
 import { DelayedCall } from './timers.js';
-import { Transport } from './transport.js';
+import { Transport, type TransportKin } from './transport.js';
 import { WriteCork } from './write-cork.js';
 import type { DatagramProtocol, UDPSocket } from './udp.js';
 import { type ListenUDPOptions, UDPSockets } from './udp-sockets.js';
@@ -173,6 +173,7 @@ export class Reactor {
   readonly #onError: ((error: unknown) => void) | undefined;
   // Indexed by native slot; an entry is checked against the record's identity.
   readonly #transports: (Transport | undefined)[] = [];
+  readonly #transportKin: TransportKin = { host: this, limits: DEFAULT_WRITE_LIMITS }; // outgoing and adopted connections'
   // Keyed by full identity: a timer slot freed natively can be reused by a
   // new call before JavaScript has run the old one's record.
   readonly #timers = new Map<number, DelayedCall>();
@@ -357,7 +358,7 @@ export class Reactor {
     validateProtocol(protocol);
     const id = this.native.adoptConnection(fd);
     if (id < 0) throw descriptorError(-id, 'adoptConnection', fd);
-    const transport = Transport.create(this, id, 'open', DEFAULT_WRITE_LIMITS);
+    const transport = Transport.create(this.#transportKin, id, 'open');
     transport.protocol = protocol;
     if (protocol.timeoutConnection) this.native.setIdleNotify(id, true);
     this.#transports[slotOf(id)] = transport;
@@ -610,14 +611,14 @@ export class Reactor {
     const raw = this.native.address(id, false);
     const address: Address =
       typeof raw === 'number' ? { address: '', port: 0, family: 'unix' } : toAddress(raw);
-    const listener = Listener.create(this, id, factory, config.writeLimits, address);
+    const listener = Listener.create(this, id, factory, { host: this, limits: config.writeLimits }, address);
     this.#listeners.set(id, listener);
     return listener;
   }
 
   #connect(id: number, protocol: Protocol, target: ErrorTarget, limits: ConnectLimits): Promise<Transport> {
     if (id < 0) return Promise.reject(systemError(-id, 'connect', target));
-    const transport = Transport.create(this, id, 'connecting', DEFAULT_WRITE_LIMITS);
+    const transport = Transport.create(this.#transportKin, id, 'connecting');
     transport.protocol = protocol;
     if (protocol.timeoutConnection) this.native.setIdleNotify(id, true);
     this.#transports[slotOf(id)] = transport;
@@ -713,7 +714,7 @@ export class Reactor {
 
   #accept(id: number, slot: number, listenerId: number): void {
     const listener = this.#listeners.get(listenerId);
-    const transport = Transport.create(this, id, 'open', listener?.writeLimits ?? DEFAULT_WRITE_LIMITS);
+    const transport = Transport.create(listener?.transportKin ?? this.#transportKin, id, 'open');
     this.#transports[slot] = transport;
     if (listener === undefined) {
       transport.abort(); // its listener closed earlier in this batch

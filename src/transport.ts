@@ -27,6 +27,15 @@ export interface TransportHost {
   released(transport: Transport, reason: ReactorError | undefined, now: boolean): void;
 }
 
+/**
+ * @internal What the transports of one listener (or of a reactor's outgoing
+ * connections) share until one needs its own: the reactor and the write limits.
+ */
+export interface TransportKin {
+  readonly host: TransportHost;
+  readonly limits: WriteLimits;
+}
+
 export type TransportState = 'connecting' | 'open' | 'closing' | 'closed';
 
 /**
@@ -47,35 +56,32 @@ export interface IdleTimeoutOptions {
 
 /** One connection: writes, flow control, shutdown and socket options. */
 export class Transport implements Producer {
-  #state: TransportState;
-  #ended = false;
-  #paused = false;
-  #limits: WriteLimits;
-  // Rarely set, so each is one field (undefined until used): every field
-  // costs each of 10,000 idle connections 8 bytes.
-  #producer: { producer: Producer; paused: boolean } | undefined;
-  #addresses: { local?: Address | undefined; remote?: Address | undefined } | undefined;
+  // Every field costs each of 10,000 idle connections 8 bytes: the state and
+  // flags share one small integer, and the reactor and write limits are the
+  // kin shared with sibling transports until this one needs its own state
+  // (its OWN flag), made then with what few transports use.
+  #bits: number;
+  #kin: TransportKin | OwnState;
   /** @internal */
   protocol: Protocol | undefined;
 
   /** @internal Only a reactor makes transports (the constructor is private to the types). */
-  static create(host: TransportHost, id: number, state: TransportState, limits: WriteLimits): Transport {
-    return new Transport(host, id, state, limits);
+  static create(kin: TransportKin, id: number, state: TransportState): Transport {
+    return new Transport(kin, id, state);
   }
 
   private constructor(
-    private readonly host: TransportHost,
+    kin: TransportKin,
     /** @internal native identity */ readonly id: number,
     state: TransportState,
-    limits: WriteLimits,
   ) {
-    this.#state = state;
-    this.#limits = limits;
+    this.#bits = STATES.indexOf(state);
+    this.#kin = kin;
   }
 
   /** connecting → open → (closing →) closed. */
   get state(): TransportState {
-    return this.#state;
+    return STATES[this.#bits & STATE_MASK]!;
   }
 
   /**
@@ -84,13 +90,14 @@ export class Transport implements Producer {
    * (an idle reap, noticed at the first refused write).
    */
   get writable(): boolean {
-    return (this.#state === 'open' || this.#state === 'connecting') && !this.#ended;
+    const state = this.#bits & STATE_MASK;
+    return (state === OPEN || state === CONNECTING) && (this.#bits & ENDED) === 0;
   }
 
   /** Bytes accepted by write() that the kernel has not taken yet. */
   get bufferedAmount(): number {
-    if (this.#state === 'closed') return 0;
-    const queued = this.#io().queuedBytes(this.id);
+    if (this.stateIsClosed()) return 0;
+    const queued = this.io().queuedBytes(this.id);
     return queued < 0 ? 0 : queued;
   }
 
@@ -113,9 +120,9 @@ export class Transport implements Producer {
   write(data: ArrayBufferView | string, encoding?: BufferEncoding): boolean {
     const bytes = toBytes(data, encoding, 'data');
     this.host.checkOpen();
-    if (!this.writable) return this.#writeRefused();
-    if (this.host.cork.add(this.id, bytes, this.#limits.high)) return true;
-    return this.#queued(this.#io().write(this.id, bytes));
+    if (!this.writable) return this.writeRefused();
+    if (this.host.cork.add(this.id, bytes, this.#kin.limits.high)) return true;
+    return this.queued(this.io().write(this.id, bytes));
   }
 
   /** Writes several chunks with one system call, in order; like write() otherwise. */
@@ -125,8 +132,8 @@ export class Transport implements Producer {
     // Indexed, not mapped: a hole in a sparse array is an error, not skipped.
     for (let i = 0; i < chunks.length; i++) list.push(toBytes(chunks[i], undefined, `chunks[${i}]`));
     this.host.checkOpen();
-    if (!this.writable) return this.#writeRefused();
-    return this.#queued(this.#io().writev(this.id, list));
+    if (!this.writable) return this.writeRefused();
+    return this.queued(this.io().writev(this.id, list));
   }
 
   /**
@@ -143,9 +150,9 @@ export class Transport implements Producer {
       this.host.checkOpen();
     }
     if (!this.writable) return;
-    this.#ended = true;
-    const result = this.#io().end(this.id);
-    if (result === 1) this.#release(undefined, false);
+    this.#bits |= ENDED;
+    const result = this.io().end(this.id);
+    if (result === 1) this.release(undefined, false);
   }
 
   /**
@@ -154,10 +161,11 @@ export class Transport implements Producer {
    */
   close(): void {
     this.host.checkOpen();
-    if (this.#state === 'closed' || this.#state === 'closing') return;
-    const result = this.#io().close(this.id);
-    if (result === 1) this.#release(undefined, false);
-    else this.#state = 'closing';
+    const state = this.#bits & STATE_MASK;
+    if (state === CLOSED || state === CLOSING) return;
+    const result = this.io().close(this.id);
+    if (result === 1) this.release(undefined, false);
+    else this.setState(CLOSING);
   }
 
   /**
@@ -171,9 +179,9 @@ export class Transport implements Producer {
 
   /** @internal abort() with the reason connectionLost gets. */
   abortWith(reason: ReactorError): void {
-    if (this.#state === 'closed') return;
-    this.#io().abort(this.id);
-    this.#release(reason, false);
+    if (this.stateIsClosed()) return;
+    this.io().abort(this.id);
+    this.release(reason, false);
   }
 
   /**
@@ -181,16 +189,16 @@ export class Transport implements Producer {
    * before the reactor next waits; callable from dataReceived. No byte is lost.
    */
   pause(): void {
-    this.#reading(false);
+    this.setReading(false);
   }
 
   /** Reads again after pause(); bytes arrive in order. */
   resume(): void {
-    this.#reading(true);
+    this.setReading(true);
   }
 
   get isPaused(): boolean {
-    return this.#paused;
+    return (this.#bits & PAUSED) !== 0;
   }
 
   /**
@@ -202,10 +210,10 @@ export class Transport implements Producer {
     const idle = validateMs(ms, 'ms');
     validateObject(options, 'options');
     validateKeys(options, 'options', ['resetOnWrite', 'graceMs']);
-    this.#checkNotClosing();
+    this.checkNotClosing();
     const resetOnWrite = validateBoolean(options.resetOnWrite ?? false, 'options.resetOnWrite');
     const grace = options.graceMs === undefined ? NO_LIMIT : validateMs(options.graceMs, 'options.graceMs');
-    this.#option('setIdleTimeout', () => this.#io().setIdleTimeout(this.id, idle, resetOnWrite, grace));
+    this.option('setIdleTimeout', () => this.io().setIdleTimeout(this.id, idle, resetOnWrite, grace));
   }
 
   /**
@@ -216,22 +224,22 @@ export class Transport implements Producer {
   setWriteBuffer(options: WriteBufferOptions): void {
     validateObject(options, 'options');
     validateKeys(options, 'options', WRITE_BUFFER_KEYS);
-    const limits = parseWriteLimits(options, this.#limits);
-    this.#option('setWriteBuffer', () => this.#io().setWriteLimits(this.id, limits.high, limits.low, limits.max));
-    this.#limits = limits;
-    this.#throttle(this.bufferedAmount);
+    const limits = parseWriteLimits(options, this.#kin.limits);
+    this.option('setWriteBuffer', () => this.io().setWriteLimits(this.id, limits.high, limits.low, limits.max));
+    this.own().limits = limits;
+    this.throttle(this.bufferedAmount);
   }
 
   get highWaterMark(): number {
-    return this.#limits.high;
+    return this.#kin.limits.high;
   }
 
   get lowWaterMark(): number {
-    return this.#limits.low;
+    return this.#kin.limits.low;
   }
 
   get maxWriteBuffer(): number {
-    return this.#limits.max;
+    return this.#kin.limits.max;
   }
 
   /**
@@ -246,21 +254,24 @@ export class Transport implements Producer {
     validateFunction(producer.pause, 'producer.pause');
     validateFunction(producer.resume, 'producer.resume');
     this.host.checkOpen();
-    if (this.#state === 'closed') throw socketClosed();
-    if (this.#producer !== undefined) throw new ReactorError('ERR_PRODUCER_REGISTERED', 'a producer is already registered');
-    this.#producer = { producer, paused: false };
-    this.#throttle(this.bufferedAmount);
+    if (this.stateIsClosed()) throw socketClosed();
+    const rare = this.own();
+    if (rare.producer !== undefined) throw new ReactorError('ERR_PRODUCER_REGISTERED', 'a producer is already registered');
+    rare.producer = producer;
+    rare.producerPaused = false;
+    this.throttle(this.bufferedAmount);
   }
 
   /** Forgets the producer (without resuming it). */
   unregisterProducer(): void {
-    this.#producer = undefined;
+    const rare = this.rare();
+    if (rare !== undefined) rare.producer = undefined;
   }
 
   /** Nagle's algorithm is off by default (TCP_NODELAY on); no-op for Unix sockets. */
   setNoDelay(noDelay = true): void {
     validateBoolean(noDelay, 'noDelay');
-    this.#option('setsockopt', () => this.#io().setNoDelay(this.id, noDelay));
+    this.option('setsockopt', () => this.io().setNoDelay(this.id, noDelay));
   }
 
   /**
@@ -274,145 +285,192 @@ export class Transport implements Producer {
     const idle = seconds(idleMs, 'idleMs');
     const interval = seconds(intervalMs, 'intervalMs');
     const probes = count === undefined ? 0 : validateInteger(count, 'count', 1, 127);
-    this.#option('setsockopt', () => this.#io().setKeepAlive(this.id, enable, idle, interval, probes));
+    this.option('setsockopt', () => this.io().setKeepAlive(this.id, enable, idle, interval, probes));
   }
 
   /** This end's address (remembered once asked, so it stays readable after close). */
   get localAddress(): Address | undefined {
-    const addresses = (this.#addresses ??= {});
-    return (addresses.local ??= this.#address(false));
+    const rare = this.own();
+    return (rare.local ??= this.address(false));
   }
 
   /** The peer's address (remembered once asked, so it stays readable after close). */
   get remoteAddress(): Address | undefined {
-    const addresses = (this.#addresses ??= {});
-    return (addresses.remote ??= this.#address(true));
+    const rare = this.own();
+    return (rare.remote ??= this.address(true));
   }
 
   // ---- called by the reactor ----
 
   /** @internal */
   opened(): void {
-    this.#state = 'open';
+    this.setState(OPEN);
   }
 
   /** @internal the native side closed the connection (errno 0: cleanly). */
   lost(errno: number, reason: number): void {
     // Building an Error captures a stack: skip it when nobody will see it
     // (an idle storm reaps thousands of connections at once).
-    const seen = this.#state === 'connecting' || this.protocol?.connectionLost !== undefined;
+    const seen = (this.#bits & STATE_MASK) === CONNECTING || this.protocol?.connectionLost !== undefined;
     let error: ReactorError | undefined;
     if (!seen) error = undefined;
     else if (reason === CloseReason.Idle) error = new ReactorError('ERR_IDLE_TIMEOUT', 'the connection was idle too long');
     else if (reason === CloseReason.GraceExpired) error = new ReactorError('ERR_IDLE_GRACE_EXPIRED', 'idle, then not closed by the peer in time');
     else if (errno) error = systemError(errno, 'read');
-    this.#release(error, true);
+    this.release(error, true);
   }
 
   /** @internal queued bytes fell to the low watermark. */
   drained(): void {
-    const registered = this.#producer;
-    if (registered?.paused) {
-      registered.paused = false;
-      if (stillReads(registered.producer)) registered.producer.resume();
+    const rare = this.rare();
+    if (rare?.producer !== undefined && rare.producerPaused) {
+      rare.producerPaused = false;
+      if (stillReads(rare.producer)) rare.producer.resume();
     }
     this.protocol?.writeDrained?.(this);
   }
 
   /** @internal the reactor is closing: the native side already dropped the socket. */
   dropped(reason: ReactorError): void {
-    this.#release(reason, false);
+    this.release(reason, false);
   }
 
   /** @internal the peer ended its write side. */
   peerEnded(): void {
     const protocol = this.protocol;
     if (protocol?.readConnectionLost) protocol.readConnectionLost(this);
-    else if (this.#state === 'open') this.close();
+    else if ((this.#bits & STATE_MASK) === OPEN) this.close();
   }
 
-  #release(reason: ReactorError | undefined, now: boolean): void {
-    if (this.#state === 'closed') return;
-    this.#state = 'closed';
-    this.#producer = undefined;
+  // Helpers are TypeScript-private, not #private: a class with #methods
+  // stamps a brand on every instance, 8 bytes per connection.
+
+  private get host(): TransportHost {
+    return this.#kin.host;
+  }
+
+  /** This transport's own state, made (from its kin) when first needed. */
+  private own(): OwnState {
+    if ((this.#bits & OWN) === 0) {
+      this.#kin = { host: this.#kin.host, limits: this.#kin.limits };
+      this.#bits |= OWN;
+    }
+    return this.#kin as OwnState;
+  }
+
+  private rare(): OwnState | undefined {
+    return (this.#bits & OWN) === 0 ? undefined : (this.#kin as OwnState);
+  }
+
+  private release(reason: ReactorError | undefined, now: boolean): void {
+    if (this.stateIsClosed()) return;
+    this.setState(CLOSED);
+    const rare = this.rare();
+    if (rare !== undefined) rare.producer = undefined;
     this.host.released(this, reason, now);
   }
 
   /** A write this transport can no longer take: reported on it, never thrown. */
-  #writeRefused(): boolean {
-    if (this.#state !== 'closed') {
+  private writeRefused(): boolean {
+    if (!this.stateIsClosed()) {
       this.abortWith(new ReactorError('ERR_STREAM_WRITE_AFTER_END', 'write after end() or close()'));
     }
     return false;
   }
 
-  #checkNotClosing(): void {
-    if (this.#state === 'closing') throw socketClosed();
+  private checkNotClosing(): void {
+    if ((this.#bits & STATE_MASK) === CLOSING) throw socketClosed();
   }
 
   /** @internal A write corked earlier in the batch was refused when sent (-errno). */
   writeRefusedLater(result: number): void {
-    this.#queued(result);
+    this.queued(result);
   }
 
   /** The binding, after the writes corked so far: every call keeps its order against them. */
-  #io(): NativeReactor {
+  private io(): NativeReactor {
     this.host.cork.flush();
     return this.host.native;
   }
 
-  #queued(result: number): boolean {
+  private queued(result: number): boolean {
     if (result >= 0) {
       this.host.cork.queued(this.id, result);
-      return this.#throttle(result);
+      return this.throttle(result);
     }
     if (result === -ENOBUFS) {
       // The native side has aborted the connection: the reader is too slow.
-      const limit = this.#limits.max;
-      this.#release(new ReactorError('ERR_WRITE_BUFFER_FULL', `more than maxWriteBuffer (${limit} bytes) queued`), false);
+      const limit = this.#kin.limits.max;
+      this.release(new ReactorError('ERR_WRITE_BUFFER_FULL', `more than maxWriteBuffer (${limit} bytes) queued`), false);
     } else if (result === -EPIPE) {
       // The native side ended the write side (an idle reap); its close follows.
-      this.#ended = true;
+      this.#bits |= ENDED;
     }
     // Else gone natively (EBADF): its close record is on its way.
     return false;
   }
 
   /** Pauses the producer at the high watermark; true while below it. */
-  #throttle(queued: number): boolean {
-    if (queued < this.#limits.high) return true;
-    const registered = this.#producer;
-    if (registered !== undefined && !registered.paused) {
-      registered.paused = true;
-      if (stillReads(registered.producer)) registered.producer.pause();
+  private throttle(queued: number): boolean {
+    if (queued < this.#kin.limits.high) return true;
+    const rare = this.rare();
+    if (rare?.producer !== undefined && !rare.producerPaused) {
+      rare.producerPaused = true;
+      if (stillReads(rare.producer)) rare.producer.pause();
     }
     return false;
   }
 
-  #reading(reading: boolean): void {
+  private setReading(reading: boolean): void {
     this.host.checkOpen();
-    this.#checkNotClosing();
-    this.#option(reading ? 'resume' : 'pause', () => this.#io().setReading(this.id, reading));
-    this.#paused = !reading;
+    this.checkNotClosing();
+    this.option(reading ? 'resume' : 'pause', () => this.io().setReading(this.id, reading));
+    this.#bits = reading ? this.#bits & ~PAUSED : this.#bits | PAUSED;
   }
 
-  #option(syscall: string, apply: () => number): void {
+  private option(syscall: string, apply: () => number): void {
     this.host.checkOpen();
-    if (this.#state === 'closed') throw socketClosed();
+    if (this.stateIsClosed()) throw socketClosed();
     const result = apply();
     // EBADF: closed natively in this batch, its connectionLost on its way:
     // nothing left to change, as on a transport that is closed.
     if (result < 0 && result !== -EBADF) throw systemError(-result, syscall);
   }
 
-  #address(peer: boolean): Address | undefined {
-    if (this.#state === 'closed') return undefined;
-    const raw = this.#io().address(this.id, peer);
+  private stateIsClosed(): boolean {
+    return (this.#bits & STATE_MASK) === CLOSED;
+  }
+
+  private setState(state: number): void {
+    this.#bits = (this.#bits & ~STATE_MASK) | state;
+  }
+
+  private address(peer: boolean): Address | undefined {
+    if (this.stateIsClosed()) return undefined;
+    const raw = this.io().address(this.id, peer);
     return typeof raw === 'number' ? undefined : toAddress(raw);
   }
 }
 
 const { EBADF, ENOBUFS, EPIPE } = constants.errno;
+
+// Transport's #bits: the state's index in STATES, then two flags.
+const STATES: readonly TransportState[] = ['connecting', 'open', 'closing', 'closed'];
+const [CONNECTING, OPEN, CLOSING, CLOSED] = [0, 1, 2, 3] as const;
+const STATE_MASK = 3;
+const ENDED = 4; // end() called, or the native side ended the write side
+const PAUSED = 8; // reading paused by pause()
+const OWN = 16; // #kin is this transport's own state
+
+/** What few transports use: their own write limits, a registered producer, the addresses once asked. */
+interface OwnState {
+  readonly host: TransportHost;
+  limits: WriteLimits;
+  producer?: Producer | undefined;
+  producerPaused?: boolean;
+  local?: Address | undefined;
+  remote?: Address | undefined;
+}
 
 /** A transport that closes stops reading anyway: pausing it is not an error to raise. */
 function stillReads(producer: Producer): boolean {

@@ -224,13 +224,15 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     expect(closes.json!.reconnects).toBeGreaterThanOrEqual(closes.json!.serverCloses);
   });
 
-  it('open loop: a server that takes 20 ms per reply shows p50 >= 20 ms', async () => {
+  it('open loop: a server that takes 20 ms per reply shows p50 of 20 ms or more', async () => {
     const target = `http://${await listening(httpServer(200, 20))}/`;
     const run = await bench(backend, ['http', target, '--connections', '10', '--rate', '200', '--duration', '0.8', '--warmup', '0.1', '--json']);
     expect(run.code, run.stderr).toBe(0);
     expect(run.json!.errors.total).toBe(0);
-    expect(run.json!.latency.p50).toBeGreaterThanOrEqual(20_000);
-    expect(run.json!.uncorrectedLatency!.p50).toBeGreaterThanOrEqual(20_000);
+    // The server's 20 ms runs from libuv's loop time, read at the start of its
+    // turn, so a reply may come up to 1 ms before 20 ms of real time.
+    expect(run.json!.latency.p50).toBeGreaterThanOrEqual(19_000);
+    expect(run.json!.uncorrectedLatency!.p50).toBeGreaterThanOrEqual(19_000);
   });
 
   it('open loop over capacity: the corrected latency grows with the backlog, the uncorrected one does not', async () => {

@@ -339,6 +339,24 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
       expect(server.drains.length).toBe(1);
     });
 
+    it('setWriteBuffer() on one accepted transport leaves its siblings at the listener marks', async () => {
+      const high = 256 * KiB;
+      const servers = [new DrainWatcher(), new DrainWatcher()];
+      let accepted = 0;
+      const listener = reactor.listenTCP({ port: 0, host: HOST, highWaterMark: high }, () => servers[accepted++]!);
+      for (let i = 0; i < 2; i++) await reactor.connectTCP({ host: HOST, port: listener.address.port }, new PausedReader());
+      const [changed, sibling] = await Promise.all(servers.map((server) => server.made.promise));
+      changed.setWriteBuffer({ highWaterMark: MiB });
+      const data = payload(40 * MiB, 4);
+      const untilRefused = (t: Transport) => writeChunks(t, data, 16 * KiB, { stop: (r) => !r.ok }).records.at(-1)!;
+      const siblingStop = untilRefused(sibling);
+      expect(siblingStop.ok).toBe(false);
+      expect(siblingStop.buffered).toBeGreaterThanOrEqual(high);
+      expect(siblingStop.buffered).toBeLessThan(high + 16 * KiB);
+      expect(untilRefused(changed).buffered).toBeGreaterThanOrEqual(MiB);
+      expect([changed.highWaterMark, sibling.highWaterMark]).toEqual([MiB, high]);
+    });
+
     it('transport.setWriteBuffer() sets the marks; the reader is a paused node:net socket', async () => {
       const high = MiB;
       const low = 256 * KiB;

@@ -234,6 +234,7 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     talkerT.write('k');
     const talkStart = performance.now();
     let talks = 1;
+    let lastTalkAt = talkStart;
     const talked = deferred<void>();
     const talk = () => {
       if (talkerT.state !== 'open' || performance.now() - talkStart >= 2500) {
@@ -241,6 +242,7 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
         return;
       }
       talkerT.write('k');
+      lastTalkAt = performance.now();
       talks++;
       clients.callLater(200, talk);
     };
@@ -299,8 +301,9 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     expect(Object.fromEntries(codes)).toEqual({ ERR_IDLE_TIMEOUT: COUNT });
     expect(server.lost).toBe(COUNT);
 
-    // The talker is still open at both ends after 2.5 s.
-    expect(talks).toBeGreaterThanOrEqual(12);
+    // The talker is still open at both ends after more than two idle periods
+    // (how many times it talked depends on how late its timers ran).
+    expect(lastTalkAt - talkStart).toBeGreaterThanOrEqual(2 * IDLE);
     expect(talkerT.state).toBe('open');
     expect(talker.finSeen).toBe(false);
     expect(talker.lostCalls).toBe(0);

@@ -115,7 +115,10 @@ export function summarize(rounds) {
   const units = total('units');
   const cpuNanos = total('cpuNanos');
   const histogram = mergeHistograms(rounds.map((r) => r.histogram).filter(Boolean));
-  const rss = rounds.map((r) => r.rssPerConn).filter((v) => v != null);
+  const mean = (figure) => {
+    const values = rounds.map((r) => r[figure]).filter((v) => v != null);
+    return values.length ? values.reduce((a, b) => a + b, 0) / values.length : null;
+  };
   /** @type {Record<string, any>} */
   const summary = {
     rounds: rounds.length,
@@ -125,7 +128,8 @@ export function summarize(rounds) {
     throughput: seconds > 0 ? units / seconds : null,
     cpuPerUnit: cpuMicrosPer(cpuNanos, units),
     latency: percentiles(histogram),
-    rssPerConn: rss.length ? rss.reduce((a, b) => a + b, 0) / rss.length : null,
+    rssPerConn: mean('rssPerConn'),
+    rssPerConnLessYoung: mean('rssPerConnLessYoung'),
   };
   const storms = rounds.filter((r) => r.lateness);
   if (storms.length) {

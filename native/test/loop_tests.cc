@@ -345,13 +345,14 @@ TEST(loop_large_write_is_queued_and_arrives_intact) {
   expected += extra;
   uint64_t deadline = Loop::now_ms() + 5000;
   int small_writes = 0;
+  // A write before each step: one step may drain the whole queue (io_uring
+  // receives up to 64 KiB per completion).
   while (h.loop->queued_bytes(p.client) > 0 && Loop::now_ms() < deadline) {
-    h.step(1);
     int64_t before = h.loop->queued_bytes(p.client);
-    if (before <= 0) break;
     std::string piece = pattern(100, static_cast<uint32_t>(100 + small_writes++));
     CHECK_EQ(h.write(p.client, piece), before + 100);
     expected += piece;
+    h.step(1);
   }
   CHECK(small_writes > 0);
   CHECK(h.pump_until([&] { return h.received_size(p.server) >= expected.size(); }));
@@ -1122,12 +1123,54 @@ TEST(loop_idle_connection_is_reaped_after_its_timeout_and_reported) {
   close_socket(busy);
 }
 
+// More distinct timeouts than the idle lists hold: the rest wait in the heap,
+// and every connection is still ended after its own timeout, shortest first.
+TEST(loop_idle_connections_of_many_timeouts_end_in_timeout_order) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  constexpr int kTimeouts = 11;
+  int peers[kTimeouts];
+  uint64_t ended_at[kTimeouts] = {};
+  for (int i = 0; i < kTimeouts; i++) {
+    ConnDefaults defaults;
+    defaults.idle_ms = static_cast<uint32_t>(300 - 20 * i);  // later listeners, shorter timeouts
+    Configured server = configured_listener(h, AdmissionPolicy{}, defaults);
+    REQUIRE(server.port > 0);
+    peers[i] = raw_connect(server.port);
+    REQUIRE(peers[i] >= 0);
+  }
+  uint64_t start = Loop::now_ms();
+  int ended = 0;
+  std::vector<int> order;
+  CHECK(h.pump_until(
+      [&] {
+        for (int i = 0; i < kTimeouts; i++) {
+          if (ended_at[i] != 0 || peer_state(peers[i]) != 1) continue;
+          ended_at[i] = Loop::now_ms();
+          order.push_back(i);
+          ended++;
+        }
+        return ended == kTimeouts;
+      },
+      3000));
+  for (int i = 0; i < kTimeouts; i++) {
+    CHECK(ended_at[i] - start >= static_cast<uint64_t>(300 - 20 * i));
+    CHECK(ended_at[i] - start < static_cast<uint64_t>(300 - 20 * i + 250));
+  }
+  // 20 ms apart: shortest first, give or take a neighbour on a busy machine.
+  REQUIRE(order.size() == static_cast<size_t>(kTimeouts));
+  CHECK(order.front() >= kTimeouts - 2);
+  CHECK(order.back() <= 1);
+  CHECK_EQ(h.loop->stats().reaped, static_cast<uint64_t>(kTimeouts));
+  for (int peer : peers) close_socket(peer);
+}
+
 TEST(loop_idle_connection_whose_peer_stays_past_the_grace_is_reported_as_grace_expired) {
   Harness h;
   REQUIRE(h.loop != nullptr);
   ConnDefaults defaults;
   defaults.idle_ms = 100;
-  defaults.grace_ms = 100;
+  defaults.limits.grace_ms = 100;
   Configured server = configured_listener(h, AdmissionPolicy{}, defaults);
   REQUIRE(server.port > 0);
   int stays = raw_connect(server.port);  // reads our FIN, never closes
@@ -1198,6 +1241,31 @@ TEST(loop_write_beyond_max_write_aborts_the_connection) {
   CHECK_EQ(h.loop->queued_bytes(p.server), -EBADF);  // gone
   CHECK_EQ(h.loop->set_reading(p.client, true), 0);
   CHECK(h.pump_until([&] { return h.has(kClosed, p.client); }));
+}
+
+// Connections share their listener's limits record: changing one
+// connection's limits gives it its own and leaves the others' as they were.
+TEST(loop_write_limits_changed_on_one_connection_leave_its_siblings_theirs) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  ConnDefaults defaults;
+  defaults.limits.max_write = 64 * 1024;
+  Configured server = configured_listener(h, AdmissionPolicy{}, defaults);
+  REQUIRE(server.port > 0);
+  int first = raw_connect(server.port), second = raw_connect(server.port);
+  REQUIRE(first >= 0 && second >= 0);  // neither reads: the kernel's buffers fill
+  CHECK(h.pump_until([&] { return accepted_ids(h).size() == 2; }));
+  std::vector<uint64_t> ids = accepted_ids(h);
+  REQUIRE(ids.size() == 2u);
+  CHECK_EQ(h.loop->set_write_limits(ids[1], 64 * 1024, 16 * 1024, 64 * 1024 * 1024), 0);
+  std::string chunk = pattern(64 * 1024, 8);
+  int64_t result = 0;
+  int written = 0;
+  for (; written < 400 && result >= 0; written++) result = h.write(ids[0], chunk);
+  CHECK_EQ(result, -ENOBUFS);  // the listener's 64 KiB held for the first
+  for (int i = 0; i < written + 4; i++) CHECK(h.write(ids[1], chunk) >= 0);
+  close_socket(first);
+  close_socket(second);
 }
 
 TEST(loop_cap_in_backlog_mode_accepts_nothing_over_the_cap) {
@@ -1332,6 +1400,41 @@ TEST(loop_receive_keeps_bytes_intact_when_the_buffer_ring_runs_dry) {
   CHECK_EQ(h.loop->end(pairs[0].client), 0);
   CHECK(h.pump_until([&] { return h.has(kEof, pairs[0].server); }));
   CHECK((h.kinds(pairs[0].server) == std::vector<int32_t>{kAccepted, kData, kEof}));
+}
+
+TEST(loop_receive_keeps_small_messages_of_many_connections_apart_when_the_ring_runs_dry) {
+  // 400 connections send 64 B each at once, three rounds, into two 4 KiB
+  // buffers: io_uring packs many messages into one buffer (incremental
+  // buffers) and runs dry every round; each connection gets its own bytes,
+  // in order, none of another's. Below select's 1,024 fds.
+  ScopedEnv buffers("NATIVE_REACTOR_IO_URING_BUFFERS", "2x4096");
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  std::vector<Pair> pairs;
+  pairs.push_back(tcp_pair(h));
+  REQUIRE(pairs[0].ok);
+  for (int i = 1; i < 400; i++) {
+    pairs.push_back(tcp_pair(h, static_cast<int64_t>(pairs[0].listener)));
+    REQUIRE(pairs.back().ok);
+  }
+  std::vector<std::string> sent(pairs.size());
+  for (uint32_t round = 0; round < 3; round++) {
+    for (size_t i = 0; i < pairs.size(); i++) {
+      std::string message = pattern(64, static_cast<uint32_t>(i * 3 + round));
+      CHECK_EQ(h.write(pairs[i].client, message), 0);
+      sent[i] += message;
+    }
+    CHECK(h.pump_until([&] {
+      for (size_t i = 0; i < pairs.size(); i++) {
+        if (h.received_size(pairs[i].server) < sent[i].size()) return false;
+      }
+      return true;
+    }));
+  }
+  for (size_t i = 0; i < pairs.size(); i++) CHECK(h.received(pairs[i].server) == sent[i]);
+  CHECK(h.sink.pieces_disjoint());
+  CHECK_EQ(h.sink.bad_data_records, 0);
+  CHECK_EQ(h.loop->stats().bytes_in, pairs.size() * 3 * 64);
 }
 
 TEST(loop_receive_splits_into_small_slabs_and_reads) {
