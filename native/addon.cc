@@ -72,6 +72,11 @@ int js_errno(int error) { return error; }  // libuv numbers them as the system d
 
 constexpr size_t kRecordCapacity = 1024;
 constexpr size_t kSlabSize = 1024 * 1024;
+// Writes a batch may cork (one per record of a full batch); JavaScript sends
+// them early when the array is full.
+constexpr size_t kCorkCapacity = kRecordCapacity;
+constexpr size_t kCorkedFields = 3;                 // id, offset in the batch's slab, length
+constexpr double kMaxExactId = 9007199254740991.0;  // 2^53 - 1: ids are exact doubles
 
 // What a reactor holds outside V8's heap, told to V8 so that forgotten
 // reactors are collected before they exhaust memory or descriptors: the core
@@ -143,7 +148,7 @@ class Core final : public Sink {
   // libuv handles. On failure returns false with *uv_error set if libuv
   // refused; discard() then undoes whatever was done.
   bool init(std::unique_ptr<Poller> poller, napi_value dispatch, napi_value allocate_slab,
-            napi_value resource, napi_value* records_view, int* uv_error) {
+            napi_value resource, napi_value* records_view, napi_value* corked_view, int* uv_error) {
     napi_value name = string_value(env_, "NativeReactor");
     // dispatch (which holds the JavaScript Reactor) and the reactor object
     // are held weakly until something is live (sync()); the object holds
@@ -166,6 +171,17 @@ class Core final : public Sink {
                                records, 0, records_view) != napi_ok) {
       return false;
     }
+    void* corked_data = nullptr;
+    napi_value corked = nullptr;
+    size_t corked_words = kCorkCapacity * kCorkedFields;
+    if (napi_create_arraybuffer(env_, corked_words * sizeof(double), &corked_data, &corked) !=
+            napi_ok ||
+        napi_create_reference(env_, corked, 1, &corked_) != napi_ok ||
+        napi_create_typedarray(env_, napi_float64_array, corked_words, corked, 0, corked_view) !=
+            napi_ok) {
+      return false;
+    }
+    corked_entries_ = static_cast<double*>(corked_data);
     int64_t cost = native_cost(poller->name());
     loop_ = std::make_unique<Loop>(std::move(poller), this, static_cast<Record*>(data),
                                    kRecordCapacity);
@@ -287,6 +303,8 @@ class Core final : public Sink {
     drop(env_, &dispatch_);
     drop(env_, &resource_);
     drop(env_, &records_);
+    drop(env_, &corked_);
+    corked_entries_ = nullptr;
     drop(env_, &slab_);
     drop(env_, &allocate_slab_);
   }
@@ -313,6 +331,7 @@ class Core final : public Sink {
 #else
     (void)records;
 #endif
+    batch_slab_ = current_slab_;  // what the records' offsets, and corked writes, point into
     napi_value dispatch = value_of(env_, dispatch_);
     napi_value resource = value_of(env_, resource_);
     napi_value slab = slab_changed_ ? value_of(env_, slab_) : undefined_of(env_);
@@ -360,7 +379,33 @@ class Core final : public Sink {
     drop(env_, &slab_);
     slab_ = ref;
     slab_changed_ = true;
-    return {static_cast<uint8_t*>(data), length};
+    current_slab_ = {static_cast<uint8_t*>(data), length};
+    return current_slab_;
+  }
+
+  // Sends the writes JavaScript corked during a batch (see src/write-cork.ts),
+  // in order: each entry is (id, offset, length) of bytes in the batch's slab.
+  // Each entry's length becomes the write's result (bytes left queued, or
+  // -errno); returns how many results are not 0, so that JavaScript reads
+  // them only then.
+  int64_t write_corked(Loop& loop, double count) {
+    if (!corked_entries_ || !(count >= 0 && count <= static_cast<double>(kCorkCapacity)))
+      return -EINVAL;
+    int64_t unusual = 0;
+    for (size_t i = 0; i < static_cast<size_t>(count); i++) {
+      double* entry = corked_entries_ + i * kCorkedFields;
+      double id = entry[0], offset = entry[1], length = entry[2];
+      int64_t result = -EINVAL;
+      // Checked as doubles: NaN or out-of-range values fail every comparison.
+      if (id >= 0 && id <= kMaxExactId && offset >= 0 && length >= 0 &&
+          offset + length <= static_cast<double>(batch_slab_.size)) {
+        iovec chunk{batch_slab_.data + static_cast<size_t>(offset), static_cast<size_t>(length)};
+        result = loop.write(static_cast<uint64_t>(id), &chunk, 1);
+      }
+      entry[2] = static_cast<double>(result < 0 ? -js_errno(static_cast<int>(-result)) : result);
+      if (result != 0) unusual++;
+    }
+    return unusual;
   }
 
  private:
@@ -431,7 +476,11 @@ class Core final : public Sink {
   napi_ref resource_ = nullptr;
   napi_ref records_ = nullptr;
   napi_ref allocate_slab_ = nullptr;
-  napi_ref slab_ = nullptr;  // the current slab, a Buffer
+  napi_ref slab_ = nullptr;    // the current slab, a Buffer
+  Slab current_slab_;          // its memory
+  Slab batch_slab_;            // the slab of the batch last delivered
+  napi_ref corked_ = nullptr;  // the Float64Array's ArrayBuffer of corked writes
+  double* corked_entries_ = nullptr;
   bool slab_changed_ = false;
   std::unique_ptr<Loop> loop_;
   uv_poll_t poll_{};
@@ -785,6 +834,13 @@ napi_value write(napi_env env, napi_callback_info info) {
   return with_loop(call, [&](Loop& l) { return l.write(call.id(0), &chunk, 1); });
 }
 
+// writeCorked(count): the writes corked in the shared array; see Core::write_corked.
+napi_value write_corked(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  double count = call.number(0);
+  return with_loop(call, [&](Loop& l) { return call.core->write_corked(l, count); });
+}
+
 // writev(id, [bytes, ...]); more chunks than one sendmsg takes go in order.
 napi_value writev(napi_env env, napi_callback_info info) {
   Call call(env, info);
@@ -1033,6 +1089,7 @@ constexpr std::pair<const char*, napi_callback> kMethods[] = {
     {"watchKeepAlive", guarded<on_id_flag<&Loop::watch_keep_alive>>},
     {"write", guarded<write>},
     {"writev", guarded<writev>},
+    {"writeCorked", guarded<write_corked>},
     {"end", guarded<on_id<&Loop::end>>},
     {"close", guarded<on_id<&Loop::close>>},
     {"abort", guarded<on_id<&Loop::abort>>},
@@ -1110,10 +1167,11 @@ napi_value create_reactor_unguarded(napi_env env, napi_callback_info info) {
   }
   auto core = std::make_unique<Core>(env);
   napi_value records = nullptr;
+  napi_value corked = nullptr;
   int uv_error = 0;
   bool made = false;
   try {
-    made = core->init(std::move(poller), argv[0], argv[2], self, &records, &uv_error);
+    made = core->init(std::move(poller), argv[0], argv[2], self, &records, &corked, &uv_error);
   } catch (...) {
     uv_error = UV_ENOMEM;
   }
@@ -1125,7 +1183,8 @@ napi_value create_reactor_unguarded(napi_env env, napi_callback_info info) {
   Core* owned = core.release();
   // Held while the functions are made, so a failure halfway frees it once.
   owned->retain();
-  bool ok = set_property(env, self, "records", records) && add_methods(env, self, owned);
+  bool ok = set_property(env, self, "records", records) &&
+            set_property(env, self, "corked", corked) && add_methods(env, self, owned);
   if (!ok) owned->shutdown();
   owned->release();
   return ok ? self : nullptr;

@@ -11,6 +11,8 @@ import type { UDPSocketStats } from './udp.js';
 export interface NativeReactor {
   /** Event records, RECORD_WORDS int32 each, rewritten for every batch. */
   readonly records: Int32Array;
+  /** Writes corked during a batch (src/write-cork.ts): id, slab offset, length per entry. */
+  readonly corked: Float64Array;
   readonly backend: ConcreteBackendName;
   /** io_uring was asked for and the kernel refused a ring (errno, else 0): epoll runs instead. */
   readonly fallbackErrno: number;
@@ -52,6 +54,11 @@ export interface NativeReactor {
   watchKeepAlive(id: number, keepAlive: boolean): number;
   write(id: number, bytes: Uint8Array): number;
   writev(id: number, chunks: Uint8Array[]): number;
+  /**
+   * Sends the first `count` entries of `corked`, in order, each length turned
+   * into that write's result; returns how many results are not 0.
+   */
+  writeCorked(count: number): number;
   end(id: number): number;
   close(id: number): number;
   abort(id: number): number;

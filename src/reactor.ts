@@ -26,6 +26,7 @@ import {
 import { type Protocol, type ProtocolFactory, validateProtocol } from './protocol.js';
 import { DelayedCall } from './timers.js';
 import { Transport, type TransportKin } from './transport.js';
+import { WriteCork } from './write-cork.js';
 import type { DatagramProtocol, UDPSocket } from './udp.js';
 import { type ListenUDPOptions, UDPSockets } from './udp-sockets.js';
 import { checkWatchesSomething, interestBits, parseWatchOptions, type WatchCallback, Watcher, type WatchOptions } from './watcher.js';
@@ -163,6 +164,8 @@ export class Reactor {
 
   /** @internal */
   readonly native: NativeReactor;
+  /** @internal Writes of dataReceived's data made during a batch, sent when it returns. */
+  readonly cork: WriteCork;
   readonly #records: Int32Array;
   #slab: Buffer = Buffer.alloc(0);
   #dataKept = false; // in the batch being dispatched
@@ -213,6 +216,7 @@ export class Reactor {
     if (native === undefined) throw reactorClosed();
     this.native = native;
     this.#records = this.native.records;
+    this.cork = new WriteCork(this.native, (id, result) => this.#corkedWriteRefused(id, result));
     if (this.native.fallbackErrno > 0) {
       const code = getSystemErrorName(-this.native.fallbackErrno);
       this.backendFallback = Object.freeze({ requested: backend as BackendName, code });
@@ -503,6 +507,7 @@ export class Reactor {
    */
   close(): void {
     this.checkOpen();
+    this.cork.flush();
     this.#closed = true;
     this.native.shutdown();
     const reason = reactorClosed();
@@ -526,6 +531,7 @@ export class Reactor {
   released(transport: Transport, reason: ReactorError | undefined, now: boolean): void {
     const slot = slotOf(transport.id);
     if (this.#transports[slot] === transport) this.#transports[slot] = undefined;
+    this.cork.forget(transport.id);
     if (this.#draining?.delete(transport) && this.#draining.size === 0) process.nextTick(this.#drained!);
     const pending = this.#connecting.get(transport);
     if (pending) {
@@ -652,6 +658,7 @@ export class Reactor {
         this.#failed(transport?.id === id ? transport : undefined, error);
       }
     }
+    this.cork.end();
     this.dispatching = false;
     return !this.#dataKept;
   }
@@ -682,7 +689,9 @@ export class Reactor {
       case RecordKind.Data: {
         const protocol = transport.protocol!;
         if (protocol.keepsData !== false) this.#dataKept = true;
-        protocol.dataReceived(this.#slab.subarray(a, a + b), transport);
+        const data = this.#slab.subarray(a, a + b);
+        this.cork.receiving(data, a);
+        protocol.dataReceived(data, transport);
         break;
       }
       case RecordKind.Connected:
@@ -747,6 +756,11 @@ export class Reactor {
     } finally {
       pending?.resolve(transport);
     }
+  }
+
+  #corkedWriteRefused(id: number, result: number): void {
+    const transport = this.#transports[slotOf(id)];
+    if (transport?.id === id) transport.writeRefusedLater(result);
   }
 
   /** A protocol or timer callback threw: abort its connection and report the error. */

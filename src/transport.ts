@@ -5,6 +5,7 @@ import { ReactorError, socketClosed, systemError } from './errors.js';
 import { parseWriteLimits, validateMs, WRITE_BUFFER_KEYS, type WriteBufferOptions, type WriteLimits } from './limits.js';
 import { CloseReason, NO_LIMIT, type NativeReactor } from './native.js';
 import type { Protocol } from './protocol.js';
+import type { WriteCork } from './write-cork.js';
 import {
   invalidType,
   show,
@@ -19,6 +20,7 @@ import {
 /** @internal What a transport needs from its reactor. */
 export interface TransportHost {
   readonly native: NativeReactor;
+  readonly cork: WriteCork;
   /** Throws ERR_REACTOR_CLOSED once the reactor is closed. */
   checkOpen(): void;
   /** The connection is gone: forget it and tell its protocol. */
@@ -95,7 +97,7 @@ export class Transport implements Producer {
   /** Bytes accepted by write() that the kernel has not taken yet. */
   get bufferedAmount(): number {
     if (this.stateIsClosed()) return 0;
-    const queued = this.host.native.queuedBytes(this.id);
+    const queued = this.io().queuedBytes(this.id);
     return queued < 0 ? 0 : queued;
   }
 
@@ -110,13 +112,17 @@ export class Transport implements Producer {
    * nothing, returns false and is this transport's error — one that is not
    * closed yet is aborted and its connectionLost gets
    * ERR_STREAM_WRITE_AFTER_END; a closed one has had its connectionLost.
-   * Bad arguments throw.
+   * Bad arguments throw. The data of a dataReceived written during its batch
+   * is sent when the batch returns (src/write-cork.ts); such a write to a
+   * connection the native side has already closed or ended returns true, and
+   * the refusal is reported on this transport then, as above.
    */
   write(data: ArrayBufferView | string, encoding?: BufferEncoding): boolean {
     const bytes = toBytes(data, encoding, 'data');
     this.host.checkOpen();
     if (!this.writable) return this.writeRefused();
-    return this.queued(this.host.native.write(this.id, bytes));
+    if (this.host.cork.add(this.id, bytes, this.#kin.limits.high)) return true;
+    return this.queued(this.io().write(this.id, bytes));
   }
 
   /** Writes several chunks with one system call, in order; like write() otherwise. */
@@ -127,7 +133,7 @@ export class Transport implements Producer {
     for (let i = 0; i < chunks.length; i++) list.push(toBytes(chunks[i], undefined, `chunks[${i}]`));
     this.host.checkOpen();
     if (!this.writable) return this.writeRefused();
-    return this.queued(this.host.native.writev(this.id, list));
+    return this.queued(this.io().writev(this.id, list));
   }
 
   /**
@@ -145,7 +151,7 @@ export class Transport implements Producer {
     }
     if (!this.writable) return;
     this.#bits |= ENDED;
-    const result = this.host.native.end(this.id);
+    const result = this.io().end(this.id);
     if (result === 1) this.release(undefined, false);
   }
 
@@ -157,7 +163,7 @@ export class Transport implements Producer {
     this.host.checkOpen();
     const state = this.#bits & STATE_MASK;
     if (state === CLOSED || state === CLOSING) return;
-    const result = this.host.native.close(this.id);
+    const result = this.io().close(this.id);
     if (result === 1) this.release(undefined, false);
     else this.setState(CLOSING);
   }
@@ -174,7 +180,7 @@ export class Transport implements Producer {
   /** @internal abort() with the reason connectionLost gets. */
   abortWith(reason: ReactorError): void {
     if (this.stateIsClosed()) return;
-    this.host.native.abort(this.id);
+    this.io().abort(this.id);
     this.release(reason, false);
   }
 
@@ -207,7 +213,7 @@ export class Transport implements Producer {
     this.checkNotClosing();
     const resetOnWrite = validateBoolean(options.resetOnWrite ?? false, 'options.resetOnWrite');
     const grace = options.graceMs === undefined ? NO_LIMIT : validateMs(options.graceMs, 'options.graceMs');
-    this.option('setIdleTimeout', () => this.host.native.setIdleTimeout(this.id, idle, resetOnWrite, grace));
+    this.option('setIdleTimeout', () => this.io().setIdleTimeout(this.id, idle, resetOnWrite, grace));
   }
 
   /**
@@ -219,7 +225,7 @@ export class Transport implements Producer {
     validateObject(options, 'options');
     validateKeys(options, 'options', WRITE_BUFFER_KEYS);
     const limits = parseWriteLimits(options, this.#kin.limits);
-    this.option('setWriteBuffer', () => this.host.native.setWriteLimits(this.id, limits.high, limits.low, limits.max));
+    this.option('setWriteBuffer', () => this.io().setWriteLimits(this.id, limits.high, limits.low, limits.max));
     this.own().limits = limits;
     this.throttle(this.bufferedAmount);
   }
@@ -265,7 +271,7 @@ export class Transport implements Producer {
   /** Nagle's algorithm is off by default (TCP_NODELAY on); no-op for Unix sockets. */
   setNoDelay(noDelay = true): void {
     validateBoolean(noDelay, 'noDelay');
-    this.option('setsockopt', () => this.host.native.setNoDelay(this.id, noDelay));
+    this.option('setsockopt', () => this.io().setNoDelay(this.id, noDelay));
   }
 
   /**
@@ -279,7 +285,7 @@ export class Transport implements Producer {
     const idle = seconds(idleMs, 'idleMs');
     const interval = seconds(intervalMs, 'intervalMs');
     const probes = count === undefined ? 0 : validateInteger(count, 'count', 1, 127);
-    this.option('setsockopt', () => this.host.native.setKeepAlive(this.id, enable, idle, interval, probes));
+    this.option('setsockopt', () => this.io().setKeepAlive(this.id, enable, idle, interval, probes));
   }
 
   /** This end's address (remembered once asked, so it stays readable after close). */
@@ -376,8 +382,22 @@ export class Transport implements Producer {
     if ((this.#bits & STATE_MASK) === CLOSING) throw socketClosed();
   }
 
+  /** @internal A write corked earlier in the batch was refused when sent (-errno). */
+  writeRefusedLater(result: number): void {
+    this.queued(result);
+  }
+
+  /** The binding, after the writes corked so far: every call keeps its order against them. */
+  private io(): NativeReactor {
+    this.host.cork.flush();
+    return this.host.native;
+  }
+
   private queued(result: number): boolean {
-    if (result >= 0) return this.throttle(result);
+    if (result >= 0) {
+      this.host.cork.queued(this.id, result);
+      return this.throttle(result);
+    }
     if (result === -ENOBUFS) {
       // The native side has aborted the connection: the reader is too slow.
       const limit = this.#kin.limits.max;
@@ -404,7 +424,7 @@ export class Transport implements Producer {
   private setReading(reading: boolean): void {
     this.host.checkOpen();
     this.checkNotClosing();
-    this.option(reading ? 'resume' : 'pause', () => this.host.native.setReading(this.id, reading));
+    this.option(reading ? 'resume' : 'pause', () => this.io().setReading(this.id, reading));
     this.#bits = reading ? this.#bits & ~PAUSED : this.#bits | PAUSED;
   }
 
@@ -427,7 +447,7 @@ export class Transport implements Producer {
 
   private address(peer: boolean): Address | undefined {
     if (this.stateIsClosed()) return undefined;
-    const raw = this.host.native.address(this.id, peer);
+    const raw = this.io().address(this.id, peer);
     return typeof raw === 'number' ? undefined : toAddress(raw);
   }
 }
