@@ -288,7 +288,7 @@ class IoUringPoller final : public Poller {
       // Every lent buffer goes back first (none was handed out by a round
       // that found no event).
       arm_pending();
-      int rc = wake_fd_ >= 0 ? submit_and_run() : submit();
+      int rc = submit(wake_fd_ >= 0);
       if (rc < 0) return rc;
       int n = reap(out, max);
       if (wake_fd_ >= 0) rearm_wake();
@@ -552,10 +552,12 @@ class IoUringPoller final : public Poller {
     return sqe;
   }
 
-  int submit() {
+  // Submits what is queued; `run_deferred` also runs the work a ring with
+  // deferred task running holds, which posts its CQEs.
+  int submit(bool run_deferred = false) {
     int rc;
     do {
-      rc = io_uring_submit(&ring_);
+      rc = run_deferred ? io_uring_submit_and_get_events(&ring_) : io_uring_submit(&ring_);
     } while (rc == -EINTR);
     // EBUSY/EAGAIN: the completion side is backed up; reaping frees it and
     // the SQEs stay queued for the next submit.
@@ -565,17 +567,7 @@ class IoUringPoller final : public Poller {
 
   // A cancelled request lets go of its socket when its completion runs,
   // which a ring with deferred task running does only when asked.
-  void release_now() { wake_fd_ >= 0 ? submit_and_run() : submit(); }
-
-  // Submits and runs the deferred work, which posts its CQEs.
-  int submit_and_run() {
-    int rc;
-    do {
-      rc = io_uring_submit_and_get_events(&ring_);
-    } while (rc == -EINTR);
-    if (rc == -EBUSY || rc == -EAGAIN) return 0;
-    return rc < 0 ? rc : 0;
-  }
+  void release_now() { submit(wake_fd_ >= 0); }
 
   // The eventfd stays readable while there is something to do, and is
   // cleared only when there is nothing: after the work ran, so the CQEs it
