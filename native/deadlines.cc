@@ -78,12 +78,12 @@ void LoopCore::start_idle_clock(Id id, Handle* c) {
     deadlines_.clear(id.slot);
     return;
   }
-  c->last_active = start_ms();
+  c->last_active = activity_ms();
   schedule_idle(id, c);
 }
 
 void LoopCore::restart_idle_clock(Id id, Handle* c) {
-  uint64_t now = start_ms();
+  uint64_t now = activity_ms();
   if (now == c->last_active) return;  // the same deadline: its place stays right
   c->last_active = now;
   // No clock started later than now, so the back of the list is its place. A
@@ -146,7 +146,7 @@ void LoopCore::on_deadline(Id id, Handle* c, uint64_t now) {
   if (c->idle_notify && c->state == State::kOpen) {
     // The protocol decides; unless it acts, the connection gets another
     // period, counted like any restarted clock.
-    c->last_active = start_ms();
+    c->last_active = activity_ms();
     schedule_idle(id, c);
     emit(kIdle, id);
     return;

@@ -230,7 +230,10 @@ int LoopCore::poll() {
   stats_.loop_iterations++;
   apply_interest();
   int n = poller_->wait(events_.data(), limits_.events_per_wake, 0);
+  wake_ms_ = start_ms();
+  clock_fresh_ = true;
   for (int i = 0; i < n; i++) on_event(events_[i]);
+  clock_fresh_ = false;
   deliver();
   settle();
   apply_interest();
@@ -314,7 +317,15 @@ void LoopCore::deliver() {
   uint8_t* slab = slab_.data;
   size_t from = undelivered_from_;
   size_t closed_slots = table_.deferred();  // their kClosed records go out now
+  // JavaScript takes its time: the activity it causes, and what the wake-up
+  // reads after it, is timed by the clock again.
+  bool fresh = clock_fresh_;
+  clock_fresh_ = false;
   bool released = sink_->deliver(records_, count);
+  if (fresh) {
+    wake_ms_ = start_ms();
+    clock_fresh_ = true;
+  }
   table_.reuse_deferred(closed_slots);
   if (released && slab == slab_.data) slab_used_ = from;  // nobody kept those bytes
   undelivered_from_ = slab_used_;
