@@ -83,9 +83,13 @@ bool equals_ignoring_case(std::string_view a, std::string_view lower) {
   return true;
 }
 
-std::string_view trim_whitespace(std::string_view s) {
+// How llhttp reads the values it interprets (Content-Length,
+// Transfer-Encoding, Connection): whitespace before a value or list element
+// is skipped, but only spaces after one; a trailing tab makes the element
+// something else ("chunked\t" is not chunked, "6\t" is not a length).
+std::string_view trim_like_llhttp(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
   return s;
 }
 
@@ -95,7 +99,7 @@ template <typename Fn>
 void for_each_list_element(std::string_view list, Fn fn) {
   for (;;) {
     size_t comma = list.find(',');
-    fn(trim_whitespace(list.substr(0, comma)));
+    fn(trim_like_llhttp(list.substr(0, comma)));
     if (comma == std::string_view::npos) return;
     list.remove_prefix(comma + 1);
   }
@@ -355,6 +359,7 @@ RequestParser::HeadScan RequestParser::scan_lines(const char* base, uint32_t end
         if (p == end) break;
         if (bytes[p] != '\r') return scan_error(400, "invalid character in a field value");
         if (!in_trailers_) {
+          field_raw_end_ = p;
           uint32_t value_end = p;
           while (value_end > token_start_ &&
                  (base[value_end - 1] == ' ' || base[value_end - 1] == '\t')) {
@@ -412,7 +417,10 @@ bool RequestParser::finish_field(const char* base) {
   if (in_trailers_) return true;
   headers_.push_back({field_name_, field_value_});
   std::string_view name(base + field_name_.offset, field_name_.length);
-  std::string_view value(base + field_value_.offset, field_value_.length);
+  // What node:http reports is trimmed of all whitespace; what it interprets
+  // only of leading whitespace and trailing spaces.
+  std::string_view value = trim_like_llhttp(
+      std::string_view(base + field_value_.offset, field_raw_end_ - field_value_.offset));
   switch (name.size()) {
     case 14:
       if (!equals_ignoring_case(name, "content-length")) break;
@@ -532,42 +540,38 @@ RequestParser::Result RequestParser::parse_chunked(const char* data, size_t leng
         }
         break;
       }
+      // Extensions are skipped, but checked with llhttp's grammar, leniencies
+      // included (agreeing with node:http is the point): an empty name before
+      // '=' or ';', an empty value, a quoted string right after a token.
       case State::kChunkExtensionName:
         extension_byte = true;
         if (kToken[c]) {
           chunk_extension_name_started_ = true;
-        } else if (!chunk_extension_name_started_) {
-          return fail(400, "invalid chunk extension", i);
-        } else if (c == '=') {
-          state_ = State::kChunkExtensionValueStart;
         } else if (c == ';') {
           chunk_extension_name_started_ = false;
-        } else if (c == '\r') {
+        } else if (c == '=') {
+          state_ = State::kChunkExtensionValueStart;
+        } else if (c == '\r' && chunk_extension_name_started_) {
           state_ = State::kChunkSizeLf;
         } else {
           return fail(400, "invalid chunk extension", i);
         }
         break;
       case State::kChunkExtensionValueStart:
-        extension_byte = true;
-        if (c == '"') {
-          state_ = State::kChunkExtensionQuoted;
-        } else if (kToken[c]) {
-          state_ = State::kChunkExtensionToken;
-        } else {
-          return fail(400, "invalid chunk extension", i);
-        }
-        break;
       case State::kChunkExtensionToken:
       case State::kChunkExtensionAfterQuoted:
         extension_byte = true;
-        if (kToken[c] && state_ == State::kChunkExtensionToken) {
-          break;
-        } else if (c == ';') {
+        if (c == ';') {
           chunk_extension_name_started_ = false;
           state_ = State::kChunkExtensionName;
         } else if (c == '\r') {
           state_ = State::kChunkSizeLf;
+        } else if (state_ == State::kChunkExtensionAfterQuoted) {
+          return fail(400, "invalid chunk extension", i);
+        } else if (c == '"') {
+          state_ = State::kChunkExtensionQuoted;
+        } else if (kToken[c]) {
+          state_ = State::kChunkExtensionToken;
         } else {
           return fail(400, "invalid chunk extension", i);
         }

@@ -161,6 +161,7 @@ class RequestParser {
   uint32_t token_start_ = 0;
   Span field_name_;
   Span field_value_;
+  uint32_t field_raw_end_ = 0;  // Where the value's line ends (its CR).
   uint8_t version_index_ = 0;
   uint8_t version_major_ = 0;
   // Head split across calls: the bytes so far, and how many.
