@@ -6,7 +6,7 @@
 // http_parse_probe test tool, built with the native tests) and to Node's own
 // parser (llhttp, through a node:http server on loopback, written by a
 // net socket). Both must agree on accept/reject, and on method, target,
-// version, headers and body of every request they complete.
+// version, headers, body and keep-alive of every request they complete.
 //
 // The parser has no backend (bytes in, spans out), so this runs once, not
 // once per backend; the server that feeds it from the read path will be
@@ -199,7 +199,7 @@ interface Request {
   headers: string[];
   body: string; // hex
   complete: boolean;
-  keepAlive?: boolean;
+  keepAlive: boolean;
 }
 interface Outcome {
   requests: Request[];
@@ -238,7 +238,10 @@ async function runProbe(all: Case[]): Promise<Outcome[]> {
 class NodeOracle {
   private server!: Server;
   private port = 0;
-  private readonly pending = new Map<number, { requests: IncomingMessage[]; bodies: Buffer[][]; error: string | null; done: () => void }>();
+  private readonly pending = new Map<
+    number,
+    { requests: IncomingMessage[]; bodies: Buffer[][]; keepAlive: boolean[]; error: string | null; done: () => void }
+  >();
 
   async start(): Promise<void> {
     // Server policies, not the parser's, are off: requireHostHeader, and the
@@ -249,6 +252,8 @@ class NodeOracle {
       const body: Buffer[] = [];
       entry?.requests.push(req);
       entry?.bodies.push(body);
+      // llhttp's keep-alive decision, before the response can change it.
+      entry?.keepAlive.push(res.shouldKeepAlive);
       req.on('data', (chunk: Buffer) => body.push(chunk));
       // A declared length keeps an HTTP/1.0 keep-alive connection open (node
       // closes it after a response it cannot delimit), so node's parser sees
@@ -277,7 +282,7 @@ class NodeOracle {
     socket.resume();
     await new Promise<void>((resolve) => socket.once('connect', resolve));
     const closed = new Promise<void>((resolve) =>
-      this.pending.set(socket.localPort!, { requests: [], bodies: [], error: null, done: resolve }),
+      this.pending.set(socket.localPort!, { requests: [], bodies: [], keepAlive: [], error: null, done: resolve }),
     );
     for (const piece of pieces(c)) socket.write(piece);
     socket.end();
@@ -293,6 +298,7 @@ class NodeOracle {
         headers: req.rawHeaders,
         body: Buffer.concat(entry.bodies[i]!).toString('hex'),
         complete: req.complete,
+        keepAlive: entry.keepAlive[i]!,
       })),
       error: entry.error,
       headerOverflow: entry.error === 'HPE_HEADER_OVERFLOW',
@@ -334,17 +340,25 @@ const DIVERGENCES: ReadonlyArray<{ reason: string; refusedAt: (native: Outcome, 
 ];
 
 /** The requests both must agree on: complete ones, up to the first that ends the connection. */
-function comparable(outcome: Outcome, native: Outcome): { requests: Omit<Request, 'keepAlive'>[]; rejected: boolean } {
+function comparable(outcome: Outcome, native: Outcome): { requests: Request[]; rejected: boolean } {
   const complete = outcome.requests.filter((r) => r.complete);
   // node refuses any bytes after a request that closes the connection
   // (HPE_CLOSED_CONNECTION); the native parser leaves that to the server.
-  const closing = native.requests.findIndex((r) => r.complete && r.keepAlive === false);
+  const closing = native.requests.findIndex((r) => r.complete && !r.keepAlive);
   if (closing >= 0 && complete.length > closing) {
     return { requests: complete.slice(0, closing + 1).map(strip), rejected: false };
   }
   return { requests: complete.map(strip), rejected: outcome.error !== null };
 }
-const strip = ({ method, target, version, headers, body, complete }: Request) => ({ method, target, version, headers, body, complete });
+const strip = ({ method, target, version, headers, body, complete, keepAlive }: Request): Request => ({
+  method,
+  target,
+  version,
+  headers,
+  body,
+  complete,
+  keepAlive,
+});
 
 /** Long runs of one character (huge heads) shown as a count, so the message stays readable. */
 const abbreviate = (text: string) => text.replace(/(.)\1{15,}/g, (run, ch: string) => `${ch}<×${run.length}>`).slice(0, 3000);
