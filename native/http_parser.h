@@ -21,7 +21,9 @@
 // over the server's read slab, handed to JavaScript in the same batch), into
 // a buffer the parser owns when the head was split across calls (allocated
 // once, max_head_bytes long, on the first split head, then reused). Either
-// way they are valid until the next parse() call.
+// way they are valid until the next parse() call. The header spans live in a
+// vector that keeps its capacity from request to request (it grows to the
+// most headers one request had); a parser is 224 bytes on x86-64 before it.
 #pragma once
 
 #include <cstddef>
