@@ -121,7 +121,8 @@
             "native/test/watch_tests.cc",
             "native/test/udp_tests.cc",
             "native/test/fd_table_reserve_tests.cc",
-            "native/test/idle_lists_tests.cc"
+            "native/test/idle_lists_tests.cc",
+            "native/test/http_parser_tests.cc"
           ],
           # A plain program: no delay-load hook for node.exe.
           "win_delay_load_hook": "false",
@@ -131,6 +132,27 @@
               "ldflags": ["-pthread"]
             }]
           ]
+        }
+      ]
+    }],
+    ["build_tests==1", {
+      "targets": [
+        {
+          # Test tool for the differential fuzzer (test/http-parser-fuzz.test.ts):
+          # byte streams on stdin through the HTTP request parser, what it
+          # parsed as JSON lines on stdout.
+          "target_name": "http_parse_probe",
+          "type": "executable",
+          "sources": ["native/test/http_parse_probe.cc"],
+          "win_delay_load_hook": "false"
+        },
+        {
+          # The HTTP request parser's micro-benchmark:
+          # build/Release/http_parser_bench [seconds per case].
+          "target_name": "http_parser_bench",
+          "type": "executable",
+          "sources": ["native/test/http_parser_bench.cc"],
+          "win_delay_load_hook": "false"
         }
       ]
     }],
