@@ -239,11 +239,12 @@ export class TransportStream extends Duplex {
   /** @internal */
   lost(reason: ReactorError | undefined): void {
     if (this.destroyed) return;
-    if (reason !== undefined) {
+    // reactor.close() is its owner's act, as closing a server's handles: no error to raise.
+    if (reason !== undefined && reason.code !== 'ERR_REACTOR_CLOSED') {
       this.destroy(reason);
       return;
     }
-    // Closed cleanly: what was read is still there to be read; what could not be written is gone.
+    // Closed without an error: what was read is still there to be read; what could not be written is gone.
     this.push(null);
     if (!this.writableFinished) this.destroy();
   }

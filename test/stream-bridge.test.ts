@@ -279,6 +279,25 @@ describe.each(Reactor.backends)('streams bridge, node:http (%s)', (backend) => {
     client.socket.destroy();
   });
 
+  it("reactor.close() closes every stream: 'close' without an 'error'", async () => {
+    const accepted = deferred<TransportStream>();
+    const server = createStreamServer(reactor, (stream) => accepted.resolve(stream));
+    await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
+    const client = rawClient(server.address()!.port);
+    await client.connected;
+    const stream = await within(accepted.promise, 5_000, 'accepted');
+    const events: string[] = [];
+    stream.on('error', (error: ReactorError) => events.push(`error ${error.code}`));
+    const closed = new Promise<void>((resolve) => stream.on('close', resolve));
+    const clientClosed = new Promise<void>((resolve) => client.socket.on('close', () => resolve()));
+    client.socket.on('error', () => undefined);
+    reactor.close();
+    await within(closed, 5_000, "the stream's close");
+    await within(clientClosed, 5_000, "the client's close");
+    expect(events).toEqual([]);
+    expect(stream.readyState).toBe('closed');
+  });
+
   it("closes: 'close' once every connection is gone", async () => {
     const { server, port, streams } = await serveHttp(reactor, hello);
     const client = rawClient(port);
