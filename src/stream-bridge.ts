@@ -25,8 +25,7 @@ export interface TransportStreamOptions {
   idleResetOnWrite?: boolean | undefined;
 }
 
-/** @internal */
-export const STREAM_OPTION_KEYS = ['allowHalfOpen', 'idleTimeoutMs', 'idleResetOnWrite'] as const;
+const STREAM_OPTION_KEYS = ['allowHalfOpen', 'idleTimeoutMs', 'idleResetOnWrite'] as const;
 
 type ReadyState = 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed';
 
@@ -42,8 +41,7 @@ type ReadyState = 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed';
  */
 export class TransportStream extends Duplex {
   readonly transport: Transport;
-  /** Bytes received. */
-  bytesRead = 0;
+  #bytesRead = 0;
   #bytesWritten = 0;
   /** What `setTimeout(0)` restores: the listener's idle timeout. */
   readonly #idleMs: number;
@@ -53,16 +51,16 @@ export class TransportStream extends Duplex {
   /** The callback of a write the transport queued at or past its highWaterMark. */
   #awaitingDrain: ((error?: Error | null) => void) | undefined;
 
-  /**
-   * Wraps a transport that has no protocol yet; use the protocol this
-   * stream gives (`streamFactory()` and `createStreamServer()` do both).
-   */
-  constructor(transport: Transport, options: TransportStreamOptions = {}) {
-    const { allowHalfOpen, idleTimeoutMs, idleResetOnWrite } = parseStreamOptions(options);
-    super({ allowHalfOpen });
+  /** @internal Only streamFactory() and createStreamServer() make streams (the constructor is private to the types). */
+  static create(transport: Transport, options: Required<TransportStreamOptions>): TransportStream {
+    return new TransportStream(transport, options);
+  }
+
+  private constructor(transport: Transport, options: Required<TransportStreamOptions>) {
+    super({ allowHalfOpen: options.allowHalfOpen });
     this.transport = transport;
-    this.#idleMs = idleTimeoutMs;
-    this.#idleResetOnWrite = idleResetOnWrite;
+    this.#idleMs = options.idleTimeoutMs;
+    this.#idleResetOnWrite = options.idleResetOnWrite;
   }
 
   // ---- node:net's socket surface ----
@@ -83,6 +81,11 @@ export class TransportStream extends Duplex {
     if (this.readable) return 'readOnly';
     if (this.writable) return 'writeOnly';
     return 'closed';
+  }
+
+  /** Bytes received. */
+  get bytesRead(): number {
+    return this.#bytesRead;
   }
 
   /** Bytes handed to write() (including those still queued), as node:net counts them. */
@@ -213,7 +216,7 @@ export class TransportStream extends Duplex {
 
   /** @internal */
   received(data: Buffer): void {
-    this.bytesRead += data.length;
+    this.#bytesRead += data.length;
     // A full readable buffer stops reading: the kernel pushes back on the peer.
     if (!this.push(data) && this.#live()) this.transport.pause();
   }
@@ -313,11 +316,11 @@ class BridgeProtocol implements Protocol {
 export function streamFactory(onStream: (stream: TransportStream) => void, options: TransportStreamOptions = {}): ProtocolFactory {
   validateFunction(onStream, 'onStream');
   const checked = parseStreamOptions(options); // now, not at the first connection
-  return (transport) => new BridgeProtocol(new TransportStream(transport, checked), onStream);
+  return (transport) => new BridgeProtocol(TransportStream.create(transport, checked), onStream);
 }
 
-/** @internal TransportStreamOptions checked, with their defaults. */
-export function parseStreamOptions(options: TransportStreamOptions): Required<TransportStreamOptions> {
+/** TransportStreamOptions checked, with their defaults. */
+function parseStreamOptions(options: TransportStreamOptions): Required<TransportStreamOptions> {
   validateObject(options, 'options');
   validateKeys(options, 'options', STREAM_OPTION_KEYS);
   return {
