@@ -27,7 +27,7 @@ export interface TransportStreamOptions {
 
 const STREAM_OPTION_KEYS = ['allowHalfOpen', 'idleTimeoutMs', 'idleResetOnWrite'] as const;
 
-type ReadyState = 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed';
+type ReadyState = 'open' | 'readOnly' | 'writeOnly' | 'closed';
 
 /**
  * A connection as a node:net-like Duplex. Flow control maps both ways: a
