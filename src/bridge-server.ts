@@ -11,7 +11,7 @@ import { streamFactory, type TransportStream } from './stream-bridge.js';
 import { invalidType, validateBoolean, validateFunction, validateKeys, validateObject, validatePort } from './validate.js';
 
 export interface StreamServerOptions extends ConnectionLimitOptions {
-  /** Keep a connection's write side open once the peer ended (node:net's option). Default false. */
+  /** Keep a connection's write side open once the peer ended. Default true: see TransportStreamOptions. */
   allowHalfOpen?: boolean | undefined;
 }
 

@@ -33,3 +33,5 @@ export { TransportStream, streamFactory } from './stream-bridge.js';
 export type { TransportStreamOptions } from './stream-bridge.js';
 export { StreamServer, createStreamServer } from './bridge-server.js';
 export type { StreamListenOptions, StreamServerOptions } from './bridge-server.js';
+export { connectStream } from './bridge-connect.js';
+export type { ConnectStreamOptions } from './bridge-connect.js';

@@ -11,8 +11,10 @@ import { validateBoolean, validateDelay, validateFunction, validateKeys, validat
 
 export interface TransportStreamOptions {
   /**
-   * Keep the write side open once the peer ended its own (node:net's
-   * option). Default false: the stream ends when the peer does.
+   * Keep the write side open once the peer ended its own. Default true, as
+   * node:http's own server has it: the libraries the bridge feeds (node:http,
+   * TLS, ws) end their side themselves, and TLS still writes after the peer's
+   * end. false ends the write side with the peer's, as node:net's default.
    */
   allowHalfOpen?: boolean | undefined;
   /**
@@ -51,7 +53,7 @@ export class TransportStream extends Duplex {
   /** The callback of a write the transport queued at or past its highWaterMark. */
   #awaitingDrain: ((error?: Error | null) => void) | undefined;
 
-  /** @internal Only streamFactory() and createStreamServer() make streams (the constructor is private to the types). */
+  /** @internal Only the bridge (streamFactory, createStreamServer, connectStream) makes streams (the constructor is private to the types). */
   static create(transport: Transport, options: Required<TransportStreamOptions>): TransportStream {
     return new TransportStream(transport, options);
   }
@@ -275,35 +277,42 @@ export class TransportStream extends Duplex {
   }
 }
 
-/** Routes a transport's events to its stream. */
-class BridgeProtocol implements Protocol {
+/**
+ * @internal
+ * Routes a transport's events to its stream, made when the connection is:
+ * for an outgoing one, the protocol exists before the transport does.
+ */
+export class BridgeProtocol implements Protocol {
+  #stream: TransportStream | undefined;
+
   constructor(
-    readonly stream: TransportStream,
+    readonly options: Required<TransportStreamOptions>,
     readonly onStream: (stream: TransportStream) => void,
   ) {}
 
-  connectionMade(): void {
-    this.onStream(this.stream);
+  connectionMade(transport: Transport): void {
+    this.#stream = TransportStream.create(transport, this.options);
+    this.onStream(this.#stream);
   }
 
   dataReceived(data: Buffer): void {
-    this.stream.received(data);
+    this.#stream!.received(data);
   }
 
   readConnectionLost(): void {
-    this.stream.peerEnded();
+    this.#stream!.peerEnded();
   }
 
   writeDrained(): void {
-    this.stream.drained();
+    this.#stream!.drained();
   }
 
   timeoutConnection(): void {
-    this.stream.idle();
+    this.#stream!.idle();
   }
 
   connectionLost(reason: ReactorError | undefined): void {
-    this.stream.lost(reason);
+    this.#stream!.lost(reason);
   }
 }
 
@@ -316,15 +325,15 @@ class BridgeProtocol implements Protocol {
 export function streamFactory(onStream: (stream: TransportStream) => void, options: TransportStreamOptions = {}): ProtocolFactory {
   validateFunction(onStream, 'onStream');
   const checked = parseStreamOptions(options); // now, not at the first connection
-  return (transport) => new BridgeProtocol(TransportStream.create(transport, checked), onStream);
+  return () => new BridgeProtocol(checked, onStream);
 }
 
-/** TransportStreamOptions checked, with their defaults. */
-function parseStreamOptions(options: TransportStreamOptions): Required<TransportStreamOptions> {
+/** @internal TransportStreamOptions checked, with their defaults. */
+export function parseStreamOptions(options: TransportStreamOptions): Required<TransportStreamOptions> {
   validateObject(options, 'options');
   validateKeys(options, 'options', STREAM_OPTION_KEYS);
   return {
-    allowHalfOpen: validateBoolean(options.allowHalfOpen ?? false, 'options.allowHalfOpen'),
+    allowHalfOpen: validateBoolean(options.allowHalfOpen ?? true, 'options.allowHalfOpen'),
     idleTimeoutMs: validateMs(options.idleTimeoutMs ?? 0, 'options.idleTimeoutMs'),
     idleResetOnWrite: validateBoolean(options.idleResetOnWrite ?? false, 'options.idleResetOnWrite'),
   };

@@ -108,6 +108,7 @@ describe('the package by its name', () => {
       'TransportStream',
       'UDPSocket',
       'Watcher',
+      'connectStream',
       'createStreamServer',
       'streamFactory',
       'systemdListenFds',
