@@ -2,38 +2,24 @@
 // connection as a TransportStream, for node:http's createConnection, TLS
 // (tls.connect({ socket })) or any Duplex-taking library.
 import { randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { connectStream, createStreamServer, Reactor, type ReactorError } from '../src/index.js';
 import { closeQuietly, codeOf, newReactor } from './helpers.js';
-import { collect, HOST, sha256, within } from './stream-bridge-helpers.js';
+import { type Certificate, collect, HOST, makeCertificate, sha256, within } from './stream-bridge-helpers.js';
 
-let dir: string;
 let cert: Buffer;
 let key: Buffer;
+let certificate: Certificate;
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'stream-bridge-connect-'));
-  execFileSync(
-    'openssl',
-    [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-    ],
-    { stdio: 'ignore', timeout: 15_000 },
-  );
-  cert = readFileSync(join(dir, 'cert.pem'));
-  key = readFileSync(join(dir, 'key.pem'));
+  certificate = makeCertificate('stream-bridge-connect-');
+  ({ cert, key } = certificate);
 });
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => certificate.remove());
 
 describe.each(Reactor.backends)('connectStream (%s)', (backend) => {
   let reactor: Reactor;

@@ -1,30 +1,18 @@
 // The bridge examples run with plain node (the built package): each prints
 // "listening PORT", answers any path with 200 "hello world", and exits on
 // SIGTERM; a bad option exits with status 2.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Reactor } from '../src/index.js';
-import { curl, HOST, within } from './stream-bridge-helpers.js';
+import { type Certificate, curl, HOST, makeCertificate, within } from './stream-bridge-helpers.js';
 
-let dir: string;
+let certificate: Certificate;
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'stream-bridge-examples-'));
-  execFileSync(
-    'openssl',
-    [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-    ],
-    { stdio: 'ignore', timeout: 15_000 },
-  );
+  certificate = makeCertificate('stream-bridge-examples-');
 });
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => certificate.remove());
 
 /** Starts an example; resolves with the port it printed. */
 function start(args: string[]): { child: ChildProcess; port: Promise<number>; exited: Promise<number | null>; stderr: () => string } {
@@ -61,8 +49,8 @@ describe.each(Reactor.backends)('bridge examples (%s)', (backend) => {
   });
 
   it('https-bridge.mjs answers over TLS with the given certificate', async () => {
-    const cert = join(dir, 'cert.pem');
-    const example = start(['examples/https-bridge.mjs', '--port', '0', '--backend', backend, '--cert', cert, '--key', join(dir, 'key.pem'), '--max-connections', '4']);
+    const cert = certificate.certPath;
+    const example = start(['examples/https-bridge.mjs', '--port', '0', '--backend', backend, '--cert', cert, '--key', certificate.keyPath, '--max-connections', '4']);
     try {
       const port = await within(example.port, 10_000, 'listening');
       const reply = await curl(['--cacert', cert, '--write-out', ' %{http_code}', `https://${HOST}:${port}/`]);

@@ -1,7 +1,10 @@
 // What the streams bridge's tests share: node:http served over a
 // StreamServer, curl run as a child with a time bound, and a bound on waits.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import http from 'node:http';
 import { createStreamServer, type Reactor, type StreamServer, type StreamServerOptions, type TransportStream } from '../src/index.js';
 
@@ -59,4 +62,40 @@ export async function collect(readable: NodeJS.ReadableStream): Promise<Buffer> 
   const chunks: Buffer[] = [];
   for await (const chunk of readable) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+export interface Certificate {
+  /** PEM files, for the examples' --cert and --key and curl's --cacert. */
+  certPath: string;
+  keyPath: string;
+  cert: Buffer;
+  key: Buffer;
+  remove(): void;
+}
+
+/**
+ * A self-signed certificate for localhost and 127.0.0.1, made by openssl in
+ * a directory of its own. A P-256 key: made in milliseconds, where RSA takes
+ * a noticeable while.
+ */
+export function makeCertificate(prefix: string): Certificate {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const certPath = join(dir, 'cert.pem');
+  const keyPath = join(dir, 'key.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-keyout', keyPath, '-out', certPath,
+    ],
+    { stdio: 'ignore', timeout: 15_000 },
+  );
+  return {
+    certPath,
+    keyPath,
+    cert: readFileSync(certPath),
+    key: readFileSync(keyPath),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }

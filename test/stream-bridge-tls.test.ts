@@ -2,39 +2,24 @@
 // (tls.TLSSocket wraps them unmodified), with a certificate made by openssl
 // at test time, served to curl and to node:https; and TLS for a protocol of
 // one's own (an echo) through tls.TLSSocket directly.
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createStreamServer, Reactor } from '../src/index.js';
 import { closeQuietly, newReactor } from './helpers.js';
-import { collect, curl, HOST, serveHttp, sha256, within } from './stream-bridge-helpers.js';
+import { type Certificate, collect, curl, HOST, makeCertificate, serveHttp, sha256, within } from './stream-bridge-helpers.js';
 
-let dir: string;
 let cert: Buffer;
 let key: Buffer;
+let certificate: Certificate;
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'stream-bridge-tls-'));
-  // A P-256 key: made in milliseconds, where RSA takes a noticeable while.
-  execFileSync(
-    'openssl',
-    [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-    ],
-    { stdio: 'ignore', timeout: 15_000 },
-  );
-  cert = readFileSync(join(dir, 'cert.pem'));
-  key = readFileSync(join(dir, 'key.pem'));
+  certificate = makeCertificate('stream-bridge-tls-');
+  ({ cert, key } = certificate);
 });
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => certificate.remove());
 
 describe.each(Reactor.backends)('streams bridge, TLS (%s)', (backend) => {
   let reactor: Reactor;
@@ -48,7 +33,7 @@ describe.each(Reactor.backends)('streams bridge, TLS (%s)', (backend) => {
     const body = randomBytes(2 * 1024 * 1024);
     const server = https.createServer({ cert, key }, (req, res) => res.end(req.url === '/big' ? body : 'hello world'));
     const { port, streams } = await serveHttp(reactor, () => undefined, {}, server);
-    const caFile = join(dir, 'cert.pem');
+    const caFile = certificate.certPath;
     const hello = await curl(['--cacert', caFile, `https://${HOST}:${port}/`, `https://${HOST}:${port}/again`]);
     expect(hello.toString()).toBe('hello worldhello world');
     expect(streams).toHaveLength(1); // one TLS connection, two requests
