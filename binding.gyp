@@ -121,8 +121,7 @@
             "native/test/watch_tests.cc",
             "native/test/udp_tests.cc",
             "native/test/fd_table_reserve_tests.cc",
-            "native/test/idle_lists_tests.cc",
-            "native/test/write_batch_tests.cc"
+            "native/test/idle_lists_tests.cc"
           ],
           # A plain program: no delay-load hook for node.exe.
           "win_delay_load_hook": "false",

@@ -391,30 +391,18 @@ class Core final : public Sink {
   int64_t write_corked(Loop& loop, double count) {
     if (!corked_entries_ || !(count >= 0 && count <= static_cast<double>(kCorkCapacity)))
       return -EINVAL;
-    corked_writes_.clear();
-    corked_at_.clear();
     int64_t unusual = 0;
     for (size_t i = 0; i < static_cast<size_t>(count); i++) {
       double* entry = corked_entries_ + i * kCorkedFields;
       double id = entry[0], offset = entry[1], length = entry[2];
+      int64_t result = -EINVAL;
       // Checked as doubles: NaN or out-of-range values fail every comparison.
       if (id >= 0 && id <= kMaxExactId && offset >= 0 && length >= 0 &&
           offset + length <= static_cast<double>(batch_slab_.size)) {
         iovec chunk{batch_slab_.data + static_cast<size_t>(offset), static_cast<size_t>(length)};
-        corked_writes_.push_back(CorkedWrite{static_cast<uint64_t>(id), chunk});
-        corked_at_.push_back(i);
-      } else {
-        entry[2] = -js_errno(EINVAL);
-        unusual++;
+        result = loop.write(static_cast<uint64_t>(id), &chunk, 1);
       }
-    }
-    corked_results_.resize(corked_writes_.size());
-    loop.write_batch(corked_writes_.data(), static_cast<int>(corked_writes_.size()),
-                     corked_results_.data());
-    for (size_t k = 0; k < corked_writes_.size(); k++) {
-      int64_t result = corked_results_[k];
-      corked_entries_[corked_at_[k] * kCorkedFields + 2] =
-          static_cast<double>(result < 0 ? -js_errno(static_cast<int>(-result)) : result);
+      entry[2] = static_cast<double>(result < 0 ? -js_errno(static_cast<int>(-result)) : result);
       if (result != 0) unusual++;
     }
     return unusual;
@@ -493,11 +481,6 @@ class Core final : public Sink {
   Slab batch_slab_;            // the slab of the batch last delivered
   napi_ref corked_ = nullptr;  // the Float64Array's ArrayBuffer of corked writes
   double* corked_entries_ = nullptr;
-  // write_corked()'s valid entries, their places in corked_entries_ and
-  // their results: kept to spare an allocation per batch.
-  std::vector<CorkedWrite> corked_writes_;
-  std::vector<size_t> corked_at_;
-  std::vector<int64_t> corked_results_;
   bool slab_changed_ = false;
   std::unique_ptr<Loop> loop_;
   uv_poll_t poll_{};

@@ -359,9 +359,6 @@ int Loop::watch_keep_alive(uint64_t id, bool keep_alive) {
 int64_t Loop::write(uint64_t id, const iovec* chunks, int count) {
   return core_->write(id, chunks, count);
 }
-void Loop::write_batch(const CorkedWrite* writes, int count, int64_t* results) {
-  core_->write_batch(writes, count, results);
-}
 int Loop::set_reading(uint64_t id, bool reading) { return core_->set_reading(id, reading); }
 int Loop::set_idle_timeout(uint64_t id, uint32_t ms, bool resets_on_write, uint32_t grace_ms) {
   return core_->set_idle_timeout(id, ms, resets_on_write, grace_ms);

@@ -108,12 +108,6 @@ struct LoopLimits {
   uint32_t backoff_max_ms = 1000;
 };
 
-// One write of Loop::write_batch(): a connection and its bytes.
-struct CorkedWrite {
-  uint64_t id;
-  iovec chunk;
-};
-
 class Loop {
  public:
   Loop(std::unique_ptr<Poller> poller, Sink* sink, Record* records, size_t record_capacity,
@@ -173,11 +167,6 @@ class Loop {
   // Queuing beyond the connection's max_write closes it with a reset and
   // returns -ENOBUFS.
   int64_t write(uint64_t id, const iovec* chunks, int count);
-  // write() of each of `count` writes, in order, results[i] being what it
-  // returns. Where the backend sends itself (Poller::sends(), io_uring) the
-  // bytes that go out at once go to the kernel together; the chunks are read
-  // only during the call either way.
-  void write_batch(const CorkedWrite* writes, int count, int64_t* results);
   // Pause (false) or resume (true) reading; applied before the next wait.
   int set_reading(uint64_t id, bool reading);
   // 0 disables. The clock restarts now. grace_ms kKeep keeps the current one.

@@ -32,7 +32,6 @@
 #include "sockets.h"
 #include "timer_heap.h"
 #include "udp_socket.h"
-#include "write_batch.h"
 #include "write_queue.h"
 
 namespace reactor {
@@ -68,7 +67,6 @@ class LoopCore {
   int watch_update(uint64_t id, uint32_t interest);
   int watch_keep_alive(uint64_t id, bool keep_alive);
   int64_t write(uint64_t id, const iovec* chunks, int count);
-  void write_batch(const CorkedWrite* writes, int count, int64_t* results);
   int set_reading(uint64_t id, bool reading);
   int set_idle_timeout(uint64_t id, uint32_t ms, bool resets_on_write, uint32_t grace_ms);
   int set_idle_notify(uint64_t id, bool notify);
@@ -298,16 +296,6 @@ class LoopCore {
   void on_stream_ready(Id id, Handle* c, const PollEvent& event);
   // Each returns false once the connection is gone.
   bool read_once(Id id, Handle* c);
-  // Writing (write(), write_batch()): a write's result when it neither sends
-  // nor queues (the connection takes no more bytes, or there are none);
-  // whether it may send now; a send's outcome; its unsent rest queued.
-  bool write_settled(const Handle& c, size_t total, int64_t* result) const;
-  bool sends_now(const Handle& c) const { return c.state == State::kOpen && c.queue.empty(); }
-  int64_t after_send(Id id, Handle* c, const iovec* chunks, int count, size_t total, ssize_t n);
-  int64_t queue_rest(Id id, Handle* c, const iovec* chunks, int count, size_t total, size_t sent);
-  // write_batch()'s writes that went out together, once the backend sent
-  // them: each gets what write() would have returned.
-  void settle_sends(const CorkedWrite* writes, int64_t* results);
   bool flush(Id id, Handle* c);
   bool after_drain(Id id, Handle* c);
 
@@ -341,8 +329,6 @@ class LoopCore {
   std::vector<Id> to_serve_;    // listeners whose cap has room and whose queue may not be empty
   std::vector<Id> backed_off_;  // listeners not accepting after EMFILE
   uint32_t backoff_ms_;
-  WriteBatch write_batch_;            // write_batch()'s sends, gathered by connection
-  std::vector<int> later_;            // write_batch()'s writes that go through write()
   std::vector<uint8_t> discard_;      // input of lingering connections is read into this
   HeldInput held_;                    // input received while paused (completion backends)
   std::vector<uint64_t> data_batch_;  // by slot: the batch its last kData record went out with

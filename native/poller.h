@@ -10,8 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "platform.h"
-
 namespace reactor {
 
 enum Interest : uint32_t {
@@ -52,15 +50,6 @@ struct PollEvent {
   const uint8_t* data = nullptr;
 };
 
-// One connection's share of a batch of sends (Poller::send_batch): its
-// chunks in order, and the result, bytes sent (maybe fewer) or -errno.
-struct BatchedSend {
-  int fd;
-  const iovec* chunks;
-  int count;
-  int64_t result;
-};
-
 class Poller {
  public:
   virtual ~Poller() = default;
@@ -84,14 +73,6 @@ class Poller {
   // the socket are still reported, so none is lost; after remove() nothing
   // about the fd is (an accepted fd still in flight is closed).
   virtual bool receives() const { return false; }
-  // Whether send_batch() works (io_uring: every send of the batch in one
-  // submission). Elsewhere the loop sends each write itself.
-  virtual bool sends() const { return false; }
-  // Sends each entry's chunks once, as socket_send() would (never blocking:
-  // EAGAIN where the socket has no room, no SIGPIPE), each fd at most once
-  // per call, and fills in the results. The chunks are read only during the
-  // call. Other events it meets are kept for the next wait().
-  virtual void send_batch(BatchedSend* sends, int count) {}
   // Register, change or drop interest. Return 0 or -errno.
   virtual int add(int fd, uint64_t token, uint32_t interest) = 0;
   virtual int modify(int fd, uint64_t token, uint32_t interest) = 0;

@@ -25,10 +25,6 @@
 // falls back to readiness, as for kReadable, for the life of the ring).
 // NATIVE_REACTOR_IO_URING_MULTISHOT=0 turns them off;
 // NATIVE_REACTOR_IO_URING_BUFFERS=COUNTxSIZE sizes the ring (tests, bench).
-//
-// Sends (sends()): the loop hands over the writes of one JavaScript batch at
-// once and they go in as one submission (send_batch), on rings with deferred
-// task running; NATIVE_REACTOR_IO_URING_SENDS=0 turns it off (bench).
 #ifdef NATIVE_REACTOR_IO_URING
 
 #include <liburing.h>
@@ -52,16 +48,6 @@ namespace {
 
 // CQEs of cancel requests carry this; they say nothing about an fd.
 constexpr uint64_t kCancelTag = ~0ull;
-// user_data of a send of send_batch(): this bit and the send's index. Poll
-// requests never have it (fds are below 2^30).
-constexpr uint64_t kSendTag = 1ull << 62;
-// MSG_DONTWAIT sets REQ_F_NOWAIT (io_uring/net.c, io_sendmsg_prep), and a
-// request with it that would block completes with -EAGAIN (io_uring.c,
-// io_queue_async) instead of arming a poll and keeping the pointer: every
-// send of a batch completes within its submission, while its bytes live.
-constexpr int kSendFlags = MSG_DONTWAIT | MSG_NOSIGNAL;
-// A send's result until its CQE arrives.
-constexpr int64_t kUnsent = INT64_MIN;
 // user_data of a recv or accept request: this bit, a generation (so a cancel
 // never hits a later request in the same slot) and the index in ops_. Poll
 // requests never have it (fds are below 2^31).
@@ -131,12 +117,13 @@ class IoUringPoller final : public Poller {
       // Connections the kernel accepted that nobody will take.
       submit();
       if (wake_fd_ >= 0) io_uring_get_events(&ring_);
-      for (size_t i = stash_head_; i < stash_.size(); i++) {
-        close_unwanted(stash_[i].user_data, stash_[i].res);
-      }
       io_uring_cqe* cqe;
       while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
-        close_unwanted(cqe->user_data, cqe->res);
+        uint64_t data = cqe->user_data;
+        if (data != kCancelTag && (data & kOpTag) && cqe->res >= 0) {
+          uint32_t index = static_cast<uint32_t>(data);
+          if (index < ops_.size() && ops_[index].accept) reset_and_close(cqe->res);
+        }
         io_uring_cqe_seen(&ring_, cqe);
       }
       io_uring_queue_exit(&ring_);
@@ -163,11 +150,6 @@ class IoUringPoller final : public Poller {
               io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL);
     bool completions = io_uring_opcode_supported(probe, IORING_OP_RECV) &&
                        io_uring_opcode_supported(probe, IORING_OP_ACCEPT);
-    // Only where an eventfd wakes the loop: it says when CQEs that
-    // send_batch() met and kept wait for the next wait().
-    send_ok_ = wake_fd_ >= 0 && io_uring_opcode_supported(probe, IORING_OP_SEND) &&
-               io_uring_opcode_supported(probe, IORING_OP_SENDMSG) &&
-               !env_off("NATIVE_REACTOR_IO_URING_SENDS");
     io_uring_free_probe(probe);
     if (!ok) return -ENOSYS;
     // Without completions the backend is what it was: readiness only.
@@ -222,47 +204,6 @@ class IoUringPoller final : public Poller {
   int pollable_fd() const override { return wake_fd_ >= 0 ? wake_fd_ : ring_.ring_fd; }
   bool reports_peer_closed() const override { return true; }
   bool receives() const override { return recv_ok_ || accept_ok_; }
-  bool sends() const override { return send_ok_; }
-
-  // One SQE per connection (a SENDMSG for several chunks), then the kernel
-  // is entered once for all of them (more often only if the SQ fills).
-  void send_batch(BatchedSend* sends, int count) override {
-    if (messages_.size() < static_cast<size_t>(count)) messages_.resize(static_cast<size_t>(count));
-    for (int i = 0; i < count; i++) sends[i].result = kUnsent;
-    // While there is work, the eventfd is readable (rearm_wake); the CQEs
-    // the sends meet then need no signal of their own, which spares a
-    // system call per batch under load, when receives wait nearly always.
-    bool awake = has_work();
-    size_t kept = stash_.size();
-    int waiting = 0;
-    for (int i = 0; i < count; i++) {
-      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-      if (!sqe) {
-        // The SQ is full: what is queued goes in first.
-        finish_sends(sends, &waiting);
-        sqe = io_uring_get_sqe(&ring_);
-      }
-      if (!sqe) {
-        sends[i].result = send_directly(sends[i]);
-        continue;
-      }
-      const BatchedSend& send = sends[i];
-      if (send.count == 1) {
-        io_uring_prep_send(sqe, send.fd, send.chunks[0].iov_base, send.chunks[0].iov_len,
-                           kSendFlags);
-      } else {
-        msghdr& message = messages_[static_cast<size_t>(i)];
-        message = msghdr{};
-        message.msg_iov = const_cast<iovec*>(send.chunks);
-        message.msg_iovlen = static_cast<size_t>(send.count);
-        io_uring_prep_sendmsg(sqe, send.fd, &message, kSendFlags);
-      }
-      io_uring_sqe_set_data64(sqe, kSendTag | static_cast<uint32_t>(i));
-      waiting++;
-    }
-    finish_sends(sends, &waiting);
-    if (stash_.size() > kept && !awake) signal_wake();
-  }
 
   int add(int fd, uint64_t token, uint32_t interest) override {
     if (fd < 0) return -EBADF;
@@ -648,149 +589,74 @@ class IoUringPoller final : public Poller {
 
   bool has_work() {
     return (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0 ||
-           io_uring_cq_ready(&ring_) > 0 || stash_head_ < stash_.size();
+           io_uring_cq_ready(&ring_) > 0;
   }
 
-  // Turns CQEs into events, at most max, those send_batch() kept first; the
-  // rest stay queued, which keeps the ring fd (or the eventfd: rearm_wake)
-  // readable.
+  // Turns CQEs into events, at most max; the rest stay queued, which keeps
+  // the ring fd (or the eventfd: rearm_wake) readable.
   int reap(PollEvent* out, int max) {
     int n = 0;
-    while (n < max && stash_head_ < stash_.size()) {
-      const KeptCqe& kept = stash_[stash_head_++];
-      if (report(kept.user_data, kept.res, kept.flags, &out[n])) n++;
-    }
-    if (stash_head_ == stash_.size()) {
-      stash_.clear();
-      stash_head_ = 0;
-    }
     io_uring_cqe* cqe;
     // Counted first: liburing's peek enters the kernel when it finds none
     // while task work is pending, once per wake-up for nothing.
     while (n < max && io_uring_cq_ready(&ring_) > 0 && io_uring_peek_cqe(&ring_, &cqe) == 0) {
       uint64_t data = cqe->user_data;
       int res = cqe->res;
+      bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
       uint32_t flags = cqe->flags;
       io_uring_cqe_seen(&ring_, cqe);
-      if (report(data, res, flags, &out[n])) n++;
+      if (data == kCancelTag) continue;
+      if (data & kOpTag) {
+        if (completed(static_cast<uint32_t>(data), res, flags, &out[n])) n++;
+        continue;
+      }
+      int fd = static_cast<int>(data >> 32);
+      Reg* r = find(fd);
+      if (!r || !r->armed || r->gen != static_cast<uint32_t>(data)) {
+        // Stale. A multishot poll still posting was not cancelled after
+        // all (the ring was full): again, so it cannot outlive its socket.
+        if (more) cancel(data);
+        continue;
+      }
+      if (!more) r->armed = false;
+      if (res < 0) {
+        // The request failed (not cancelled by us: that would be stale).
+        // Report an error so the loop asks the socket itself; -EBADF says
+        // the fd was closed (a watcher's), which by the time the loop asks
+        // may be another socket's number.
+        r->armed = false;
+        schedule(fd, *r);
+        out[n].token = r->token;
+        out[n].readable = 0;
+        out[n].writable = 0;
+        out[n].error = 1;
+        out[n].hangup = 0;
+        out[n].peer_closed = 0;
+        out[n].completion = kNoCompletion;
+        out[n].result = res;
+        n++;
+        continue;
+      }
+      uint32_t events = static_cast<uint32_t>(res) & reportable(*r);
+      if (events == 0) {
+        // Only what nobody asked for (a sticky RDHUP): wait for a wake-up.
+        if (!r->armed) arm(fd, *r, true);
+        continue;
+      }
+      // Level-triggered: re-armed (one-shot) once the loop has handled it.
+      if (r->armed) disarm(fd, *r);
+      schedule(fd, *r);
+      out[n].token = r->token;
+      out[n].readable = (events & POLLIN) != 0;
+      out[n].writable = (events & POLLOUT) != 0;
+      out[n].error = (events & POLLERR) != 0;
+      out[n].hangup = (events & POLLHUP) != 0;
+      out[n].peer_closed = (events & POLLRDHUP) != 0;
+      out[n].completion = kNoCompletion;
+      out[n].result = 0;
+      n++;
     }
     return n;
-  }
-
-  // One CQE as an event. Returns true if it filled *out.
-  bool report(uint64_t data, int res, uint32_t flags, PollEvent* out) {
-    if (data == kCancelTag) return false;
-    if (data & kOpTag) return completed(static_cast<uint32_t>(data), res, flags, out);
-    if (data & kSendTag) return false;  // send_batch() reaps its own
-    bool more = (flags & IORING_CQE_F_MORE) != 0;
-    int fd = static_cast<int>(data >> 32);
-    Reg* r = find(fd);
-    if (!r || !r->armed || r->gen != static_cast<uint32_t>(data)) {
-      // Stale. A multishot poll still posting was not cancelled after
-      // all (the ring was full): again, so it cannot outlive its socket.
-      if (more) cancel(data);
-      return false;
-    }
-    if (!more) r->armed = false;
-    if (res < 0) {
-      // The request failed (not cancelled by us: that would be stale).
-      // Report an error so the loop asks the socket itself; -EBADF says
-      // the fd was closed (a watcher's), which by the time the loop asks
-      // may be another socket's number.
-      r->armed = false;
-      schedule(fd, *r);
-      out->token = r->token;
-      out->readable = 0;
-      out->writable = 0;
-      out->error = 1;
-      out->hangup = 0;
-      out->peer_closed = 0;
-      out->completion = kNoCompletion;
-      out->result = res;
-      return true;
-    }
-    uint32_t events = static_cast<uint32_t>(res) & reportable(*r);
-    if (events == 0) {
-      // Only what nobody asked for (a sticky RDHUP): wait for a wake-up.
-      if (!r->armed) arm(fd, *r, true);
-      return false;
-    }
-    // Level-triggered: re-armed (one-shot) once the loop has handled it.
-    if (r->armed) disarm(fd, *r);
-    schedule(fd, *r);
-    out->token = r->token;
-    out->readable = (events & POLLIN) != 0;
-    out->writable = (events & POLLOUT) != 0;
-    out->error = (events & POLLERR) != 0;
-    out->hangup = (events & POLLHUP) != 0;
-    out->peer_closed = (events & POLLRDHUP) != 0;
-    out->completion = kNoCompletion;
-    out->result = 0;
-    return true;
-  }
-
-  // Submits the queued sends and reaps their CQEs. A send that would block
-  // completes at once (kSendFlags), so this waits only for CQEs already
-  // posted. Other CQEs met on the way (liburing enters with GETEVENTS while
-  // deferred work waits, which runs the receives) are kept, in order, for
-  // reap(); the bytes of a kept receive stay in their buffer, which goes
-  // back to the ring only once reap() lent it.
-  void finish_sends(BatchedSend* sends, int* waiting) {
-    bool wait = false;
-    while (*waiting > 0) {
-      int rc = wait ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit(&ring_);
-      if (rc < 0 && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
-        // Not seen on a ring set up like this one; the sends count as failed.
-        fail_waiting(sends, rc, waiting);
-        break;
-      }
-      io_uring_cqe* cqe;
-      while (io_uring_cq_ready(&ring_) > 0 && io_uring_peek_cqe(&ring_, &cqe) == 0) {
-        uint64_t data = cqe->user_data;
-        if (data != kCancelTag && !(data & kOpTag) && (data & kSendTag)) {
-          sends[static_cast<uint32_t>(data)].result = cqe->res;
-          (*waiting)--;
-        } else {
-          stash_.push_back(KeptCqe{data, cqe->res, cqe->flags});
-        }
-        io_uring_cqe_seen(&ring_, cqe);
-      }
-      wait = true;
-    }
-  }
-
-  void fail_waiting(BatchedSend* sends, int error, int* waiting) {
-    for (BatchedSend* send = sends; *waiting > 0; send++) {
-      if (send->result == kUnsent) {
-        send->result = error;
-        (*waiting)--;
-      }
-    }
-  }
-
-  // Where the ring takes no SQE at all.
-  static int64_t send_directly(const BatchedSend& send) {
-    msghdr message{};
-    message.msg_iov = const_cast<iovec*>(send.chunks);
-    message.msg_iovlen = static_cast<size_t>(send.count);
-    ssize_t n;
-    do {
-      n = ::sendmsg(send.fd, &message, kSendFlags);
-    } while (n < 0 && errno == EINTR);
-    return n < 0 ? -errno : n;
-  }
-
-  void signal_wake() {
-    uint64_t one = 1;
-    while (::write(wake_fd_, &one, sizeof one) < 0 && errno == EINTR) {
-    }
-  }
-
-  // An accepted connection nobody will take (the poller is going away).
-  void close_unwanted(uint64_t data, int res) {
-    if (data == kCancelTag || !(data & kOpTag) || res < 0) return;
-    uint32_t index = static_cast<uint32_t>(data);
-    if (index < ops_.size() && ops_[index].accept) reset_and_close(res);
   }
 
   // What a poll report may carry, as epoll would: the interest plus error
@@ -856,19 +722,8 @@ class IoUringPoller final : public Poller {
     return true;
   }
 
-  // A CQE send_batch() met, for the next reap().
-  struct KeptCqe {
-    uint64_t user_data;
-    int32_t res;
-    uint32_t flags;
-  };
-
   io_uring ring_{};
   bool ready_ = false;
-  bool send_ok_ = false;          // send_batch() through the ring
-  std::vector<msghdr> messages_;  // send_batch()'s, by send
-  std::vector<KeptCqe> stash_;    // from stash_head_ on: not yet reaped
-  size_t stash_head_ = 0;
   int wake_fd_ = -1;      // the eventfd of a ring with deferred task running
   bool recv_ok_ = false;  // multishot recv with the buffer ring
   bool accept_ok_ = false;

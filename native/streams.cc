@@ -70,115 +70,26 @@ int64_t LoopCore::write(uint64_t packed, const iovec* chunks, int count) {
   Id id;
   Handle* c = find_stream(packed, &id);
   if (!c) return -EBADF;
+  if (c->state == State::kClosing || c->state == State::kLingering || c->end_requested ||
+      c->close_requested) {
+    return -EPIPE;
+  }
   size_t total = total_length(chunks, count);
-  int64_t result;
-  if (write_settled(*c, total, &result)) return result;
+  if (c->error || total == 0) return static_cast<int64_t>(c->queue.size());
   if (c->idle_resets_on_write) restart_idle_clock(id, c);
-  if (!sends_now(*c)) return queue_rest(id, c, chunks, count, total, 0);
-  return after_send(id, c, chunks, count, total, socket_send(c->fd, chunks, count));
-}
-
-// Three passes: the writes that would send at once are gathered by
-// connection (write_batch.h) and the rest settled or left for write(); the
-// backend sends the gathered ones together; then each write gets its share
-// of its connection's send, and the writes left go through write(), which
-// sees the queues the sends left (a connection's later writes are all among
-// them once one is: nothing in the first pass empties a queue).
-void LoopCore::write_batch(const CorkedWrite* writes, int count, int64_t* results) {
-  if (!poller_->sends()) {
-    for (int i = 0; i < count; i++) results[i] = write(writes[i].id, &writes[i].chunk, 1);
-    return;
-  }
-  later_.clear();
-  for (int i = 0; i < count; i++) {
-    Id id;
-    Handle* c = find_stream(writes[i].id, &id);
-    if (!c) {
-      results[i] = -EBADF;
-      continue;
-    }
-    if (write_settled(*c, writes[i].chunk.iov_len, &results[i])) continue;
-    int send = write_batch_.send_of(id.slot);
-    if (send < 0 && sends_now(*c)) send = write_batch_.add_send(id, c->fd);
-    if (send < 0 || !write_batch_.add(send, i, writes[i].chunk)) {
-      later_.push_back(i);
-      continue;
-    }
-    if (c->idle_resets_on_write) restart_idle_clock(id, c);
-  }
-  if (write_batch_.sends() > 0) {
-    poller_->send_batch(write_batch_.gather(), write_batch_.sends());
-    settle_sends(writes, results);
-  }
-  write_batch_.clear();
-  for (int i : later_) results[i] = write(writes[i].id, &writes[i].chunk, 1);
-}
-
-void LoopCore::settle_sends(const CorkedWrite* writes, int64_t* results) {
-  for (int s = 0; s < write_batch_.sends(); s++) {
-    const BatchedSend& send = write_batch_.send(s);
-    const int* members = write_batch_.writes(s);
-    Id id = write_batch_.id(s);
-    Handle* c = table_.get(id);
-    int64_t n = send.result;
-    if (n < 0 && !would_block(static_cast<int>(-n))) {
-      // As write(): reported with the next event; the writes after the
-      // failed one find the error and return the (empty) queue's size.
-      c->error = static_cast<uint16_t>(-n);
-      mark_dirty(id, c);
-      for (int k = 0; k < send.count; k++) results[members[k]] = 0;
-      continue;
-    }
-    size_t unspent = n > 0 ? static_cast<size_t>(n) : 0;
-    stats_.bytes_out += unspent;
-    for (int k = 0; k < send.count; k++) {
-      int w = members[k];
-      size_t length = writes[w].chunk.iov_len;
-      size_t sent = std::min(length, unspent);
-      unspent -= sent;
-      if (sent == length) {
-        results[w] = 0;
-        continue;
-      }
-      // Queued, as write() queues the rest of a short send and every write
-      // after it; one over max_write closes the connection, and the writes
-      // after it find none.
-      c = table_.get(id);
-      results[w] = c ? queue_rest(id, c, &writes[w].chunk, 1, length, sent) : -EBADF;
-    }
-  }
-}
-
-bool LoopCore::write_settled(const Handle& c, size_t total, int64_t* result) const {
-  if (c.state == State::kClosing || c.state == State::kLingering || c.end_requested ||
-      c.close_requested) {
-    *result = -EPIPE;
-    return true;
-  }
-  if (c.error || total == 0) {
-    *result = static_cast<int64_t>(c.queue.size());
-    return true;
-  }
-  return false;
-}
-
-int64_t LoopCore::after_send(Id id, Handle* c, const iovec* chunks, int count, size_t total,
-                             ssize_t n) {
   size_t sent = 0;
-  if (n >= 0) {
-    sent = static_cast<size_t>(n);
-    stats_.bytes_out += sent;
-  } else if (!would_block(static_cast<int>(-n))) {
-    c->error = static_cast<uint16_t>(-n);
-    mark_dirty(id, c);
-    return 0;
+  if (c->state == State::kOpen && c->queue.empty()) {
+    ssize_t n = socket_send(c->fd, chunks, count);
+    if (n >= 0) {
+      sent = static_cast<size_t>(n);
+      stats_.bytes_out += sent;
+    } else if (!would_block(static_cast<int>(-n))) {
+      c->error = static_cast<int>(-n);
+      mark_dirty(id, c);
+      return 0;
+    }
+    if (sent == total) return 0;
   }
-  if (sent == total) return 0;
-  return queue_rest(id, c, chunks, count, total, sent);
-}
-
-int64_t LoopCore::queue_rest(Id id, Handle* c, const iovec* chunks, int count, size_t total,
-                             size_t sent) {
   if (c->queue.size() + (total - sent) > c->limits.get().max_write) {
     // A reader this slow would make memory grow without bound.
     set_reset_on_close(c->fd);
