@@ -187,9 +187,11 @@ describe.each(Reactor.backends)('streams bridge, node:http (%s)', (backend) => {
 
   it('still reaps idle connections under node:http (listener idleTimeoutMs)', async () => {
     const { port } = await serveHttp(reactor, hello, { idleTimeoutMs: 100 });
+    // Timed from before the connect: the server's idle clock starts at its
+    // accept, which may come before the client's 'connect' event.
+    const started = Date.now();
     const client = rawClient(port);
     await client.connected;
-    const started = Date.now();
     const ended = new Promise<void>((resolve) => client.socket.once('close', () => resolve()));
     client.socket.on('error', () => undefined);
     await within(ended, 5_000, 'the idle connection closed by the server');
