@@ -158,6 +158,10 @@ void LoopCore::serve(Id id, Handle* c, Id listener, Admission* admission) {
   admission->open++;
   start_idle_clock(id, c);
   mark_dirty(id, c);
+  // JavaScript meets an HTTP connection with its first request.
+  Listener* record = listener_at(listener);
+  c->http = record && record->http;
+  if (c->http) return;
   emit(kAccepted, id, static_cast<int32_t>(listener.slot), static_cast<int32_t>(listener.gen));
 }
 

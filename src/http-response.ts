@@ -1,0 +1,182 @@
+// The response of the native HTTP server: status and headers kept here until
+// the first write, then the core writes the status line, Date, framing
+// (Content-Length when end() carries the whole body, else chunked) and
+// Connection, the headers and the body, in one send when it can.
+import { EventEmitter } from 'node:events';
+import { ReactorError } from './errors.js';
+import { HttpResponseFlags } from './native.js';
+import { invalidType } from './validate.js';
+
+/** @internal What a response needs from its connection. */
+export interface ResponseSink {
+  /** The head and maybe body bytes: bytes queued, or -errno. */
+  respond(status: number, reason: string, headerLines: string, flags: number, body: string | Uint8Array | undefined, end: boolean): number;
+  send(body: string | Uint8Array | undefined, end: boolean): number;
+  /** The response ended: the connection goes on with its next request. */
+  finished(): void;
+  readonly highWaterMark: number;
+}
+
+export type HeaderValue = string | number | readonly string[];
+
+// Field names and values as RFC 9110 allows them: a header that would split
+// the response (CR, LF) or smuggle one is refused before it is written.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const REASON = FIELD_VALUE;
+
+/**
+ * Events: 'drain' (write() returned false and the queue fell back), 'finish'
+ * (end() handed everything to the core), 'close' (after 'finish', or when the
+ * client went away first).
+ */
+export class HTTPResponse extends EventEmitter {
+  statusCode = 200;
+  /** Default: the standard phrase of statusCode. */
+  statusMessage = '';
+  #headers: Map<string, [string, HeaderValue]> | undefined;
+  #headersSent = false;
+  #ended = false;
+  #destroyed = false;
+
+  /** @internal */
+  constructor(private readonly sink: ResponseSink) {
+    super();
+  }
+
+  get headersSent(): boolean {
+    return this.#headersSent;
+  }
+
+  get writableEnded(): boolean {
+    return this.#ended;
+  }
+
+  /** True once the client went away (or the connection failed) before end(). */
+  get destroyed(): boolean {
+    return this.#destroyed;
+  }
+
+  setHeader(name: string, value: HeaderValue): this {
+    this.#checkNotSent('setHeader');
+    checkHeader(name, value);
+    (this.#headers ??= new Map()).set(name.toLowerCase(), [name, value]);
+    return this;
+  }
+
+  getHeader(name: string): HeaderValue | undefined {
+    return this.#headers?.get(name.toLowerCase())?.[1];
+  }
+
+  hasHeader(name: string): boolean {
+    return this.#headers?.has(name.toLowerCase()) ?? false;
+  }
+
+  removeHeader(name: string): void {
+    this.#checkNotSent('removeHeader');
+    this.#headers?.delete(name.toLowerCase());
+  }
+
+  getHeaderNames(): string[] {
+    return [...(this.#headers?.keys() ?? [])];
+  }
+
+  writeHead(status: number, reasonOrHeaders?: string | Record<string, HeaderValue>, headers?: Record<string, HeaderValue>): this {
+    this.#checkNotSent('writeHead');
+    checkStatus(status);
+    this.statusCode = status;
+    if (typeof reasonOrHeaders === 'string') this.statusMessage = reasonOrHeaders;
+    else headers = reasonOrHeaders;
+    if (headers !== undefined) {
+      for (const name of Object.keys(headers)) this.setHeader(name, headers[name]!);
+    }
+    return this;
+  }
+
+  /** Sends body bytes (the head first, chunked framing). False: wait for 'drain'. */
+  write(chunk: string | Uint8Array): boolean {
+    checkChunk(chunk);
+    if (this.#ended) throw new ReactorError('ERR_STREAM_WRITE_AFTER_END', 'write after end');
+    if (this.#destroyed) return false;
+    return this.#result(this.#send(chunk, false)) < this.sink.highWaterMark;
+  }
+
+  /** Ends the response, with its last bytes (the whole body: Content-Length). */
+  end(chunk?: string | Uint8Array): this {
+    if (chunk !== undefined) checkChunk(chunk);
+    if (this.#ended) return this;
+    this.#ended = true;
+    if (this.#destroyed) return this;
+    this.#result(this.#send(chunk, true));
+    this.sink.finished();
+    this.emit('finish');
+    this.emit('close');
+    return this;
+  }
+
+  /** @internal The client went away, or the connection failed. */
+  destroy(): void {
+    if (this.#destroyed || this.#ended) return;
+    this.#destroyed = true;
+    this.emit('close');
+  }
+
+  /** @internal */
+  drained(): void {
+    this.emit('drain');
+  }
+
+  #send(chunk: string | Uint8Array | undefined, end: boolean): number {
+    if (this.#headersSent) return this.sink.send(chunk, end);
+    checkStatus(this.statusCode);
+    if (this.statusMessage !== '' && !REASON.test(this.statusMessage)) throw new ReactorError('ERR_INVALID_CHAR', 'invalid character in statusMessage');
+    this.#headersSent = true;
+    let lines = '';
+    let flags = 0;
+    if (this.#headers !== undefined) {
+      for (const [lower, [name, value]] of this.#headers) {
+        if (lower === 'content-length') flags |= HttpResponseFlags.UserLength;
+        else if (lower === 'connection' || lower === 'transfer-encoding' || lower === 'date') {
+          // The server writes these itself: the user's close is a flag.
+          if (lower === 'connection' && /(^|,)\s*close\s*(,|$)/i.test(String(value))) flags |= HttpResponseFlags.UserClose;
+          continue;
+        }
+        if (Array.isArray(value)) for (const v of value) lines += `${name}: ${v}\r\n`;
+        else lines += `${name}: ${value as string}\r\n`;
+      }
+    }
+    return this.sink.respond(this.statusCode, this.statusMessage, lines, flags, chunk, end);
+  }
+
+  // A failure means the connection is gone (its close is reported with it).
+  #result(queued: number): number {
+    if (queued < 0) {
+      this.#destroyed = true;
+      return Infinity;
+    }
+    return queued;
+  }
+
+  #checkNotSent(what: string): void {
+    if (this.#headersSent) throw new ReactorError('ERR_HTTP_HEADERS_SENT', `${what}: the headers are already sent`);
+  }
+}
+
+function checkHeader(name: unknown, value: unknown): void {
+  if (typeof name !== 'string' || !TOKEN.test(name)) throw new ReactorError('ERR_INVALID_HTTP_TOKEN', `header name must be a valid HTTP token, got ${JSON.stringify(name)}`);
+  const values = Array.isArray(value) ? value : [value];
+  for (const v of values) {
+    if (typeof v !== 'string' && typeof v !== 'number') throw invalidType(`header "${name}"`, 'a string, a number or an array of strings', v);
+    if (!FIELD_VALUE.test(String(v))) throw new ReactorError('ERR_INVALID_CHAR', `invalid character in header "${name}"`);
+  }
+}
+
+function checkStatus(status: unknown): void {
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 999) {
+    throw new ReactorError('ERR_HTTP_INVALID_STATUS_CODE', `invalid status code: ${String(status)}`);
+  }
+}
+
+function checkChunk(chunk: unknown): void {
+  if (typeof chunk !== 'string' && !(chunk instanceof Uint8Array)) throw invalidType('chunk', 'a string or a Uint8Array', chunk);
+}

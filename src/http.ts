@@ -1,0 +1,214 @@
+// The native HTTP/1.1 server's JavaScript side: its options, the server
+// object, and the requests in progress of a reactor (one per connection at a
+// time: the core parses the next only once the response ended), fed by the
+// reactor's dispatcher with the HTTP records.
+import { ReactorError } from './errors.js';
+import { HTTPRequest, type RequestSource } from './http-request.js';
+import { HTTPResponse, type ResponseSink } from './http-response.js';
+import type { Address } from './address.js';
+import type { Listener } from './listener.js';
+import { type ConnectionLimitOptions, LIMIT_KEYS, validateMs } from './limits.js';
+import { HttpDescriptor, type NativeHttpConfig, type NativeReactor, NO_LIMIT, packId, RecordKind } from './native.js';
+import { validateInteger } from './validate.js';
+
+export interface ListenHTTPOptions extends Omit<ConnectionLimitOptions, 'idleTimeoutMs' | 'idleResetOnWrite'> {
+  port: number;
+  /** Numeric address or "localhost". Default: "::" (dual-stack), else "0.0.0.0". */
+  host?: string | undefined;
+  backlog?: number | undefined;
+  reusePort?: boolean | undefined;
+  ipv6Only?: boolean | undefined;
+  /** Request line and headers; more: 431. Default 16 KiB (node:http's). */
+  maxHeaderBytes?: number | undefined;
+  /** A request body (declared or chunked); more: 413. Default 1 MiB (nginx's); Infinity: none. */
+  maxBodyBytes?: number | undefined;
+  /** From a request's first byte to its complete head; longer: 408 (slowloris). Default 30 s. */
+  headersTimeoutMs?: number | undefined;
+  /** A keep-alive connection idle between requests is closed after this. Default 60 s; 0: never. */
+  keepAliveTimeoutMs?: number | undefined;
+}
+
+export type RequestHandler = (request: HTTPRequest, response: HTTPResponse) => void;
+
+/** @internal The connection limits an HTTP listener takes (its idle timeout is keepAliveTimeoutMs). */
+export const HTTP_LIMIT_KEYS = LIMIT_KEYS.filter((key) => key !== 'idleTimeoutMs' && key !== 'idleResetOnWrite');
+/** @internal */
+export const HTTP_KEYS = ['maxHeaderBytes', 'maxBodyBytes', 'headersTimeoutMs', 'keepAliveTimeoutMs'] as const;
+
+const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
+const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
+const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 60_000;
+// Unparsed bytes held for a connection (pipelined requests, a paused body).
+const MAX_PENDING_BYTES = 64 * 1024;
+
+/** @internal */
+export function parseHttpConfig(options: ListenHTTPOptions): NativeHttpConfig {
+  const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  return {
+    maxHeaderBytes: validateInteger(options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES, 'maxHeaderBytes', 64, 1024 * 1024),
+    maxBodyBytes: maxBody === Infinity ? NO_LIMIT : validateInteger(maxBody, 'maxBodyBytes', 0, NO_LIMIT - 1),
+    headersTimeoutMs: validateMs(options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS, 'headersTimeoutMs'),
+    keepAliveTimeoutMs: validateMs(options.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS, 'keepAliveTimeoutMs'),
+    maxPendingBytes: MAX_PENDING_BYTES,
+  };
+}
+
+/** A native HTTP/1.1 server: `reactor.listenHTTP(options, handler)`. */
+export class HTTPServer {
+  /** @internal */
+  constructor(
+    /** The listening socket: its address, connections, queue and close(). */
+    readonly listener: Listener,
+    /** @internal */ readonly handler: RequestHandler,
+    /** @internal */ readonly highWaterMark: number,
+    private readonly exchanges: HttpExchanges,
+  ) {}
+
+  get address(): Address {
+    return this.listener.address;
+  }
+
+  /**
+   * Stops accepting. A response in progress still goes out; its connection,
+   * and every idle one at its next request, then closes.
+   */
+  close(): void {
+    this.listener.close();
+    this.exchanges.removeServer(this.listener.id);
+  }
+}
+
+/** @internal What the requests need from the reactor. */
+export interface ExchangeHost {
+  readonly native: NativeReactor;
+  callbackFailed(error: unknown): void;
+}
+
+// A request in progress on one connection, with its response.
+class Exchange implements RequestSource, ResponseSink {
+  readonly request: HTTPRequest;
+  readonly response: HTTPResponse;
+  done = false;
+
+  constructor(
+    private readonly exchanges: HttpExchanges,
+    readonly id: number,
+    slab: Buffer,
+    words: Int32Array,
+    at: number,
+    readonly highWaterMark: number,
+  ) {
+    this.request = new HTTPRequest(this, slab, words, at);
+    this.response = new HTTPResponse(this);
+  }
+
+  bodyReading(reading: boolean): void {
+    if (!this.done) this.exchanges.native.httpBodyReading(this.id, reading);
+  }
+
+  respond(status: number, reason: string, lines: string, flags: number, body: string | Uint8Array | undefined, end: boolean): number {
+    return this.exchanges.native.httpRespond(this.id, status, reason, lines, flags, body, end);
+  }
+
+  send(body: string | Uint8Array | undefined, end: boolean): number {
+    return this.exchanges.native.httpSend(this.id, body, end);
+  }
+
+  finished(): void {
+    this.done = true;
+    this.exchanges.forget(this);
+  }
+}
+
+/** @internal The HTTP servers of a reactor and their requests in progress, by connection slot. */
+export class HttpExchanges {
+  readonly #servers = new Map<number, HTTPServer>();
+  readonly #bySlot: (Exchange | undefined)[] = [];
+  #words: Int32Array = new Int32Array(0);
+  #wordsOf: Buffer | undefined;
+
+  constructor(private readonly host: ExchangeHost) {}
+
+  get native(): NativeReactor {
+    return this.host.native;
+  }
+
+  add(server: HTTPServer): void {
+    this.#servers.set(server.listener.id, server);
+  }
+
+  forget(exchange: Exchange): void {
+    const slot = exchange.id % 0x1000000;
+    if (this.#bySlot[slot] === exchange) this.#bySlot[slot] = undefined;
+  }
+
+  /** An HTTP record (RecordKind.HttpRequest, HttpBody, HttpEnd). */
+  handle(kind: number, slot: number, id: number, a: number, b: number, slab: Buffer): void {
+    if (kind === RecordKind.HttpRequest) {
+      this.#request(slot, id, a, slab);
+      return;
+    }
+    const exchange = this.#bySlot[slot];
+    if (exchange === undefined || exchange.id !== id) return;
+    if (kind === RecordKind.HttpBody) exchange.request.received(slab.subarray(a, a + b));
+    else exchange.request.ended();
+  }
+
+  /**
+   * A connection record for a connection with no transport: an HTTP one's
+   * end (the client went away: its request in progress is aborted, as
+   * node:http does), close, or drain.
+   */
+  connectionEvent(kind: number, slot: number, id: number): void {
+    const exchange = this.#bySlot[slot];
+    const current = exchange !== undefined && exchange.id === id ? exchange : undefined;
+    if (kind === RecordKind.Drain) {
+      current?.response.drained();
+      return;
+    }
+    if (kind !== RecordKind.Eof && kind !== RecordKind.Closed) return;
+    if (kind === RecordKind.Eof) this.native.close(id);
+    if (current === undefined) return;
+    this.#bySlot[slot] = undefined;
+    current.done = true;
+    const reason = new ReactorError('ECONNRESET', 'the client went away before the response ended');
+    current.response.destroy();
+    current.request.abort(reason);
+  }
+
+  #request(slot: number, id: number, at: number, slab: Buffer): void {
+    if (this.#wordsOf !== slab) {
+      this.#wordsOf = slab;
+      this.#words = new Int32Array(slab.buffer, slab.byteOffset, slab.length >> 2);
+    }
+    const words = this.#words;
+    const first = at >> 2;
+    const listener = packId(words[first + HttpDescriptor.ListenerSlot]!, words[first + HttpDescriptor.ListenerGen]!);
+    const server = this.#servers.get(listener);
+    if (server === undefined) {
+      this.native.abort(id); // its server closed earlier in this batch
+      return;
+    }
+    const exchange = new Exchange(this, id, slab, words, first, server.highWaterMark);
+    this.#bySlot[slot] = exchange;
+    try {
+      server.handler(exchange.request, exchange.response);
+    } catch (error) {
+      const response = exchange.response;
+      if (!response.headersSent && !exchange.done) {
+        response.statusCode = 500;
+        response.end();
+      } else if (!exchange.done) {
+        this.native.abort(id);
+        this.forget(exchange);
+      }
+      this.host.callbackFailed(error);
+    }
+  }
+
+  /** @internal A server's listener closed. */
+  removeServer(listenerId: number): void {
+    this.#servers.delete(listenerId);
+  }
+}
