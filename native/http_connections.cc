@@ -18,6 +18,12 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 // Records one parse step may emit: a head, a body piece, the end.
 constexpr size_t kRecordsPerStep = 3;
 
+// The shared parser stays in its final state after an error or an upgrade
+// (or went to an exchange): the next connection gets a fresh one.
+void reset_shared_parser(http::ListenerHttp* listener) {
+  listener->shared = std::make_unique<http::RequestParser>(listener->config.limits);
+}
+
 iovec chunk_of(std::string_view bytes) { return {const_cast<char*>(bytes.data()), bytes.size()}; }
 
 }  // namespace
@@ -84,7 +90,7 @@ bool LoopCore::http_parse(Id id, Handle* c, const uint8_t* data, size_t length) 
           // The message goes on in a later read: the shared parser's state
           // becomes this connection's.
           x->parser = std::move(listener->shared);
-          listener->shared = std::make_unique<http::RequestParser>(listener->config.limits);
+          reset_shared_parser(listener);
         }
         if (x->head_done) return true;
         uint64_t now = activity_ms();
@@ -144,14 +150,18 @@ bool LoopCore::http_parse(Id id, Handle* c, const uint8_t* data, size_t length) 
         return true;
       case http::RequestParser::Event::kUpgraded:
         // Upgrades are not served: the response to the head is the last.
+        if (parser == listener->shared.get()) reset_shared_parser(listener);
         emit(kHttpEnd, id);
         x->message_done = true;
         x->keep_alive = false;
         c->reading = false;
         mark_dirty(id, c);
         return true;
-      case http::RequestParser::Event::kError:
-        return http_refuse(id, c, parser->error_status());
+      case http::RequestParser::Event::kError: {
+        int status = parser->error_status();
+        if (parser == listener->shared.get()) reset_shared_parser(listener);
+        return http_refuse(id, c, status);
+      }
     }
   }
 }

@@ -31,7 +31,10 @@ export function rawExchange(port: number, parts: (string | Buffer)[], until?: (t
       text += data.toString('latin1');
       if (until?.(text)) finish(false);
     });
-    socket.on('end', () => finish(true));
+    socket.on('end', () => {
+      socket.end(); // the server lingers until we close too
+      finish(true);
+    });
     socket.on('close', () => finish(true));
     socket.on('error', (error: NodeJS.ErrnoException) => {
       // A reset after the reply still shows the reply.
@@ -59,6 +62,15 @@ export function completeResponses(text: string): number {
     if (end > text.length) return count;
     count++;
     at = end;
+  }
+}
+
+/** Resolves once check() holds, looking again after each turn of the event loop (bounded). */
+export async function eventually(check: () => boolean, what: string, limitMs = 3000): Promise<void> {
+  const started = Date.now();
+  while (!check()) {
+    if (Date.now() - started > limitMs) throw new Error(`not within ${limitMs} ms: ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
   }
 }
 
