@@ -2,6 +2,7 @@
 // backend: fetch and curl, keep-alive, pipelining, HTTP/1.0, HEAD, Expect,
 // bodies both ways, and the client going away. Limits and smuggling are in
 // http-server-limits.test.ts.
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
@@ -285,5 +286,48 @@ describe('listenHTTP arguments', () => {
     expect(response.headers.get('injected')).toBeNull();
     expect(await codes.promise).toEqual(['ERR_INVALID_HTTP_TOKEN', 'ERR_INVALID_CHAR', 'ERR_HTTP_INVALID_STATUS_CODE', 'ERR_HTTP_HEADERS_SENT']);
     server.close();
+  });
+});
+
+describe('examples/http-native.mjs', () => {
+  /** Starts the example; resolves with its port and process once it prints "listening PORT". */
+  function startExample(args: string[]): Promise<{ port: number; child: ChildProcess }> {
+    const child = spawn(process.execPath, ['examples/http-native.mjs', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    return new Promise((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const match = /^listening (\d+)\n/.exec(out);
+        if (match) resolve({ port: Number(match[1]), child });
+      });
+      child.once('exit', (code) => reject(new Error(`exited ${code} before listening`)));
+    });
+  }
+
+  async function stop(child: ChildProcess): Promise<number | null> {
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    return exited;
+  }
+
+  it.each(Reactor.backends)('answers any path with 200 hello world on %s, and stops on SIGTERM', async (backend) => {
+    const { port, child } = await startExample(['--backend', backend, '--idle-timeout-ms', '5000', '--max-connections', '100']);
+    const response = await fetch(`http://127.0.0.1:${port}/some/where?q=1`);
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe('hello world');
+    expect(await stop(child)).toBe(0);
+  });
+
+  it('serves from two workers sharing the port', async () => {
+    const { port, child } = await startExample(['--workers', '2']);
+    const bodies = await Promise.all(Array.from({ length: 10 }, () => fetch(`http://127.0.0.1:${port}/`).then((r) => r.text())));
+    expect(bodies).toEqual(Array(10).fill('hello world'));
+    await stop(child);
+  });
+
+  it('refuses a bad option with status 2', async () => {
+    const result = await runProcess(process.execPath, ['examples/http-native.mjs', '--max-connections', '0'], 10_000);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/--max-connections must be a whole number from 1/);
   });
 });
