@@ -153,7 +153,7 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
       });
       req.on('end', () => res.end(`${bytes} ${hash.digest('hex')} ${pauses}`));
     });
-    const response = await fetch(`http://127.0.0.1:${server.address.port}/`, { method: 'POST', body });
+    const response = await fetch(`http://127.0.0.1:${server.address.port}/`, { method: 'POST', body: new Uint8Array(body) });
     const [bytes, digest, pauses] = (await response.text()).split(' ');
     expect(Number(bytes)).toBe(body.length);
     expect(digest).toBe(createHash('sha256').update(body).digest('hex'));
