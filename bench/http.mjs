@@ -194,9 +194,14 @@ async function idleMemory(name) {
   const server = await start(name, true);
   try {
     const kind = SERVERS[name].kind;
-    await collect(kind, server.child, server.lines);
-    await delay(SETTLE_MS);
-    const before = rssBytes(server.child.pid);
+    // Read after a collection, with the young generation's resident bytes
+    // (BENCHMARKS.md, idle memory: the figure less them is the steadier one).
+    const reading = async () => {
+      const young = await collect(kind, server.child, server.lines);
+      await delay(SETTLE_MS);
+      return { rss: rssBytes(server.child.pid), young };
+    };
+    const before = await reading();
     const [command, ...args] = pinned([process.execPath, here('./lib/http-idle-client.mjs'), String(server.port), String(idleCount)], 1);
     const client = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
     await new Promise((resolve, reject) => {
@@ -204,13 +209,15 @@ async function idleMemory(name) {
       client.once('exit', (code) => reject(new Error(`the idle client exited (${code})`)));
     });
     await delay(SETTLE_MS);
-    await collect(kind, server.child, server.lines);
-    await delay(SETTLE_MS);
-    const after = rssBytes(server.child.pid);
+    const after = await reading();
     const exited = new Promise((resolve) => client.once('exit', resolve));
     client.stdin.end();
     await exited;
-    return { bytesPerConnection: (after - before) / idleCount, load: load() };
+    return {
+      bytesPerConnection: (after.rss - before.rss) / idleCount,
+      lessYoung: (after.rss - after.young - (before.rss - before.young)) / idleCount,
+      load: load(),
+    };
   } finally {
     await server.stop();
   }
@@ -226,31 +233,37 @@ async function main() {
   const names = wanted.filter((name) => SERVERS[name]?.available());
   const missing = wanted.filter((name) => !names.includes(name));
   if (spawnSync('wrk', ['--version']).error) throw new Error('wrk is not installed (apt-get install wrk)');
+  const results = { duration, rounds, connections };
   process.stderr.write(`servers: ${names.join(', ')}${missing.length ? ` (not found: ${missing.join(', ')})` : ''}; load ${load()}\n`);
-  const figures = await throughput(names);
-  const base = figures.nginx ? median(figures.nginx.map((f) => f.usPerRequest)) : undefined;
-  const rows = names.map((name) => {
-    const us = median(figures[name].map((f) => f.usPerRequest));
-    return {
-      server: SERVERS[name].label,
-      usPerRequest: Number(us.toFixed(2)),
-      vsNginx: base ? Number((us / base).toFixed(2)) : null,
-      requestsPerSecond: Math.round(median(figures[name].map((f) => f.perSecond))),
-      runs: figures[name].map((f) => Number(f.usPerRequest.toFixed(2))),
-      loads: figures[name].map((f) => f.load),
-    };
-  });
-  console.table(rows);
+  const figures = rounds > 0 ? await throughput(names) : undefined;
+  if (figures) {
+    const base = figures.nginx ? median(figures.nginx.map((f) => f.usPerRequest)) : undefined;
+    const rows = names.map((name) => {
+      const us = median(figures[name].map((f) => f.usPerRequest));
+      return {
+        server: SERVERS[name].label,
+        usPerRequest: Number(us.toFixed(2)),
+        vsNginx: base ? Number((us / base).toFixed(2)) : null,
+        requestsPerSecond: Math.round(median(figures[name].map((f) => f.perSecond))),
+        runs: figures[name].map((f) => Number(f.usPerRequest.toFixed(2))),
+        loads: figures[name].map((f) => f.load),
+      };
+    });
+    console.table(rows);
+    results.rows = rows;
+  }
   const idle = [];
+  results.idle = idle;
   if (idleCount > 0) {
     for (const name of names) {
-      const { bytesPerConnection, load: after } = await idleMemory(name);
-      idle.push({ server: SERVERS[name].label, connections: idleCount, bytesPerConnection: Math.round(bytesPerConnection), load: after });
-      process.stderr.write(`${SERVERS[name].label}: ${Math.round(bytesPerConnection)} B anonymous RSS per idle keep-alive connection\n`);
+      const { bytesPerConnection, lessYoung, load: after } = await idleMemory(name);
+      const row = { server: SERVERS[name].label, connections: idleCount, bytesPerConnection: Math.round(bytesPerConnection), lessYoung: Math.round(lessYoung), load: after };
+      idle.push(row);
+      process.stderr.write(`${row.server}: ${row.bytesPerConnection} B anonymous RSS per idle keep-alive connection (${row.lessYoung} B less V8's young generation)\n`);
     }
     console.table(idle);
   }
-  if (values.json) writeFileSync(values.json, JSON.stringify({ duration, rounds, connections, rows, idle }, null, 2));
+  if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));
 }
 
 await main();
