@@ -885,10 +885,17 @@ napi_value configure_http(napi_env env, napi_callback_info info) {
   return with_loop(call, [&](Loop& l) { return l.configure_http(call.id(0), server); });
 }
 
-// A string (latin1 for header lines, UTF-8 for a body) into out.
+// A string (latin1 for header lines, UTF-8 for a body) into out: one call
+// when it fits the room out already has (the common case: out is reused).
 void copy_string(napi_env env, napi_value value, bool latin1, std::string* out) {
-  size_t length = 0;
   auto get = latin1 ? napi_get_value_string_latin1 : napi_get_value_string_utf8;
+  if (out->size() < 256) out->resize(256);
+  size_t length = 0;
+  get(env, value, out->data(), out->size() + 1, &length);
+  if (length < out->size()) {
+    out->resize(length);
+    return;
+  }
   get(env, value, nullptr, 0, &length);
   out->resize(length);
   get(env, value, out->data(), length + 1, &length);
@@ -908,22 +915,29 @@ iovec body_of(const Call& call, napi_value value, std::string* text) {
 
 enum ResponseFlags : uint32_t { kUserLength = 1, kUserClose = 2 };
 
-// httpRespond(id, status, reason, headerLines, flags, body, end): the head
-// and maybe the body; httpSend(id, body, end): more of the body.
+// httpRespond(id, status, body, end, flags, headerLines, reason): the head
+// and maybe the body; the last three only when there are any (a bare
+// res.end(body) passes four arguments). httpSend(id, body, end): more of the
+// body.
 napi_value http_respond(napi_env env, napi_callback_info info) {
   Call call(env, info);
   Core* core = call.core;
   http::ResponseHead head;
   head.status = call.integer(1);
-  std::string reason = call.string(2);
-  head.reason = reason;
-  copy_string(env, call.argv[3], true, &core->http_headers);
-  head.headers = core->http_headers;
-  uint32_t flags = call.u32(4);
+  iovec body = body_of(call, call.argv[2], &core->http_body);
+  bool end = call.boolean(3);
+  uint32_t flags = call.argc > 4 ? call.u32(4) : 0;
   head.has_length = flags & kUserLength;
   head.close = flags & kUserClose;
-  iovec body = body_of(call, call.argv[5], &core->http_body);
-  bool end = call.boolean(6);
+  if (call.argc > 5) {
+    copy_string(env, call.argv[5], true, &core->http_headers);
+    head.headers = core->http_headers;
+  }
+  std::string reason;
+  if (call.argc > 6) {
+    reason = call.string(6);
+    head.reason = reason;
+  }
   return with_loop(call, [&](Loop& l) { return l.http_respond(call.id(0), &head, &body, 1, end); });
 }
 

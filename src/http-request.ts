@@ -1,7 +1,7 @@
 // A request of the native HTTP server: its head read from the descriptor the
 // core wrote in the read slab (strings made only when asked for), its body
 // as 'data' events with pause()/resume() reaching the native parser.
-import { EventEmitter } from 'node:events';
+import { HTTPEvents } from './http-events.js';
 import { HttpDescriptor, HttpHeadFlags } from './native.js';
 
 /** @internal What a request needs from its connection. */
@@ -15,16 +15,16 @@ export interface RequestSource {
  * memory, safe to keep), 'end' (the body is complete), 'aborted' (the client
  * went away before the response ended), 'close'.
  */
-export class HTTPRequest extends EventEmitter {
+export class HTTPRequest extends HTTPEvents {
   /** Aborted when the client goes away before the response ends (long-polls hang on it). */
-  #controller: AbortController | undefined;
-  #method: string | undefined;
-  #url: string | undefined;
-  #headers: Record<string, string | string[]> | undefined;
-  #pending: Buffer[] | undefined; // body bytes that came before a 'data' listener
-  #paused = false;
-  #complete = false;
-  #aborted = false;
+  private controller: AbortController | undefined;
+  private methodText: string | undefined;
+  private urlText: string | undefined;
+  private headerTable: Record<string, string | string[]> | undefined;
+  private pending: Buffer[] | undefined; // body bytes that came before a 'data' listener
+  private paused = false;
+  private isComplete = false;
+  private isAborted = false;
 
   /** @internal */
   constructor(
@@ -41,23 +41,23 @@ export class HTTPRequest extends EventEmitter {
     return this.words[this.at + HttpDescriptor.Flags]!;
   }
 
-  #text(offsetWord: number): string {
-    const start = this.#bytes + this.words[this.at + offsetWord]!;
+  private text(offsetWord: number): string {
+    const start = this.headBytes() + this.words[this.at + offsetWord]!;
     return this.slab.toString('latin1', start, start + this.words[this.at + offsetWord + 1]!);
   }
 
   // Slab offset of the head's bytes, after the header spans.
-  get #bytes(): number {
+  private headBytes(): number {
     return (this.at + HttpDescriptor.FixedWords + 4 * this.words[this.at + HttpDescriptor.HeaderCount]!) * 4;
   }
 
   get method(): string {
-    return (this.#method ??= this.#text(HttpDescriptor.MethodOffset));
+    return (this.methodText ??= this.text(HttpDescriptor.MethodOffset));
   }
 
   /** The request target as sent: path and query ("/a?b=1"), or an absolute URL. */
   get url(): string {
-    return (this.#url ??= this.#text(HttpDescriptor.TargetOffset));
+    return (this.urlText ??= this.text(HttpDescriptor.TargetOffset));
   }
 
   /** "1.1" or "1.0". */
@@ -78,7 +78,7 @@ export class HTTPRequest extends EventEmitter {
 
   /** Header names lower-cased, as node:http: repeated ones joined with ", " (set-cookie: an array). */
   get headers(): Record<string, string | string[]> {
-    if (this.#headers !== undefined) return this.#headers;
+    if (this.headerTable !== undefined) return this.headerTable;
     const headers: Record<string, string | string[]> = Object.create(null);
     const raw = this.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) {
@@ -89,13 +89,13 @@ export class HTTPRequest extends EventEmitter {
       else if (Array.isArray(had)) had.push(value);
       else headers[name] = `${had}, ${value}`;
     }
-    return (this.#headers = headers);
+    return (this.headerTable = headers);
   }
 
   /** Names and values as received, alternating. */
   get rawHeaders(): string[] {
     const count = this.words[this.at + HttpDescriptor.HeaderCount]!;
-    const bytes = this.#bytes;
+    const bytes = this.headBytes();
     const raw: string[] = new Array(count * 2);
     for (let i = 0, word = this.at + HttpDescriptor.FixedWords; i < count; i++, word += 4) {
       const nameAt = bytes + this.words[word]!;
@@ -108,43 +108,43 @@ export class HTTPRequest extends EventEmitter {
 
   /** True once the whole body has arrived. */
   get complete(): boolean {
-    return this.#complete;
+    return this.isComplete;
   }
 
   get aborted(): boolean {
-    return this.#aborted;
+    return this.isAborted;
   }
 
   /** Aborted (reason: an Error with code ECONNRESET) when the client goes away mid-request. */
   get signal(): AbortSignal {
-    this.#controller ??= new AbortController();
-    return this.#controller.signal;
+    this.controller ??= new AbortController();
+    return this.controller.signal;
   }
 
   /** Stops the body's 'data' events; the connection is not read further meanwhile. */
   pause(): this {
-    if (!this.#paused && !this.#complete) this.source.bodyReading(false);
-    this.#paused = true;
+    if (!this.paused && !this.isComplete) this.source.bodyReading(false);
+    this.paused = true;
     return this;
   }
 
   resume(): this {
-    if (!this.#paused) return this;
-    this.#paused = false;
-    this.#flush();
-    if (!this.#paused && !this.#complete) this.source.bodyReading(true);
+    if (!this.paused) return this;
+    this.paused = false;
+    this.flush();
+    if (!this.paused && !this.isComplete) this.source.bodyReading(true);
     return this;
   }
 
-  get isPaused(): boolean {
-    return this.#paused;
+  isPaused(): boolean {
+    return this.paused;
   }
 
   /** Body bytes held until a 'data' listener comes are given to it. */
   override on(event: string | symbol, listener: (...args: any[]) => void): this {
     super.on(event, listener);
-    if (event === 'data' && this.#pending !== undefined) queueMicrotask(() => this.#flush());
-    if (event === 'end' && this.#complete && this.#pending === undefined) queueMicrotask(() => this.#ended());
+    if (event === 'data' && this.pending !== undefined) queueMicrotask(() => this.flush());
+    if (event === 'end' && this.isComplete && this.pending === undefined) queueMicrotask(() => this.emitEnd());
     return this;
   }
 
@@ -161,8 +161,8 @@ export class HTTPRequest extends EventEmitter {
 
   /** @internal */
   received(chunk: Buffer): void {
-    if (this.#pending !== undefined || this.#paused || this.listenerCount('data') === 0) {
-      (this.#pending ??= []).push(chunk);
+    if (this.pending !== undefined || this.paused || this.listenerCount('data') === 0) {
+      (this.pending ??= []).push(chunk);
       return;
     }
     this.emit('data', chunk);
@@ -170,36 +170,36 @@ export class HTTPRequest extends EventEmitter {
 
   /** @internal */
   ended(): void {
-    this.#complete = true;
-    if (this.#pending === undefined) this.#ended();
+    this.isComplete = true;
+    if (this.pending === undefined) this.emitEnd();
   }
 
-  #endEmitted = false;
-  #ended(): void {
-    if (this.#endEmitted || this.listenerCount('end') === 0) return;
-    this.#endEmitted = true;
+  private endEmitted = false;
+  private emitEnd(): void {
+    if (this.endEmitted || this.listenerCount('end') === 0) return;
+    this.endEmitted = true;
     this.emit('end');
   }
 
-  #flush(): void {
-    const pending = this.#pending;
+  private flush(): void {
+    const pending = this.pending;
     if (pending === undefined || this.listenerCount('data') === 0) return;
-    this.#pending = undefined;
+    this.pending = undefined;
     for (let i = 0; i < pending.length; i++) {
-      if (this.#paused) {
-        this.#pending = pending.slice(i);
+      if (this.paused) {
+        this.pending = pending.slice(i);
         return;
       }
       this.emit('data', pending[i]);
     }
-    if (this.#complete) this.#ended();
+    if (this.isComplete) this.emitEnd();
   }
 
   /** @internal The client went away before the response ended. */
   abort(reason: Error): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
-    this.#controller?.abort(reason);
+    if (this.isAborted) return;
+    this.isAborted = true;
+    this.controller?.abort(reason);
     this.emit('aborted');
     this.emit('close');
   }

@@ -2,8 +2,8 @@
 // the first write, then the core writes the status line, Date, framing
 // (Content-Length when end() carries the whole body, else chunked) and
 // Connection, the headers and the body, in one send when it can.
-import { EventEmitter } from 'node:events';
 import { ReactorError } from './errors.js';
+import { HTTPEvents } from './http-events.js';
 import { HttpResponseFlags } from './native.js';
 import { invalidType } from './validate.js';
 
@@ -30,14 +30,14 @@ const REASON = FIELD_VALUE;
  * (end() handed everything to the core), 'close' (after 'finish', or when the
  * client went away first).
  */
-export class HTTPResponse extends EventEmitter {
+export class HTTPResponse extends HTTPEvents {
   statusCode = 200;
   /** Default: the standard phrase of statusCode. */
   statusMessage = '';
-  #headers: Map<string, [string, HeaderValue]> | undefined;
-  #headersSent = false;
-  #ended = false;
-  #destroyed = false;
+  private headerMap: Map<string, [string, HeaderValue]> | undefined;
+  private sent = false;
+  private ended = false;
+  private isDestroyed = false;
 
   /** @internal */
   constructor(private readonly sink: ResponseSink) {
@@ -45,44 +45,44 @@ export class HTTPResponse extends EventEmitter {
   }
 
   get headersSent(): boolean {
-    return this.#headersSent;
+    return this.sent;
   }
 
   get writableEnded(): boolean {
-    return this.#ended;
+    return this.ended;
   }
 
   /** True once the client went away (or the connection failed) before end(). */
   get destroyed(): boolean {
-    return this.#destroyed;
+    return this.isDestroyed;
   }
 
   setHeader(name: string, value: HeaderValue): this {
-    this.#checkNotSent('setHeader');
+    this.checkNotSent('setHeader');
     checkHeader(name, value);
-    (this.#headers ??= new Map()).set(name.toLowerCase(), [name, value]);
+    (this.headerMap ??= new Map()).set(name.toLowerCase(), [name, value]);
     return this;
   }
 
   getHeader(name: string): HeaderValue | undefined {
-    return this.#headers?.get(name.toLowerCase())?.[1];
+    return this.headerMap?.get(name.toLowerCase())?.[1];
   }
 
   hasHeader(name: string): boolean {
-    return this.#headers?.has(name.toLowerCase()) ?? false;
+    return this.headerMap?.has(name.toLowerCase()) ?? false;
   }
 
   removeHeader(name: string): void {
-    this.#checkNotSent('removeHeader');
-    this.#headers?.delete(name.toLowerCase());
+    this.checkNotSent('removeHeader');
+    this.headerMap?.delete(name.toLowerCase());
   }
 
   getHeaderNames(): string[] {
-    return [...(this.#headers?.keys() ?? [])];
+    return [...(this.headerMap?.keys() ?? [])];
   }
 
   writeHead(status: number, reasonOrHeaders?: string | Record<string, HeaderValue>, headers?: Record<string, HeaderValue>): this {
-    this.#checkNotSent('writeHead');
+    this.checkNotSent('writeHead');
     checkStatus(status);
     this.statusCode = status;
     if (typeof reasonOrHeaders === 'string') this.statusMessage = reasonOrHeaders;
@@ -96,18 +96,18 @@ export class HTTPResponse extends EventEmitter {
   /** Sends body bytes (the head first, chunked framing). False: wait for 'drain'. */
   write(chunk: string | Uint8Array): boolean {
     checkChunk(chunk);
-    if (this.#ended) throw new ReactorError('ERR_STREAM_WRITE_AFTER_END', 'write after end');
-    if (this.#destroyed) return false;
-    return this.#result(this.#send(chunk, false)) < this.sink.highWaterMark;
+    if (this.ended) throw new ReactorError('ERR_STREAM_WRITE_AFTER_END', 'write after end');
+    if (this.isDestroyed) return false;
+    return this.result(this.send(chunk, false)) < this.sink.highWaterMark;
   }
 
   /** Ends the response, with its last bytes (the whole body: Content-Length). */
   end(chunk?: string | Uint8Array): this {
     if (chunk !== undefined) checkChunk(chunk);
-    if (this.#ended) return this;
-    this.#ended = true;
-    if (this.#destroyed) return this;
-    this.#result(this.#send(chunk, true));
+    if (this.ended) return this;
+    this.ended = true;
+    if (this.isDestroyed) return this;
+    this.result(this.send(chunk, true));
     this.sink.finished();
     this.emit('finish');
     this.emit('close');
@@ -116,8 +116,8 @@ export class HTTPResponse extends EventEmitter {
 
   /** @internal The client went away, or the connection failed. */
   destroy(): void {
-    if (this.#destroyed || this.#ended) return;
-    this.#destroyed = true;
+    if (this.isDestroyed || this.ended) return;
+    this.isDestroyed = true;
     this.emit('close');
   }
 
@@ -126,15 +126,15 @@ export class HTTPResponse extends EventEmitter {
     this.emit('drain');
   }
 
-  #send(chunk: string | Uint8Array | undefined, end: boolean): number {
-    if (this.#headersSent) return this.sink.send(chunk, end);
+  private send(chunk: string | Uint8Array | undefined, end: boolean): number {
+    if (this.sent) return this.sink.send(chunk, end);
     checkStatus(this.statusCode);
     if (this.statusMessage !== '' && !REASON.test(this.statusMessage)) throw new ReactorError('ERR_INVALID_CHAR', 'invalid character in statusMessage');
-    this.#headersSent = true;
+    this.sent = true;
     let lines = '';
     let flags = 0;
-    if (this.#headers !== undefined) {
-      for (const [lower, [name, value]] of this.#headers) {
+    if (this.headerMap !== undefined) {
+      for (const [lower, [name, value]] of this.headerMap) {
         if (lower === 'content-length') flags |= HttpResponseFlags.UserLength;
         else if (lower === 'connection' || lower === 'transfer-encoding' || lower === 'date') {
           // The server writes these itself: the user's close is a flag.
@@ -149,16 +149,16 @@ export class HTTPResponse extends EventEmitter {
   }
 
   // A failure means the connection is gone (its close is reported with it).
-  #result(queued: number): number {
+  private result(queued: number): number {
     if (queued < 0) {
-      this.#destroyed = true;
+      this.isDestroyed = true;
       return Infinity;
     }
     return queued;
   }
 
-  #checkNotSent(what: string): void {
-    if (this.#headersSent) throw new ReactorError('ERR_HTTP_HEADERS_SENT', `${what}: the headers are already sent`);
+  private checkNotSent(what: string): void {
+    if (this.sent) throw new ReactorError('ERR_HTTP_HEADERS_SENT', `${what}: the headers are already sent`);
   }
 }
 

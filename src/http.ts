@@ -108,7 +108,10 @@ class Exchange implements RequestSource, ResponseSink {
   }
 
   respond(status: number, reason: string, lines: string, flags: number, body: string | Uint8Array | undefined, end: boolean): number {
-    return this.exchanges.native.httpRespond(this.id, status, reason, lines, flags, body, end);
+    const native = this.exchanges.native;
+    if (reason !== '') return native.httpRespond(this.id, status, body, end, flags, lines, reason);
+    if (lines !== '' || flags !== 0) return native.httpRespond(this.id, status, body, end, flags, lines);
+    return native.httpRespond(this.id, status, body, end);
   }
 
   send(body: string | Uint8Array | undefined, end: boolean): number {

@@ -104,17 +104,19 @@ export interface NativeReactor {
   /** Makes a listener an HTTP one (before its first accept). */
   configureHttp(id: number, config: NativeHttpConfig): number;
   /**
-   * The response head (headerLines: "Name: value\r\n" each; flags: HttpResponseFlags)
-   * and maybe body bytes; end: the response is complete. Bytes queued, or -errno.
+   * The response head and maybe body bytes; end: the response is complete.
+   * flags (HttpResponseFlags), headerLines ("Name: value\r\n" each) and
+   * reason (empty: the standard phrase) only when there are any. Bytes
+   * queued, or -errno.
    */
   httpRespond(
     id: number,
     status: number,
-    reason: string,
-    headerLines: string,
-    flags: number,
     body: string | Uint8Array | undefined,
     end: boolean,
+    flags?: number,
+    headerLines?: string,
+    reason?: string,
   ): number;
   /** More of the response body after httpRespond. */
   httpSend(id: number, body: string | Uint8Array | undefined, end: boolean): number;
