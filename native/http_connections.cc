@@ -6,7 +6,6 @@
 // order. Requests the parser or a limit refuses are answered here, without
 // JavaScript, and the connection closed.
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 
 #include "loop_core.h"
@@ -225,7 +224,8 @@ int64_t LoopCore::http_respond(uint64_t packed, const http::ResponseHead* head, 
   if (!c || !c->http) return -EBADF;
   http::Exchange* x = http_.find(id.slot);
   if (!x || !x->responding()) return -EPIPE;
-  if ((head != nullptr) == x->response_started) return -EINVAL;
+  constexpr int kMaxBody = 8;
+  if ((head != nullptr) == x->response_started || count > kMaxBody) return -EINVAL;
   size_t total = 0;
   for (int i = 0; i < count; i++) total += body[i].iov_len;
   std::string& out = http_.scratch;
@@ -235,24 +235,33 @@ int64_t LoopCore::http_respond(uint64_t packed, const http::ResponseHead* head, 
     x->response_started = true;
     x->sends_body = http::has_body(head->status, *x);
   }
-  constexpr int kMaxBody = 8;
-  if (count > kMaxBody) return -EINVAL;
-  iovec chunks[kMaxBody + 3];
-  int n = 0;
-  if (!out.empty()) chunks[n++] = chunk_of(out);
-  char size_line[24];
+  // A small body goes in the same buffer as the head and its framing: one
+  // send() instead of a sendmsg() of several pieces.
+  constexpr size_t kCopyBelow = 4096;
   bool body_goes = x->sends_body && total > 0;
   if (body_goes && x->chunked) {
-    int length = snprintf(size_line, sizeof(size_line), "%zx\r\n", total);
-    chunks[n++] = {size_line, static_cast<size_t>(length)};
+    http::append_number(&out, total, 16);
+    out.append("\r\n");
   }
-  if (body_goes) {
-    for (int i = 0; i < count; i++) chunks[n++] = body[i];
+  iovec chunks[kMaxBody + 2];
+  int n = 0;
+  bool copied = body_goes && total < kCopyBelow;
+  if (copied) {
+    for (int i = 0; i < count; i++) {
+      out.append(static_cast<const char*>(body[i].iov_base), body[i].iov_len);
+    }
   }
+  std::string_view trailer;
   if (x->chunked && body_goes) {
-    chunks[n++] = chunk_of(end ? std::string_view("\r\n0\r\n\r\n") : std::string_view("\r\n"));
+    trailer = end ? "\r\n0\r\n\r\n" : "\r\n";
   } else if (x->chunked && end) {
-    chunks[n++] = chunk_of("0\r\n\r\n");
+    trailer = "0\r\n\r\n";
+  }
+  if (copied || !body_goes) out.append(trailer);
+  if (!out.empty()) chunks[n++] = chunk_of(out);
+  if (body_goes && !copied) {
+    for (int i = 0; i < count; i++) chunks[n++] = body[i];
+    if (!trailer.empty()) chunks[n++] = chunk_of(trailer);
   }
   int64_t result = n > 0 ? write(packed, chunks, n) : static_cast<int64_t>(c->queue.size());
   if (result < 0 || !end) return result;

@@ -77,6 +77,16 @@ void write_descriptor(const RequestHead& head, uint32_t listener_slot, uint32_t 
 
 // ---- the response --------------------------------------------------------------
 
+void append_number(std::string* out, uint64_t value, unsigned base) {
+  char digits[20];
+  size_t n = 0;
+  do {
+    digits[n++] = "0123456789abcdef"[value % base];
+    value /= base;
+  } while (value > 0);
+  while (n > 0) out->push_back(digits[--n]);
+}
+
 std::string_view DateHeader::get() {
   time_t now = time(nullptr);
   if (now != second_) {
@@ -173,17 +183,17 @@ void format_response_head(const ResponseHead& head, Exchange* x, int64_t body_le
                           DateHeader* date, std::string* out) {
   bool keep_alive = x->keep_alive && !head.close;
   bool framed = head.status >= 200 && head.status != 204 && head.status != 304;
-  char number[24];
   out->append(x->version_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ");
-  out->append(number, static_cast<size_t>(snprintf(number, sizeof(number), "%d ", head.status)));
+  append_number(out, static_cast<uint64_t>(head.status), 10);
+  out->push_back(' ');
   out->append(head.reason.empty() ? reason_phrase(head.status) : head.reason);
   out->append("\r\n");
   out->append(date->get());
   if (framed && !head.has_length) {
     if (body_length >= 0) {
       out->append("Content-Length: ");
-      out->append(number, static_cast<size_t>(snprintf(number, sizeof(number), "%lld\r\n",
-                                                       static_cast<long long>(body_length))));
+      append_number(out, static_cast<uint64_t>(body_length), 10);
+      out->append("\r\n");
     } else if (x->version_minor >= 1) {
       out->append("Transfer-Encoding: chunked\r\n");
       x->chunked = !x->head_only;

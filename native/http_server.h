@@ -136,6 +136,8 @@ struct ResponseHead {
   bool close = false;        // the user's Connection: close
 };
 
+// value in base 10 or 16 (a chunk size), without snprintf's cost.
+void append_number(std::string* out, uint64_t value, unsigned base);
 // The standard reason phrase, or "Unknown".
 std::string_view reason_phrase(int status);
 // The status line, the Date, the framing and Connection headers the server
