@@ -15,6 +15,10 @@ export interface ResponseSink {
   /** The response ended: the connection goes on with its next request. */
   finished(): void;
   readonly highWaterMark: number;
+  /** The reactor is dispatching a batch: writes wait for its end (or for end()). */
+  readonly batching: boolean;
+  /** Calls response.uncork() when the batch ends. */
+  cork(response: HTTPResponse): void;
 }
 
 export type HeaderValue = string | number | readonly string[];
@@ -38,6 +42,12 @@ export class HTTPResponse extends HTTPEvents {
   private sent = false;
   private ended = false;
   private isDestroyed = false;
+  // Writes made during a batch, sent together at its end or with end() (then
+  // with a Content-Length if the head had not gone yet).
+  private corked: (string | Uint8Array)[] | undefined;
+  private corkedBytes = 0; // at most
+  private queued = 0; // by the core after our last send: only our sends grow it
+  private head: { lines: string; flags: number } | undefined; // decided, not sent yet
 
   /** @internal */
   constructor(private readonly sink: ResponseSink) {
@@ -98,7 +108,23 @@ export class HTTPResponse extends HTTPEvents {
     checkChunk(chunk);
     if (this.ended) throw new ReactorError('ERR_STREAM_WRITE_AFTER_END', 'write after end');
     if (this.isDestroyed) return false;
-    return this.result(this.send(chunk, false)) < this.sink.highWaterMark;
+    this.freezeHead();
+    const sink = this.sink;
+    if (sink.batching) {
+      if (this.corked === undefined) {
+        this.corked = [];
+        sink.cork(this);
+      }
+      this.corked.push(chunk);
+      // A string's UTF-8 takes at most 3 bytes per UTF-16 unit.
+      this.corkedBytes += typeof chunk === 'string' ? 3 * chunk.length : chunk.length;
+      // Certain whatever the socket takes: the answer it would give after sending.
+      if (this.queued + this.corkedBytes < sink.highWaterMark) return true;
+      this.uncork();
+      return this.queued < sink.highWaterMark;
+    }
+    this.queued = this.result(this.send(chunk, false));
+    return this.queued < sink.highWaterMark;
   }
 
   /** Ends the response, with its last bytes (the whole body: Content-Length). */
@@ -107,11 +133,28 @@ export class HTTPResponse extends HTTPEvents {
     if (this.ended) return this;
     this.ended = true;
     if (this.isDestroyed) return this;
-    this.result(this.send(chunk, true));
+    this.freezeHead();
+    let body = chunk;
+    if (this.corked !== undefined) {
+      if (chunk !== undefined) this.corked.push(chunk);
+      body = joined(this.corked);
+      this.corked = undefined;
+    }
+    this.result(this.send(body, true));
     this.sink.finished();
     this.emit('finish');
     this.emit('close');
     return this;
+  }
+
+  /** @internal Sends what was corked (the batch ended, or the watermark was near). */
+  uncork(): void {
+    const corked = this.corked;
+    if (corked === undefined) return;
+    this.corked = undefined;
+    this.corkedBytes = 0;
+    if (this.ended || this.isDestroyed) return;
+    this.queued = this.result(this.send(joined(corked), false));
   }
 
   /** @internal The client went away, or the connection failed. */
@@ -127,7 +170,16 @@ export class HTTPResponse extends HTTPEvents {
   }
 
   private send(chunk: string | Uint8Array | undefined, end: boolean): number {
-    if (this.sent) return this.sink.send(chunk, end);
+    const head = this.head;
+    if (head === undefined) return this.sink.send(chunk, end);
+    this.head = undefined;
+    return this.sink.respond(this.statusCode, this.statusMessage, head.lines, head.flags, chunk, end);
+  }
+
+  // The head is decided at the first write or end (headersSent from then
+  // on, as node:http), sent with the first bytes that go out.
+  private freezeHead(): void {
+    if (this.sent) return;
     checkStatus(this.statusCode);
     if (this.statusMessage !== '' && !REASON.test(this.statusMessage)) throw new ReactorError('ERR_INVALID_CHAR', 'invalid character in statusMessage');
     this.sent = true;
@@ -145,8 +197,9 @@ export class HTTPResponse extends HTTPEvents {
         else lines += `${name}: ${value as string}\r\n`;
       }
     }
-    return this.sink.respond(this.statusCode, this.statusMessage, lines, flags, chunk, end);
+    this.head = { lines, flags };
   }
+
 
   // A failure means the connection is gone (its close is reported with it).
   private result(queued: number): number {
@@ -169,6 +222,12 @@ function checkHeader(name: unknown, value: unknown): void {
     if (typeof v !== 'string' && typeof v !== 'number') throw invalidType(`header "${name}"`, 'a string, a number or an array of strings', v);
     if (!FIELD_VALUE.test(String(v))) throw new ReactorError('ERR_INVALID_CHAR', `invalid character in header "${name}"`);
   }
+}
+
+function joined(chunks: (string | Uint8Array)[]): string | Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  if (chunks.every((chunk) => typeof chunk === 'string')) return chunks.join('');
+  return Buffer.concat(chunks.map((chunk) => (typeof chunk === 'string' ? Buffer.from(chunk) : chunk)));
 }
 
 function checkStatus(status: unknown): void {

@@ -82,6 +82,8 @@ export class HTTPServer {
 /** @internal What the requests need from the reactor. */
 export interface ExchangeHost {
   readonly native: NativeReactor;
+  /** A batch of records is being dispatched. */
+  readonly dispatching: boolean;
   callbackFailed(error: unknown): void;
 }
 
@@ -122,6 +124,14 @@ class Exchange implements RequestSource, ResponseSink {
     this.done = true;
     this.exchanges.forget(this);
   }
+
+  get batching(): boolean {
+    return this.exchanges.batching;
+  }
+
+  cork(response: HTTPResponse): void {
+    this.exchanges.cork(response);
+  }
 }
 
 /** @internal The HTTP servers of a reactor and their requests in progress, by connection slot. */
@@ -129,6 +139,7 @@ export class HttpExchanges {
   readonly #servers = new Map<number, HTTPServer>();
   readonly #bySlot: (Exchange | undefined)[] = [];
   #words: Int32Array = new Int32Array(0);
+  #corked: HTTPResponse[] = [];
   #wordsOf: Buffer | undefined;
 
   constructor(private readonly host: ExchangeHost) {}
@@ -139,6 +150,22 @@ export class HttpExchanges {
 
   add(server: HTTPServer): void {
     this.#servers.set(server.listener.id, server);
+  }
+
+  get batching(): boolean {
+    return this.host.dispatching;
+  }
+
+  cork(response: HTTPResponse): void {
+    this.#corked.push(response);
+  }
+
+  /** The batch ended: responses written during it go out, one send each. */
+  uncork(): void {
+    const corked = this.#corked;
+    if (corked.length === 0) return;
+    this.#corked = [];
+    for (const response of corked) response.uncork();
   }
 
   forget(exchange: Exchange): void {

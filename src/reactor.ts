@@ -684,6 +684,7 @@ export class Reactor {
         this.#failed(transport?.id === id ? transport : undefined, error);
       }
     }
+    this.#http?.uncork();
     this.cork.end();
     this.dispatching = false;
     return !this.#dataKept;

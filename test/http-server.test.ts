@@ -102,8 +102,8 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
 
   it('ends an HTTP/1.0 body of unknown length by closing (no chunks)', async () => {
     const server = reactor.listenHTTP({ port: 0, host: '127.0.0.1' }, (_req, res) => {
-      res.write('one ');
-      res.end('two');
+      res.write('one '); // goes out at the batch's end: the length is not known then
+      setImmediate(() => res.end('two'));
     });
     const reply = await rawExchange(server.address.port, ['GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n']);
     expect(reply.closed).toBe(true);
@@ -168,6 +168,19 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     const reply = await rawExchange(server.address.port, parts, (t) => t.endsWith('hello world'));
     reply.socket.destroy();
     expect(statuses(reply.text)).toEqual([200]);
+  });
+
+  it('corks the writes of one batch: write, write, end go out as one Content-Length response', async () => {
+    const server = reactor.listenHTTP({ port: 0, host: '127.0.0.1' }, (_req, res) => {
+      expect(res.write('hello')).toBe(true);
+      expect(res.headersSent).toBe(true);
+      res.write(Buffer.from(' '));
+      res.end('world');
+    });
+    const reply = await rawExchange(server.address.port, [GET()], (t) => t.endsWith('hello world'));
+    reply.socket.destroy();
+    expect(reply.text).toContain('Content-Length: 11\r\n');
+    expect(reply.text).not.toMatch(/transfer-encoding/i);
   });
 
   it('writes a chunked response with backpressure: write() false, then drain, every byte in order', async () => {
