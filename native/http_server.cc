@@ -181,7 +181,10 @@ bool has_body(int status, const Exchange& x) {
 
 void format_response_head(const ResponseHead& head, Exchange* x, int64_t body_length,
                           DateHeader* date, std::string* out) {
-  bool keep_alive = x->keep_alive && !head.close;
+  // A response that ends before its request's body was read closes the
+  // connection: the rest of that body is not waited for.
+  bool ends_early = body_length >= 0 && !x->message_done;
+  bool keep_alive = x->keep_alive && !head.close && !ends_early;
   bool framed = head.status >= 200 && head.status != 204 && head.status != 304;
   out->append(x->version_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ");
   append_number(out, static_cast<uint64_t>(head.status), 10);

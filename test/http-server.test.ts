@@ -234,6 +234,53 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     expect(await told.promise).toEqual({ aborted: true, signal: true, closed: true, code: 'ECONNRESET' });
   });
 
+  it('answers 3,000 pipelined requests sent at once (more than it holds unread) in order', async () => {
+    const server = reactor.listenHTTP({ port: 0, host: '127.0.0.1' }, (req, res) => res.end(req.url));
+    const count = 3000;
+    const requests = Array.from({ length: count }, (_, i) => GET(`/${i}`)).join('');
+    expect(requests.length).toBeGreaterThan(64 * 1024);
+    const reply = await rawExchange(server.address.port, [requests], (t) => t.endsWith(`\r\n\r\n/${count - 1}`));
+    reply.socket.destroy();
+    const bodies = [...reply.text.matchAll(/\r\n\r\n(\/\d+)/g)].map((m) => m[1]);
+    expect(bodies).toEqual(Array.from({ length: count }, (_, i) => `/${i}`));
+  });
+
+  it('closes after a response that ends before its request body was read (the body is not waited for)', async () => {
+    const server = reactor.listenHTTP({ port: 0, host: '127.0.0.1' }, (_req, res) => {
+      res.statusCode = 403;
+      res.end('no');
+    });
+    const reply = await rawExchange(server.address.port, ['POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n', 'x'.repeat(1000)]);
+    expect(reply.closed).toBe(true);
+    expect(statuses(reply.text)).toEqual([403]);
+    expect(reply.text).toContain('Connection: close\r\n');
+  });
+
+  it('answers an Upgrade request like any other, then closes (upgrades are not served)', async () => {
+    const server = reactor.listenHTTP({ port: 0, host: '127.0.0.1' }, (req, res) => {
+      res.statusCode = 426;
+      res.end(req.headers.upgrade as string);
+    });
+    const reply = await rawExchange(server.address.port, [GET('/ws', 'Connection: Upgrade\r\nUpgrade: websocket\r\n') + 'not http at all']);
+    expect(reply.closed).toBe(true);
+    expect(statuses(reply.text)).toEqual([426]);
+    expect(reply.text.endsWith('websocket')).toBe(true);
+  });
+
+  it('after close(), finishes the response in progress, then closes its connection; accepts no more', async () => {
+    const held = deferred<HTTPResponse>();
+    const server = reactor.listenHTTP({ port: 0, host: '127.0.0.1' }, (_req, res) => held.resolve(res));
+    const port = server.address.port;
+    const reply = rawExchange(port, [GET()]);
+    const res = await held.promise;
+    server.close();
+    res.end('late');
+    const done = await reply;
+    expect(done.closed).toBe(true);
+    expect(done.text.endsWith('late')).toBe(true);
+    await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
+  });
+
   it('closes an idle keep-alive connection after keepAliveTimeoutMs, counted as reaped', async () => {
     const server = reactor.listenHTTP({ port: 0, host: '127.0.0.1', keepAliveTimeoutMs: 150 }, hello);
     const started = Date.now();
