@@ -190,6 +190,26 @@ async function throughput(names) {
   return figures;
 }
 
+const WARM_UP_CONNECTIONS = 200;
+
+/** A client process holding `count` keep-alive connections, each answered once. */
+async function hold(port, count) {
+  const [command, ...args] = pinned([process.execPath, here('./lib/http-idle-client.mjs'), String(port), String(count)], 1);
+  const client = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  await new Promise((resolve, reject) => {
+    createInterface({ input: client.stdout }).on('line', (line) => line.startsWith('holding') && resolve());
+    client.once('exit', (code) => reject(new Error(`the idle client exited (${code})`)));
+  });
+  return client;
+}
+
+/** Ends a holding client: its connections close. */
+async function release(client) {
+  const exited = new Promise((resolve) => client.once('exit', resolve));
+  client.stdin.end();
+  await exited;
+}
+
 async function idleMemory(name) {
   const server = await start(name, true);
   try {
@@ -201,18 +221,14 @@ async function idleMemory(name) {
       await delay(SETTLE_MS);
       return { rss: rssBytes(server.child.pid), young };
     };
+    // A warm-up as the echo bench's idle hold has (200 connections, one
+    // request each, then closed): the server has served before its baseline.
+    await release(await hold(server.port, WARM_UP_CONNECTIONS));
     const before = await reading();
-    const [command, ...args] = pinned([process.execPath, here('./lib/http-idle-client.mjs'), String(server.port), String(idleCount)], 1);
-    const client = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-    await new Promise((resolve, reject) => {
-      createInterface({ input: client.stdout }).on('line', (line) => line.startsWith('holding') && resolve());
-      client.once('exit', (code) => reject(new Error(`the idle client exited (${code})`)));
-    });
+    const client = await hold(server.port, idleCount);
     await delay(SETTLE_MS);
     const after = await reading();
-    const exited = new Promise((resolve) => client.once('exit', resolve));
-    client.stdin.end();
-    await exited;
+    await release(client);
     return {
       bytesPerConnection: (after.rss - before.rss) / idleCount,
       lessYoung: (after.rss - after.young - (before.rss - before.young)) / idleCount,
