@@ -34,3 +34,9 @@ export type { WatchCallback, WatchEvent, WatchInterest, WatchOptions } from './w
 export { ReactorError } from './errors.js';
 export type { Address } from './address.js';
 export type { Protocol, ProtocolFactory } from './protocol.js';
+export { TransportStream, streamFactory } from './stream-bridge.js';
+export type { TransportStreamOptions } from './stream-bridge.js';
+export { StreamServer, createStreamServer } from './bridge-server.js';
+export type { StreamListenOptions, StreamServerOptions } from './bridge-server.js';
+export { connectStream } from './bridge-connect.js';
+export type { ConnectStreamOptions } from './bridge-connect.js';

@@ -96,7 +96,26 @@ describe('the package by its name', () => {
     expect(withoutRequireEsmWarning(result.stderr)).toBe('');
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout);
-    expect(report.exports).toEqual(['BACKEND_NAMES', 'DelayedCall', 'HTTPRequest', 'HTTPResponse', 'HTTPServer', 'Listener', 'Reactor', 'ReactorError', 'SD_LISTEN_FDS_START', 'Transport', 'UDPSocket', 'Watcher', 'systemdListenFds']);
+    expect(report.exports).toEqual([
+      'BACKEND_NAMES',
+      'DelayedCall',
+      'HTTPRequest',
+      'HTTPResponse',
+      'HTTPServer',
+      'Listener',
+      'Reactor',
+      'ReactorError',
+      'SD_LISTEN_FDS_START',
+      'StreamServer',
+      'Transport',
+      'TransportStream',
+      'UDPSocket',
+      'Watcher',
+      'connectStream',
+      'createStreamServer',
+      'streamFactory',
+      'systemdListenFds',
+    ]);
     expect(report.esmExports).toEqual(report.exports);
     expect(report.sameInstance).toBe(true);
     expect(report.backends.length).toBeGreaterThan(0);
