@@ -299,6 +299,20 @@ void LoopCore::http_response_ended(Id id, Handle* c, http::Exchange* x) {
   }
 }
 
+void LoopCore::http_close_idle(Id listener) {
+  // A walk of the table: a listener closes seldom, and no list of a
+  // listener's connections is kept for it.
+  for (uint32_t slot = 0; slot < table_.capacity(); slot++) {
+    Id id;
+    if (!table_.live_at(slot, &id)) continue;
+    Handle* c = table_.get(id);
+    if (c->kind != Kind::kStream || !c->http || !(c->listener == listener)) continue;
+    if (c->state != State::kOpen || http_.find(slot)) continue;
+    // JavaScript has nothing of a connection between requests: no record.
+    forget(id, c);
+  }
+}
+
 int LoopCore::http_set_body_reading(uint64_t packed, bool reading) {
   Id id;
   Handle* c = find_stream(packed, &id);

@@ -300,6 +300,9 @@ class LoopCore {
   // An idle deadline of an HTTP connection whose head is incomplete: 408.
   bool http_head_timed_out(Id id, Handle* c);
   void http_response_ended(Id id, Handle* c, http::Exchange* x);
+  // Its listener closes: the connections between requests close now, as
+  // node:http's server.close() does (the others after their response).
+  void http_close_idle(Id listener);
   void http_resume_pending();
 
   void on_event(const PollEvent& event);

@@ -70,8 +70,9 @@ export class HTTPServer {
   }
 
   /**
-   * Stops accepting. A response in progress still goes out; its connection,
-   * and every idle one at its next request, then closes.
+   * Stops accepting and closes the keep-alive connections waiting between
+   * requests (as node:http's close()); one with a request in progress closes
+   * once its response has gone out.
    */
   close(): void {
     this.listener.close();

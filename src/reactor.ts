@@ -695,7 +695,7 @@ export class Reactor {
       if (this.#udp.handle(kind, slot, id, a, b, this.#slab)) this.#dataKept = true;
       return;
     }
-    if (kind >= RecordKind.HttpRequest) {
+    if (kind >= RecordKind.HttpRequest && kind <= RecordKind.HttpEnd) {
       this.#dataKept = true; // a request's head and body stay views of the slab
       this.#http!.handle(kind, slot, id, a, b, this.#slab);
       return;

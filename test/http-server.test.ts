@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Reactor, type HTTPRequest, type HTTPResponse } from '../src/index.js';
 import { closeQuietly, codeOf, deferred, newReactor, patterned, runProcess } from './helpers.js';
-import { completeResponses, GET, rawExchange, statuses } from './http-helpers.js';
+import { completeResponses, eventually, GET, rawExchange, statuses } from './http-helpers.js';
 
 const hello = (_req: HTTPRequest, res: HTTPResponse) => res.end('hello world');
 
@@ -265,6 +265,15 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     expect(reply.closed).toBe(true);
     expect(statuses(reply.text)).toEqual([426]);
     expect(reply.text.endsWith('websocket')).toBe(true);
+  });
+
+  it('close() closes the keep-alive connections waiting between requests at once', async () => {
+    const server = reactor.listenHTTP({ port: 0, host: '127.0.0.1' }, hello);
+    const idle = await rawExchange(server.address.port, [GET()], (t) => t.endsWith('hello world'));
+    const closed = new Promise<void>((resolve) => idle.socket.once('close', () => resolve()));
+    server.close();
+    await closed;
+    await eventually(() => reactor.stats().open === 0, 'the idle connection closed');
   });
 
   it('after close(), finishes the response in progress, then closes its connection; accepts no more', async () => {
