@@ -4,17 +4,19 @@
 // Connection, the headers and the body, in one send when it can.
 import { ReactorError } from './errors.js';
 import { HTTPEvents } from './http-events.js';
+import { HTTPRequest, type RequestSource } from './http-request.js';
 import { HttpResponseFlags } from './native.js';
 import { invalidType } from './validate.js';
 
-/** @internal What a response needs from its connection. */
+/** @internal What responses need from their connections (the server's HttpExchanges). */
 export interface ResponseSink {
   /** The head and maybe body bytes: bytes queued, or -errno. */
-  respond(status: number, reason: string, headerLines: string, flags: number, body: string | Uint8Array | undefined, end: boolean): number;
-  send(body: string | Uint8Array | undefined, end: boolean): number;
+  respond(id: number, status: number, reason: string, headerLines: string, flags: number, body: string | Uint8Array | undefined, end: boolean): number;
+  send(id: number, body: string | Uint8Array | undefined, end: boolean): number;
+  /** Pauses (false) or resumes the request body's records. */
+  bodyReading(id: number, reading: boolean): void;
   /** The response ended: the connection goes on with its next request. */
-  finished(): void;
-  readonly highWaterMark: number;
+  finished(response: HTTPResponse): void;
   /** The reactor is dispatching a batch: writes wait for its end (or for end()). */
   readonly batching: boolean;
   /** Calls response.uncork() when the batch ends. */
@@ -34,37 +36,62 @@ const REASON = FIELD_VALUE;
  * (end() handed everything to the core), 'close' (after 'finish', or when the
  * client went away first).
  */
-export class HTTPResponse extends HTTPEvents {
+// Response states, one bit each.
+const HEAD_DECIDED = 1; // headersSent: the head is decided (it goes with the first bytes sent)
+const ENDED = 2;
+const DESTROYED = 4; // the client went away, or the connection failed, before end()
+
+/**
+ * The response to one request, and that request's exchange with the
+ * connection: it holds the request (`response.request`) and carries both to
+ * the core. Events: 'drain' (write() returned false and the queue fell
+ * back), 'finish' (end() handed everything to the core), 'close' (after
+ * 'finish', or when the client went away first).
+ */
+export class HTTPResponse extends HTTPEvents implements RequestSource {
   statusCode = 200;
   /** Default: the standard phrase of statusCode. */
   statusMessage = '';
+  /** The request this answers. */
+  readonly request: HTTPRequest;
   private headerMap: Map<string, [string, HeaderValue]> | undefined;
-  private sent = false;
-  private ended = false;
-  private isDestroyed = false;
+  private state = 0;
+  private queued = 0; // by the core after our last send: only our sends grow it
   // Writes made during a batch, sent together at its end or with end() (then
   // with a Content-Length if the head had not gone yet).
-  private corked: (string | Uint8Array)[] | undefined;
-  private corkedBytes = 0; // at most
-  private queued = 0; // by the core after our last send: only our sends grow it
-  private head: { lines: string; flags: number } | undefined; // decided, not sent yet
+  private corking: { chunks: (string | Uint8Array)[]; bytes: number } | undefined;
+  private headLines: string | undefined; // decided, not sent yet
+  private headFlags = 0;
 
   /** @internal */
-  constructor(private readonly sink: ResponseSink) {
+  constructor(
+    private readonly sink: ResponseSink,
+    /** @internal the connection */ readonly id: number,
+    private readonly highWaterMark: number,
+    slab: Buffer,
+    words: Int32Array,
+    at: number,
+  ) {
     super();
+    this.request = new HTTPRequest(this, slab, words, at);
   }
 
   get headersSent(): boolean {
-    return this.sent;
+    return (this.state & HEAD_DECIDED) !== 0;
   }
 
   get writableEnded(): boolean {
-    return this.ended;
+    return (this.state & ENDED) !== 0;
   }
 
   /** True once the client went away (or the connection failed) before end(). */
   get destroyed(): boolean {
-    return this.isDestroyed;
+    return (this.state & DESTROYED) !== 0;
+  }
+
+  /** @internal The request's pause() and resume(). */
+  bodyReading(reading: boolean): void {
+    if ((this.state & (ENDED | DESTROYED)) === 0) this.sink.bodyReading(this.id, reading);
   }
 
   setHeader(name: string, value: HeaderValue): this {
@@ -106,42 +133,45 @@ export class HTTPResponse extends HTTPEvents {
   /** Sends body bytes (the head first, chunked framing). False: wait for 'drain'. */
   write(chunk: string | Uint8Array): boolean {
     checkChunk(chunk);
-    if (this.ended) throw new ReactorError('ERR_STREAM_WRITE_AFTER_END', 'write after end');
-    if (this.isDestroyed) return false;
-    this.freezeHead();
+    if (this.state & ENDED) throw new ReactorError('ERR_STREAM_WRITE_AFTER_END', 'write after end');
+    if (this.state & DESTROYED) return false;
+    this.decideHead();
     const sink = this.sink;
     if (sink.batching) {
-      if (this.corked === undefined) {
-        this.corked = [];
+      if (this.corking === undefined) {
+        this.corking = { chunks: [], bytes: 0 };
         sink.cork(this);
       }
-      this.corked.push(chunk);
+      this.corking.chunks.push(chunk);
       // A string's UTF-8 takes at most 3 bytes per UTF-16 unit.
-      this.corkedBytes += typeof chunk === 'string' ? 3 * chunk.length : chunk.length;
+      this.corking.bytes += typeof chunk === 'string' ? 3 * chunk.length : chunk.length;
       // Certain whatever the socket takes: the answer it would give after sending.
-      if (this.queued + this.corkedBytes < sink.highWaterMark) return true;
+      if (this.queued + this.corking.bytes < this.highWaterMark) return true;
       this.uncork();
-      return this.queued < sink.highWaterMark;
+      return this.queued < this.highWaterMark;
     }
     this.queued = this.result(this.send(chunk, false));
-    return this.queued < sink.highWaterMark;
+    return this.queued < this.highWaterMark;
   }
 
   /** Ends the response, with its last bytes (the whole body: Content-Length). */
   end(chunk?: string | Uint8Array): this {
     if (chunk !== undefined) checkChunk(chunk);
-    if (this.ended) return this;
-    this.ended = true;
-    if (this.isDestroyed) return this;
-    this.freezeHead();
+    if (this.state & ENDED) return this;
+    if (this.state & DESTROYED) {
+      this.state |= ENDED;
+      return this;
+    }
+    this.decideHead();
+    this.state |= ENDED;
     let body = chunk;
-    if (this.corked !== undefined) {
-      if (chunk !== undefined) this.corked.push(chunk);
-      body = joined(this.corked);
-      this.corked = undefined;
+    if (this.corking !== undefined) {
+      if (chunk !== undefined) this.corking.chunks.push(chunk);
+      body = joined(this.corking.chunks);
+      this.corking = undefined;
     }
     this.result(this.send(body, true));
-    this.sink.finished();
+    this.sink.finished(this);
     this.emit('finish');
     this.emit('close');
     return this;
@@ -149,18 +179,17 @@ export class HTTPResponse extends HTTPEvents {
 
   /** @internal Sends what was corked (the batch ended, or the watermark was near). */
   uncork(): void {
-    const corked = this.corked;
-    if (corked === undefined) return;
-    this.corked = undefined;
-    this.corkedBytes = 0;
-    if (this.ended || this.isDestroyed) return;
-    this.queued = this.result(this.send(joined(corked), false));
+    const corking = this.corking;
+    if (corking === undefined) return;
+    this.corking = undefined;
+    if (this.state & (ENDED | DESTROYED)) return;
+    this.queued = this.result(this.send(joined(corking.chunks), false));
   }
 
   /** @internal The client went away, or the connection failed. */
   destroy(): void {
-    if (this.isDestroyed || this.ended) return;
-    this.isDestroyed = true;
+    if (this.state & (ENDED | DESTROYED)) return;
+    this.state |= DESTROYED;
     this.emit('close');
   }
 
@@ -170,19 +199,19 @@ export class HTTPResponse extends HTTPEvents {
   }
 
   private send(chunk: string | Uint8Array | undefined, end: boolean): number {
-    const head = this.head;
-    if (head === undefined) return this.sink.send(chunk, end);
-    this.head = undefined;
-    return this.sink.respond(this.statusCode, this.statusMessage, head.lines, head.flags, chunk, end);
+    const lines = this.headLines;
+    if (lines === undefined) return this.sink.send(this.id, chunk, end);
+    this.headLines = undefined;
+    return this.sink.respond(this.id, this.statusCode, this.statusMessage, lines, this.headFlags, chunk, end);
   }
 
   // The head is decided at the first write or end (headersSent from then
   // on, as node:http), sent with the first bytes that go out.
-  private freezeHead(): void {
-    if (this.sent) return;
+  private decideHead(): void {
+    if (this.state & HEAD_DECIDED) return;
     checkStatus(this.statusCode);
     if (this.statusMessage !== '' && !REASON.test(this.statusMessage)) throw new ReactorError('ERR_INVALID_CHAR', 'invalid character in statusMessage');
-    this.sent = true;
+    this.state |= HEAD_DECIDED;
     let lines = '';
     let flags = 0;
     if (this.headerMap !== undefined) {
@@ -197,21 +226,21 @@ export class HTTPResponse extends HTTPEvents {
         else lines += `${name}: ${value as string}\r\n`;
       }
     }
-    this.head = { lines, flags };
+    this.headLines = lines;
+    this.headFlags = flags;
   }
-
 
   // A failure means the connection is gone (its close is reported with it).
   private result(queued: number): number {
     if (queued < 0) {
-      this.isDestroyed = true;
+      this.state |= DESTROYED;
       return Infinity;
     }
     return queued;
   }
 
   private checkNotSent(what: string): void {
-    if (this.sent) throw new ReactorError('ERR_HTTP_HEADERS_SENT', `${what}: the headers are already sent`);
+    if (this.state & HEAD_DECIDED) throw new ReactorError('ERR_HTTP_HEADERS_SENT', `${what}: the headers are already sent`);
   }
 }
 

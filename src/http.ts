@@ -3,12 +3,12 @@
 // time: the core parses the next only once the response ended), fed by the
 // reactor's dispatcher with the HTTP records.
 import { ReactorError } from './errors.js';
-import { HTTPRequest, type RequestSource } from './http-request.js';
+import type { HTTPRequest } from './http-request.js';
 import { HTTPResponse, type ResponseSink } from './http-response.js';
 import type { Address } from './address.js';
 import type { Listener } from './listener.js';
 import { type ConnectionLimitOptions, LIMIT_KEYS, validateMs } from './limits.js';
-import { HttpDescriptor, type NativeHttpConfig, type NativeReactor, NO_LIMIT, packId, RecordKind } from './native.js';
+import { HttpDescriptor, type NativeHttpConfig, type NativeReactor, NO_LIMIT, packId, RecordKind, slotOf } from './native.js';
 import { validateInteger } from './validate.js';
 
 export interface ListenHTTPOptions extends Omit<ConnectionLimitOptions, 'idleTimeoutMs' | 'idleResetOnWrite'> {
@@ -88,66 +88,16 @@ export interface ExchangeHost {
   callbackFailed(error: unknown): void;
 }
 
-// A request in progress on one connection, with its response.
-class Exchange implements RequestSource, ResponseSink {
-  readonly request: HTTPRequest;
-  readonly response: HTTPResponse;
-  done = false;
-
-  constructor(
-    private readonly exchanges: HttpExchanges,
-    readonly id: number,
-    slab: Buffer,
-    words: Int32Array,
-    at: number,
-    readonly highWaterMark: number,
-  ) {
-    this.request = new HTTPRequest(this, slab, words, at);
-    this.response = new HTTPResponse(this);
-  }
-
-  bodyReading(reading: boolean): void {
-    if (!this.done) this.exchanges.native.httpBodyReading(this.id, reading);
-  }
-
-  respond(status: number, reason: string, lines: string, flags: number, body: string | Uint8Array | undefined, end: boolean): number {
-    const native = this.exchanges.native;
-    if (reason !== '') return native.httpRespond(this.id, status, body, end, flags, lines, reason);
-    if (lines !== '' || flags !== 0) return native.httpRespond(this.id, status, body, end, flags, lines);
-    return native.httpRespond(this.id, status, body, end);
-  }
-
-  send(body: string | Uint8Array | undefined, end: boolean): number {
-    return this.exchanges.native.httpSend(this.id, body, end);
-  }
-
-  finished(): void {
-    this.done = true;
-    this.exchanges.forget(this);
-  }
-
-  get batching(): boolean {
-    return this.exchanges.batching;
-  }
-
-  cork(response: HTTPResponse): void {
-    this.exchanges.cork(response);
-  }
-}
-
 /** @internal The HTTP servers of a reactor and their requests in progress, by connection slot. */
-export class HttpExchanges {
+export class HttpExchanges implements ResponseSink {
   readonly #servers = new Map<number, HTTPServer>();
-  readonly #bySlot: (Exchange | undefined)[] = [];
+  // The response (holding its request) in progress on each connection.
+  readonly #bySlot: (HTTPResponse | undefined)[] = [];
   #words: Int32Array = new Int32Array(0);
   #corked: HTTPResponse[] = [];
   #wordsOf: Buffer | undefined;
 
   constructor(private readonly host: ExchangeHost) {}
-
-  get native(): NativeReactor {
-    return this.host.native;
-  }
 
   add(server: HTTPServer): void {
     this.#servers.set(server.listener.id, server);
@@ -169,9 +119,25 @@ export class HttpExchanges {
     for (const response of corked) response.uncork();
   }
 
-  forget(exchange: Exchange): void {
-    const slot = exchange.id % 0x1000000;
-    if (this.#bySlot[slot] === exchange) this.#bySlot[slot] = undefined;
+  respond(id: number, status: number, reason: string, lines: string, flags: number, body: string | Uint8Array | undefined, end: boolean): number {
+    const native = this.host.native;
+    // The head's extras only when there are any: a bare end(body) is four arguments.
+    if (reason !== '') return native.httpRespond(id, status, body, end, flags, lines, reason);
+    if (lines !== '' || flags !== 0) return native.httpRespond(id, status, body, end, flags, lines);
+    return native.httpRespond(id, status, body, end);
+  }
+
+  send(id: number, body: string | Uint8Array | undefined, end: boolean): number {
+    return this.host.native.httpSend(id, body, end);
+  }
+
+  bodyReading(id: number, reading: boolean): void {
+    this.host.native.httpBodyReading(id, reading);
+  }
+
+  finished(response: HTTPResponse): void {
+    const slot = slotOf(response.id);
+    if (this.#bySlot[slot] === response) this.#bySlot[slot] = undefined;
   }
 
   /** An HTTP record (RecordKind.HttpRequest, HttpBody, HttpEnd). */
@@ -180,10 +146,10 @@ export class HttpExchanges {
       this.#request(slot, id, a, slab);
       return;
     }
-    const exchange = this.#bySlot[slot];
-    if (exchange === undefined || exchange.id !== id) return;
-    if (kind === RecordKind.HttpBody) exchange.request.received(slab.subarray(a, a + b));
-    else exchange.request.ended();
+    const response = this.#bySlot[slot];
+    if (response === undefined || response.id !== id) return;
+    if (kind === RecordKind.HttpBody) response.request.received(slab.subarray(a, a + b));
+    else response.request.ended();
   }
 
   /**
@@ -192,20 +158,18 @@ export class HttpExchanges {
    * node:http does), close, or drain.
    */
   connectionEvent(kind: number, slot: number, id: number): void {
-    const exchange = this.#bySlot[slot];
-    const current = exchange !== undefined && exchange.id === id ? exchange : undefined;
+    const found = this.#bySlot[slot];
+    const response = found !== undefined && found.id === id ? found : undefined;
     if (kind === RecordKind.Drain) {
-      current?.response.drained();
+      response?.drained();
       return;
     }
     if (kind !== RecordKind.Eof && kind !== RecordKind.Closed) return;
-    if (kind === RecordKind.Eof) this.native.close(id);
-    if (current === undefined) return;
+    if (kind === RecordKind.Eof) this.host.native.close(id);
+    if (response === undefined) return;
     this.#bySlot[slot] = undefined;
-    current.done = true;
-    const reason = new ReactorError('ECONNRESET', 'the client went away before the response ended');
-    current.response.destroy();
-    current.request.abort(reason);
+    response.destroy();
+    response.request.abort(new ReactorError('ECONNRESET', 'the client went away before the response ended'));
   }
 
   #request(slot: number, id: number, at: number, slab: Buffer): void {
@@ -218,21 +182,22 @@ export class HttpExchanges {
     const listener = packId(words[first + HttpDescriptor.ListenerSlot]!, words[first + HttpDescriptor.ListenerGen]!);
     const server = this.#servers.get(listener);
     if (server === undefined) {
-      this.native.abort(id); // its server closed earlier in this batch
+      this.host.native.abort(id); // its server closed earlier in this batch
       return;
     }
-    const exchange = new Exchange(this, id, slab, words, first, server.highWaterMark);
-    this.#bySlot[slot] = exchange;
+    const response = new HTTPResponse(this, id, server.highWaterMark, slab, words, first);
+    this.#bySlot[slot] = response;
     try {
-      server.handler(exchange.request, exchange.response);
+      server.handler(response.request, response);
     } catch (error) {
-      const response = exchange.response;
-      if (!response.headersSent && !exchange.done) {
-        response.statusCode = 500;
-        response.end();
-      } else if (!exchange.done) {
-        this.native.abort(id);
-        this.forget(exchange);
+      if (this.#bySlot[slot] === response) {
+        if (!response.headersSent) {
+          response.statusCode = 500;
+          response.end();
+        } else {
+          this.host.native.abort(id);
+          this.#bySlot[slot] = undefined;
+        }
       }
       this.host.callbackFailed(error);
     }
