@@ -4,7 +4,7 @@
 // Connection, the headers and the body, in one send when it can.
 import { ReactorError } from './errors.js';
 import { HTTPEvents } from './http-events.js';
-import { HTTPRequest, type RequestSource } from './http-request.js';
+import { HTTPRequest } from './http-request.js';
 import { HttpResponseFlags } from './native.js';
 import { invalidType } from './validate.js';
 
@@ -48,7 +48,9 @@ const DESTROYED = 4; // the client went away, or the connection failed, before e
  * back), 'finish' (end() handed everything to the core), 'close' (after
  * 'finish', or when the client went away first).
  */
-export class HTTPResponse extends HTTPEvents implements RequestSource {
+// It is its request's RequestSource (checked where it passes itself): no
+// `implements` clause, which would name that internal interface in the types.
+export class HTTPResponse extends HTTPEvents {
   statusCode = 200;
   /** Default: the standard phrase of statusCode. */
   statusMessage = '';
