@@ -497,6 +497,12 @@ class Core final : public Sink {
   bool closed_ = false;
   int js_refs_ = 0;
   int open_handles_ = 0;  // 3 once init() made them
+
+ public:
+  // A response's header lines and string body, copied from JavaScript (kept
+  // so that each response does not allocate them).
+  std::string http_headers;
+  std::string http_body;
 };
 
 // ---- the JavaScript-facing functions ----------------------------------------
@@ -776,6 +782,8 @@ napi_value stats(napi_env env, napi_callback_info info) {
       {"records", static_cast<double>(s.records)},
       {"maxBatch", static_cast<double>(s.max_batch)},
       {"emfile", static_cast<double>(s.emfile)},
+      {"httpRequests", static_cast<double>(s.http_requests)},
+      {"httpRefused", static_cast<double>(s.http_refused)},
   };
   napi_value result;
   napi_create_object(env, &result);
@@ -860,6 +868,85 @@ napi_value writev(napi_env env, napi_callback_info info) {
     }
     return result;
   });
+}
+
+// configureHttp(id, config): config is src/native.ts's NativeHttpConfig.
+napi_value configure_http(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  Fields config(env, call.argv[1], "configureHttp", "config");
+  http::ServerConfig server;
+  server.limits.max_head_bytes = config.u32("maxHeaderBytes");
+  uint32_t max_body = config.u32("maxBodyBytes");
+  server.limits.max_body_bytes = max_body == UINT32_MAX ? UINT64_MAX : max_body;
+  server.header_timeout_ms = config.u32("headersTimeoutMs");
+  server.keep_alive_ms = config.u32("keepAliveTimeoutMs");
+  server.max_pending_bytes = config.u32("maxPendingBytes");
+  if (!config.ok()) return nullptr;
+  return with_loop(call, [&](Loop& l) { return l.configure_http(call.id(0), server); });
+}
+
+// A string (latin1 for header lines, UTF-8 for a body) into out: one call
+// when it fits the room out already has (the common case: out is reused).
+void copy_string(napi_env env, napi_value value, bool latin1, std::string* out) {
+  auto get = latin1 ? napi_get_value_string_latin1 : napi_get_value_string_utf8;
+  if (out->size() < 256) out->resize(256);
+  size_t length = 0;
+  get(env, value, out->data(), out->size() + 1, &length);
+  if (length < out->size()) {
+    out->resize(length);
+    return;
+  }
+  get(env, value, nullptr, 0, &length);
+  out->resize(length);
+  get(env, value, out->data(), length + 1, &length);
+}
+
+// A response body: a string, a Uint8Array or undefined.
+iovec body_of(const Call& call, napi_value value, std::string* text) {
+  napi_valuetype type = napi_undefined;
+  napi_typeof(call.env, value, &type);
+  if (type == napi_string) {
+    copy_string(call.env, value, false, text);
+    return {text->data(), text->size()};
+  }
+  if (type == napi_undefined) return {nullptr, 0};
+  return call.bytes(value);
+}
+
+enum ResponseFlags : uint32_t { kUserLength = 1, kUserClose = 2 };
+
+// httpRespond(id, status, body, end, flags, headerLines, reason): the head
+// and maybe the body; the last three only when there are any (a bare
+// res.end(body) passes four arguments). httpSend(id, body, end): more of the
+// body.
+napi_value http_respond(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  Core* core = call.core;
+  http::ResponseHead head;
+  head.status = call.integer(1);
+  iovec body = body_of(call, call.argv[2], &core->http_body);
+  bool end = call.boolean(3);
+  uint32_t flags = call.argc > 4 ? call.u32(4) : 0;
+  head.has_length = flags & kUserLength;
+  head.close = flags & kUserClose;
+  if (call.argc > 5) {
+    copy_string(env, call.argv[5], true, &core->http_headers);
+    head.headers = core->http_headers;
+  }
+  std::string reason;
+  if (call.argc > 6) {
+    reason = call.string(6);
+    head.reason = reason;
+  }
+  return with_loop(call, [&](Loop& l) { return l.http_respond(call.id(0), &head, &body, 1, end); });
+}
+
+napi_value http_send(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  iovec body = body_of(call, call.argv[1], &call.core->http_body);
+  bool end = call.boolean(2);
+  return with_loop(call,
+                   [&](Loop& l) { return l.http_respond(call.id(0), nullptr, &body, 1, end); });
 }
 
 // end(id), close(id), abort(id), queuedBytes(id): the calls that take only an id.
@@ -1118,6 +1205,10 @@ constexpr std::pair<const char*, napi_callback> kMethods[] = {
     {"udpStats", guarded<udp_stats>},
     {"udpClose", guarded<udp_on_id<&UdpSockets::close>>},
     {"udpFormatAddress", guarded<udp_format_address>},
+    {"configureHttp", guarded<configure_http>},
+    {"httpRespond", guarded<http_respond>},
+    {"httpSend", guarded<http_send>},
+    {"httpBodyReading", guarded<on_id_flag<&Loop::http_set_body_reading>>},
 };
 
 void release_core(napi_env, void* data, void*) { static_cast<Core*>(data)->release(); }
@@ -1229,6 +1320,9 @@ constexpr NamedNumber kRecordKinds[] = {
     {"watch", kWatch},
     {"datagram", kDatagram},
     {"datagramError", kDatagramError},
+    {"httpRequest", kHttpRequest},
+    {"httpBody", kHttpBody},
+    {"httpEnd", kHttpEnd},
 };
 
 constexpr NamedNumber kCloseReasons[] = {

@@ -149,6 +149,18 @@ bool LoopCore::take(Id id, const uint8_t* data, size_t length) {
       }
       continue;  // the delivery may have paused or closed it
     }
+    if (c->http) {
+      uint8_t* at = slab_.data + slab_used_;
+      std::memcpy(at, data, n);
+      stats_.bytes_in += n;
+      if (c->idle_ms) restart_idle_clock(id, c);
+      slab_used_ += n;
+      data += n;
+      length -= n;
+      if (!http_received(id, c, at, n)) return false;
+      c = table_.get(id);
+      continue;
+    }
     // Bytes of one receive split over buffers, or of several receives in
     // one wake-up, arrive back to back: one record for them.
     Record* last = record_count_ > 0 ? &records_[record_count_ - 1] : nullptr;

@@ -80,6 +80,7 @@ int LoopCore::close_listener(Id id, Handle* l) {
     Handle* p = table_.get(parked);
     if (p && p->state == State::kParked) reject(parked, p, admission.policy);
   }
+  if (l->listening()->http) http_close_idle(id);
   forget(id, l);
   return 1;
 }
@@ -158,6 +159,10 @@ void LoopCore::serve(Id id, Handle* c, Id listener, Admission* admission) {
   admission->open++;
   start_idle_clock(id, c);
   mark_dirty(id, c);
+  // JavaScript meets an HTTP connection with its first request.
+  Listener* record = listener_at(listener);
+  c->http = record && record->http;
+  if (c->http) return;
   emit(kAccepted, id, static_cast<int32_t>(listener.slot), static_cast<int32_t>(listener.gen));
 }
 

@@ -174,6 +174,7 @@ void LoopCore::forget(Id id, Handle* c, bool reported) {
     if (c->visible) open_--;
     if (c->state == State::kParked) leave_queue(id, c);
     held_.forget(id.slot);
+    if (c->http) http_.finish(id.slot);
     if (c->listener.slot != kMaxSlots) leave_listener(id, c);
   }
   poller_->remove(c->fd);
@@ -265,6 +266,10 @@ void LoopCore::settle() {
     report_gone();
     deliver();
   }
+  if (!http_.to_resume.empty()) {
+    http_resume_pending();
+    deliver();
+  }
 }
 
 void LoopCore::on_event(const PollEvent& event) {
@@ -340,6 +345,16 @@ Loop::Loop(std::unique_ptr<Poller> poller, Sink* sink, Record* records, size_t r
 Loop::~Loop() = default;
 
 const char* Loop::backend() const { return core_->poller_->name(); }
+int Loop::configure_http(uint64_t listener, const http::ServerConfig& config) {
+  return core_->configure_http(listener, config);
+}
+int64_t Loop::http_respond(uint64_t id, const http::ResponseHead* head, const iovec* body,
+                           int count, bool end) {
+  return core_->http_respond(id, head, body, count, end);
+}
+int Loop::http_set_body_reading(uint64_t id, bool reading) {
+  return core_->http_set_body_reading(id, reading);
+}
 int Loop::pollable_fd() const { return core_->poller_->pollable_fd(); }
 int64_t Loop::listen_tcp(const std::string& host, int port, const ListenOptions& options) {
   return core_->listen_tcp(host, port, options);

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "admission.h"
+#include "http_server.h"
 #include "platform.h"
 #include "poller.h"
 #include "sockets.h"
@@ -42,6 +43,12 @@ enum RecordKind : int32_t {
   // the payload's length.
   kDatagram = 10,
   kDatagramError = 11,  // a UDP socket's error, not closing it; a: errno, b: UdpOperation
+  // An HTTP connection's request head: a, b: offset and length in the slab of
+  // its descriptor (http_server.h). Its body follows as kHttpBody (a, b: the
+  // decoded bytes in the slab), its end as kHttpEnd.
+  kHttpRequest = 12,
+  kHttpBody = 13,
+  kHttpEnd = 14,
 };
 
 // What a kWatch record reports. After kWatchHangup or kWatchError the watcher
@@ -74,7 +81,9 @@ struct Stats {
   uint64_t batches = 0;          // deliveries to the sink
   uint64_t records = 0;
   uint64_t max_batch = 0;
-  uint64_t emfile = 0;  // accept() failed for want of descriptors
+  uint64_t emfile = 0;         // accept() failed for want of descriptors
+  uint64_t http_requests = 0;  // request heads handed to JavaScript
+  uint64_t http_refused = 0;   // answered natively (400, 408, 413, 431, 505) and closed
 };
 
 // Read memory: bytes are read into the current slab at increasing offsets and
@@ -191,6 +200,22 @@ class Loop {
   int64_t queued_bytes(uint64_t id);
   // UDP sockets (udp.h).
   UdpSockets udp();
+
+  // HTTP/1.1 (http_server.h): makes a listener an HTTP one before it accepts;
+  // its connections' bytes are parsed natively (kHttpRequest, kHttpBody,
+  // kHttpEnd), one request at a time, and refused requests answered without
+  // JavaScript. -EBADF if id is no listener.
+  int configure_http(uint64_t listener, const http::ServerConfig& config);
+  // The response to the connection's request in progress: head (first call
+  // only, else null), body bytes (framed: Content-Length when the whole body
+  // comes with the head and end, else chunked, or close-delimited for
+  // HTTP/1.0), end. Returns the bytes queued, or -EBADF (no connection),
+  // -EPIPE (no request waits for a response), -EINVAL (a head twice, or
+  // none first), or write()'s errors.
+  int64_t http_respond(uint64_t id, const http::ResponseHead* head, const iovec* body, int count,
+                       bool end);
+  // Pauses (false) or resumes the request body's records.
+  int http_set_body_reading(uint64_t id, bool reading);
   // Closes every listener and connection without records.
   void close_all();
 

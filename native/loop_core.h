@@ -8,6 +8,8 @@
 //                   and receives, and the input it took while a connection
 //                   was paused
 //   watchers.cc     descriptors the loop watches but does not own
+//   http_connections.cc  HTTP listeners' connections: requests parsed in the
+//                   read path, responses written
 // Private to the core: the binding includes loop.h only.
 #pragma once
 
@@ -24,6 +26,7 @@
 #include "deadline_heap.h"
 #include "fd_table_reserve.h"
 #include "held_input.h"
+#include "http_server.h"
 #include "idle_lists.h"
 #include "kind_record.h"
 #include "loop.h"
@@ -46,6 +49,7 @@ struct Listener : KindRecord {
   std::string unix_path;  // removed when the listener closes; empty when not ours
   bool backoff = false;   // accepting paused after EMFILE/ENFILE
   bool at_cap = false;    // accepting paused at the cap (clients wait in the backlog)
+  std::unique_ptr<http::ListenerHttp> http;  // an HTTP listener's (http_connections.cc)
 };
 
 class LoopCore {
@@ -91,6 +95,11 @@ class LoopCore {
                          const std::string& interface_address, bool join);
   int udp_counters(uint64_t id, UdpCounters* out);
   int udp_close(uint64_t id);
+  // HTTP (http_connections.cc), as loop.h documents them.
+  int configure_http(uint64_t listener, const http::ServerConfig& config);
+  int64_t http_respond(uint64_t id, const http::ResponseHead* head, const iovec* body, int count,
+                       bool end);
+  int http_set_body_reading(uint64_t id, bool reading);
   void close_all();
   int64_t timer_start(uint64_t delay_ms);
   bool timer_cancel(uint64_t id);
@@ -99,7 +108,8 @@ class LoopCore {
   void run_timers();
   void prepare_wait();
   bool has_pending_changes() const {
-    return !dirty_.empty() || !to_serve_.empty() || held_.resumed() || !gone_.empty();
+    return !dirty_.empty() || !to_serve_.empty() || held_.resumed() || !gone_.empty() ||
+           !http_.to_resume.empty();
   }
   size_t live_handles() const { return table_.used() - unref_watchers_; }
   uint64_t next_deadline() const {
@@ -147,6 +157,7 @@ class LoopCore {
     bool idle_resets_on_write : 1;
     bool reaped : 1;  // ended for idleness: its close reports kReasonIdle
     bool unref : 1;   // a watcher that does not keep the process alive
+    bool http : 1;    // accepted by an HTTP listener: its bytes go through the parser
     // A failed send's errno (small and positive), reported on the next
     // event; 16 bits fill the bit-fields' word, keeping the table entry small.
     uint16_t error = 0;
@@ -173,7 +184,8 @@ class LoopCore {
           idle_notify(false),
           idle_resets_on_write(false),
           reaped(false),
-          unref(false) {}
+          unref(false),
+          http(false) {}
     Listener* listening() const { return static_cast<Listener*>(record.get()); }
     UdpSocket* udp() const { return static_cast<UdpSocket*>(record.get()); }
   };
@@ -275,6 +287,24 @@ class LoopCore {
   // A failure to report in the next batch (the socket stays open).
   void datagram_failed(Id id, Handle* c, int error, UdpOperation operation);
 
+  // HTTP connections (http_connections.cc). Bytes just read into the slab
+  // (data, length): parsed into request records. Each returns false once the
+  // connection is gone.
+  bool http_received(Id id, Handle* c, const uint8_t* data, size_t length);
+  bool http_parse(Id id, Handle* c, const uint8_t* data, size_t length);
+  // Answers status natively (400, 408, 413, 431, 505) and closes.
+  bool http_refuse(Id id, Handle* c, int status);
+  // The request head as a descriptor in the slab, one kHttpRequest record.
+  bool http_deliver_head(Id id, Handle* c, const http::RequestHead& head);
+  http::ListenerHttp* http_listener(const Handle& c);
+  // An idle deadline of an HTTP connection whose head is incomplete: 408.
+  bool http_head_timed_out(Id id, Handle* c);
+  void http_response_ended(Id id, Handle* c, http::Exchange* x);
+  // Its listener closes: the connections between requests close now, as
+  // node:http's server.close() does (the others after their response).
+  void http_close_idle(Id listener);
+  void http_resume_pending();
+
   void on_event(const PollEvent& event);
   // Completions (Poller::receives()): bytes or an end the backend received,
   // a connection it accepted.
@@ -345,6 +375,7 @@ class LoopCore {
   std::vector<Id> gone_;       // watchers evicted from their fd, reported at the next settle()
   size_t unref_watchers_ = 0;  // open watchers that do not keep the process alive
   std::unique_ptr<DatagramScratch> datagram_scratch_;  // made with the first UDP socket
+  http::Exchanges http_;  // HTTP connections' requests in progress, by slot
 };
 
 }  // namespace reactor

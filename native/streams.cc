@@ -302,8 +302,10 @@ bool LoopCore::read_once(Id id, Handle* c) {
   if (n > 0) {
     stats_.bytes_in += static_cast<uint64_t>(n);
     if (c->idle_ms) restart_idle_clock(id, c);
-    emit(kData, id, static_cast<int32_t>(slab_used_), static_cast<int32_t>(n));
+    const uint8_t* data = slab_.data + slab_used_;
     slab_used_ += static_cast<size_t>(n);
+    if (c->http) return http_received(id, c, data, static_cast<size_t>(n));
+    emit(kData, id, static_cast<int32_t>(data - slab_.data), static_cast<int32_t>(n));
     return true;
   }
   if (n < 0 && would_block(static_cast<int>(-n))) return true;

@@ -18,6 +18,11 @@ export type { IdleTimeoutOptions, Producer, TransportState } from './transport.j
 export type { ConnectionLimitOptions, QueueOptions, WriteBufferOptions } from './limits.js';
 export type { ConnectOptions } from './connect.js';
 export { Listener } from './listener.js';
+export { HTTPServer } from './http.js';
+export type { ListenHTTPOptions, RequestHandler } from './http.js';
+export { HTTPRequest } from './http-request.js';
+export { HTTPResponse } from './http-response.js';
+export type { HeaderValue } from './http-response.js';
 export { UDPSocket } from './udp.js';
 export type { DatagramProtocol, RemoteInfo, UDPSocketStats } from './udp.js';
 export type { ListenUDPOptions } from './udp-sockets.js';

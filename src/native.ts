@@ -100,6 +100,68 @@ export interface NativeReactor {
   udpClose(id: number): number;
   /** The numeric host of the source at `offset` of a slab (IPv6 with its zone), or -errno. */
   udpFormatAddress(slab: Buffer, offset: number): string | number;
+  // The native HTTP server (native/http_server.h, http_connections.cc).
+  /** Makes a listener an HTTP one (before its first accept). */
+  configureHttp(id: number, config: NativeHttpConfig): number;
+  /**
+   * The response head and maybe body bytes; end: the response is complete.
+   * flags (HttpResponseFlags), headerLines ("Name: value\r\n" each) and
+   * reason (empty: the standard phrase) only when there are any. Bytes
+   * queued, or -errno.
+   */
+  httpRespond(
+    id: number,
+    status: number,
+    body: string | Uint8Array | undefined,
+    end: boolean,
+    flags?: number,
+    headerLines?: string,
+    reason?: string,
+  ): number;
+  /** More of the response body after httpRespond. */
+  httpSend(id: number, body: string | Uint8Array | undefined, end: boolean): number;
+  /** Pauses (false) or resumes the request body's records. */
+  httpBodyReading(id: number, reading: boolean): number;
+}
+
+/** @internal What configureHttp() takes: u32 bytes and milliseconds, NO_LIMIT for none. */
+export interface NativeHttpConfig {
+  maxHeaderBytes: number;
+  maxBodyBytes: number;
+  headersTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxPendingBytes: number;
+}
+
+/** @internal httpRespond's flags: the user's headers frame the body, or close the connection. */
+export const enum HttpResponseFlags {
+  UserLength = 1,
+  UserClose = 2,
+}
+
+/** @internal A request descriptor's 32-bit words (native/http_server.h), then the head's bytes. */
+export const enum HttpDescriptor {
+  ListenerSlot = 0,
+  ListenerGen = 1,
+  Flags = 2, // HttpHeadFlags | version minor << 8
+  LengthLow = 3,
+  LengthHigh = 4,
+  MethodOffset = 5,
+  MethodLength = 6,
+  TargetOffset = 7,
+  TargetLength = 8,
+  HeaderCount = 9,
+  FixedWords = 10, // then per header: name offset, name length, value offset, value length
+}
+
+/** @internal */
+export const enum HttpHeadFlags {
+  KeepAlive = 1,
+  Head = 2,
+  ExpectContinue = 4,
+  Upgrade = 8,
+  Chunked = 16,
+  Length = 32,
 }
 
 /** @internal "No limit" for the native u32 limits. */
@@ -189,6 +251,9 @@ export const enum RecordKind {
   Watch = 9, // a watcher's descriptor is ready; a: flags (src/watcher.ts), b: errno
   Datagram = 10, // a: slab offset of the source (24 bytes, 8-aligned), the payload after it; b: payload length
   DatagramError = 11, // a: errno; b: UdpOperation. The socket stays open.
+  HttpRequest = 12, // an HTTP request head; a, b: its descriptor's offset and length in the slab
+  HttpBody = 13, // a, b: decoded request body bytes in the slab
+  HttpEnd = 14, // the request's body is complete
 }
 
 const RECORD_KIND_NAMES: { readonly [K in RecordKind]: string } = {
@@ -203,6 +268,9 @@ const RECORD_KIND_NAMES: { readonly [K in RecordKind]: string } = {
   [RecordKind.Watch]: 'watch',
   [RecordKind.Datagram]: 'datagram',
   [RecordKind.DatagramError]: 'datagramError',
+  [RecordKind.HttpRequest]: 'httpRequest',
+  [RecordKind.HttpBody]: 'httpBody',
+  [RecordKind.HttpEnd]: 'httpEnd',
 };
 
 /** @internal Which side of a UDP socket failed (native/udp.h UdpOperation). */

@@ -13,6 +13,7 @@ import {
   parseListenerConfig,
   validateMs,
 } from './limits.js';
+import { HTTP_KEYS, HTTP_LIMIT_KEYS, HttpExchanges, HTTPServer, type ListenHTTPOptions, parseHttpConfig, type RequestHandler } from './http.js';
 import { Listener } from './listener.js';
 import {
   createNativeReactor,
@@ -127,6 +128,10 @@ export interface ReactorStats {
   records: number;
   maxBatch: number;
   emfile: number;
+  /** Requests the native HTTP server handed to JavaScript. */
+  httpRequests: number;
+  /** Requests it refused itself (400, 408, 413, 431, 505), closing their connection. */
+  httpRefused: number;
 }
 
 export interface ShutdownOptions {
@@ -181,6 +186,7 @@ export class Reactor {
   readonly #watchers = new Map<number, Watcher>();
   readonly #connecting = new Map<Transport, PendingConnect>();
   readonly #udp = new UDPSockets(this);
+  #http: HttpExchanges | undefined;
   /** @internal A batch of records is being dispatched (UDP sends made now go out together when it returns). */
   dispatching = false;
   #shutdown: Promise<ShutdownResult> | undefined;
@@ -280,6 +286,26 @@ export class Reactor {
     const id = this.native.listenUnix(options.path, backlog);
     if (id < 0) throw systemError(-id, 'listen', { address: options.path });
     return this.#addListener(id, factory, config);
+  }
+
+  /**
+   * A native HTTP/1.1 server (src/http.ts): requests parsed natively, one
+   * `handler(request, response)` call per request. Synchronous, like listenTCP.
+   */
+  listenHTTP(options: ListenHTTPOptions, handler: RequestHandler): HTTPServer {
+    this.checkOpen();
+    validateObject(options, 'options');
+    validateKeys(options, 'options', ['port', 'host', 'backlog', 'reusePort', 'ipv6Only', ...HTTP_LIMIT_KEYS, ...HTTP_KEYS]);
+    validateFunction(handler, 'handler');
+    const http = parseHttpConfig(options);
+    const { maxHeaderBytes, maxBodyBytes, headersTimeoutMs, keepAliveTimeoutMs, ...tcp } = options;
+    // Between requests a connection's idle timeout is the keep-alive timeout.
+    const listener = this.listenTCP({ ...tcp, idleTimeoutMs: http.keepAliveTimeoutMs }, () => null);
+    this.native.configureHttp(listener.id, http);
+    this.#http ??= new HttpExchanges(this);
+    const server = new HTTPServer(listener, handler, listener.transportKin.limits.high, this.#http);
+    this.#http.add(server);
+    return server;
   }
 
   /**
@@ -658,6 +684,7 @@ export class Reactor {
         this.#failed(transport?.id === id ? transport : undefined, error);
       }
     }
+    this.#http?.uncork();
     this.cork.end();
     this.dispatching = false;
     return !this.#dataKept;
@@ -666,6 +693,11 @@ export class Reactor {
   #handle(kind: number, slot: number, id: number, a: number, b: number): void {
     if (kind === RecordKind.Datagram || kind === RecordKind.DatagramError) {
       if (this.#udp.handle(kind, slot, id, a, b, this.#slab)) this.#dataKept = true;
+      return;
+    }
+    if (kind >= RecordKind.HttpRequest && kind <= RecordKind.HttpEnd) {
+      this.#dataKept = true; // a request's head and body stay views of the slab
+      this.#http!.handle(kind, slot, id, a, b, this.#slab);
       return;
     }
     if (kind === RecordKind.Timer) {
@@ -684,7 +716,10 @@ export class Reactor {
       return;
     }
     const transport = this.#transports[slot];
-    if (transport === undefined || transport.id !== id) return;
+    if (transport === undefined || transport.id !== id) {
+      this.#http?.connectionEvent(kind, slot, id); // HTTP connections have no transport
+      return;
+    }
     switch (kind) {
       case RecordKind.Data: {
         const protocol = transport.protocol!;

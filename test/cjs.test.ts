@@ -99,6 +99,9 @@ describe('the package by its name', () => {
     expect(report.exports).toEqual([
       'BACKEND_NAMES',
       'DelayedCall',
+      'HTTPRequest',
+      'HTTPResponse',
+      'HTTPServer',
       'Listener',
       'Reactor',
       'ReactorError',
