@@ -887,18 +887,20 @@ napi_value configure_http(napi_env env, napi_callback_info info) {
 
 // A string (latin1 for header lines, UTF-8 for a body) into out: one call
 // when it fits the room out already has (the common case: out is reused).
-void copy_string(napi_env env, napi_value value, bool latin1, std::string* out) {
+// UTF-8 is cut before a character that does not fit whole, so up to 3 bytes
+// of room may stay unused: only a copy that left more than that is complete.
+bool copy_string(napi_env env, napi_value value, bool latin1, std::string* out) {
   auto get = latin1 ? napi_get_value_string_latin1 : napi_get_value_string_utf8;
   if (out->size() < 256) out->resize(256);
   size_t length = 0;
-  get(env, value, out->data(), out->size() + 1, &length);
-  if (length < out->size()) {
+  if (get(env, value, out->data(), out->size() + 1, &length) != napi_ok) return false;
+  if (length + 3 < out->size()) {
     out->resize(length);
-    return;
+    return true;
   }
-  get(env, value, nullptr, 0, &length);
+  if (get(env, value, nullptr, 0, &length) != napi_ok) return false;
   out->resize(length);
-  get(env, value, out->data(), length + 1, &length);
+  return get(env, value, out->data(), length + 1, &length) == napi_ok;
 }
 
 // A response body: a string, a Uint8Array or undefined.
@@ -906,7 +908,7 @@ iovec body_of(const Call& call, napi_value value, std::string* text) {
   napi_valuetype type = napi_undefined;
   napi_typeof(call.env, value, &type);
   if (type == napi_string) {
-    copy_string(call.env, value, false, text);
+    if (!copy_string(call.env, value, false, text)) text->clear();
     return {text->data(), text->size()};
   }
   if (type == napi_undefined) return {nullptr, 0};
@@ -930,7 +932,7 @@ napi_value http_respond(napi_env env, napi_callback_info info) {
   head.has_length = flags & kUserLength;
   head.close = flags & kUserClose;
   if (call.argc > 5) {
-    copy_string(env, call.argv[5], true, &core->http_headers);
+    if (!copy_string(env, call.argv[5], true, &core->http_headers)) core->http_headers.clear();
     head.headers = core->http_headers;
   }
   std::string reason;
