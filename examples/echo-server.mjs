@@ -15,48 +15,27 @@
 // message on stderr and exits with status 2.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { Reactor } from 'native-reactor';
+import { parseOptions, UsageError, wholeOption as whole } from './lib/options.mjs';
 
-const MAX = 0x7fffffff;
+export { UsageError };
+
 const USAGE_CODES = /^ERR_(INVALID_ARG|OUT_OF_RANGE|SOCKET_BAD_PORT|REACTOR_BACKEND_UNAVAILABLE)/;
-
-/** A bad command line; the message says which option and why. */
-export class UsageError extends Error {}
-
-function whole(values, option, min) {
-  const value = values[option];
-  if (value === undefined) return undefined;
-  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
-  if (!(n >= min && n <= MAX)) {
-    throw new UsageError(`--${option} must be a whole number from ${min} to ${MAX}, got ${JSON.stringify(value)}`);
-  }
-  return n;
-}
 
 /**
  * Parses the command line (without node and the script) into the reactor
  * options and the listener options of listenTCP. Throws UsageError.
  */
 export function parseEchoArgs(argv) {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        port: { type: 'string', default: '0' },
-        host: { type: 'string', default: '127.0.0.1' },
-        backend: { type: 'string' },
-        'idle-timeout-ms': { type: 'string', default: '900000' },
-        'max-connections': { type: 'string' },
-        'queue-limit': { type: 'string' },
-        'queue-timeout-ms': { type: 'string' },
-      },
-    }));
-  } catch (error) {
-    throw new UsageError(error.message);
-  }
+  const values = parseOptions(argv, {
+    port: { type: 'string', default: '0' },
+    host: { type: 'string', default: '127.0.0.1' },
+    backend: { type: 'string' },
+    'idle-timeout-ms': { type: 'string', default: '900000' },
+    'max-connections': { type: 'string' },
+    'queue-limit': { type: 'string' },
+    'queue-timeout-ms': { type: 'string' },
+  });
   const port = whole(values, 'port', 0);
   if (port > 65535) throw new UsageError(`--port must be from 0 to 65535, got ${port}`);
   /** @type {{ port: number, host: string, idleTimeoutMs: number, maxConnections?: number, queue?: { limit?: number, timeoutMs?: number } }} */

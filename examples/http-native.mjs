@@ -16,44 +16,23 @@
 import { fork } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { Reactor } from 'native-reactor';
+import { parseOptions, UsageError, wholeOption as whole } from './lib/options.mjs';
 
-const MAX = 0x7fffffff;
+export { UsageError };
+
 const USAGE_CODES = /^ERR_(INVALID_ARG|OUT_OF_RANGE|SOCKET_BAD_PORT|REACTOR_BACKEND_UNAVAILABLE)/;
-
-/** A bad command line; the message says which option and why. */
-export class UsageError extends Error {}
-
-function whole(values, option, min) {
-  const value = values[option];
-  if (value === undefined) return undefined;
-  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
-  if (!(n >= min && n <= MAX)) {
-    throw new UsageError(`--${option} must be a whole number from ${min} to ${MAX}, got ${JSON.stringify(value)}`);
-  }
-  return n;
-}
 
 /** The command line (without node and the script) as reactor, listenHTTP and worker options. */
 export function parseHttpArgs(argv) {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        port: { type: 'string', default: '0' },
-        host: { type: 'string', default: '127.0.0.1' },
-        backend: { type: 'string' },
-        'idle-timeout-ms': { type: 'string', default: '60000' },
-        'max-connections': { type: 'string' },
-        workers: { type: 'string', default: '1' },
-      },
-    }));
-  } catch (error) {
-    throw new UsageError(error.message);
-  }
+  const values = parseOptions(argv, {
+    port: { type: 'string', default: '0' },
+    host: { type: 'string', default: '127.0.0.1' },
+    backend: { type: 'string' },
+    'idle-timeout-ms': { type: 'string', default: '60000' },
+    'max-connections': { type: 'string' },
+    workers: { type: 'string', default: '1' },
+  });
   const port = whole(values, 'port', 0);
   if (port > 65535) throw new UsageError(`--port must be from 0 to 65535, got ${port}`);
   const listen = { port, host: values.host, keepAliveTimeoutMs: whole(values, 'idle-timeout-ms', 0) };

@@ -2,23 +2,11 @@
 // sharing the port with SO_REUSEPORT, one reactor each) and the server made
 // of a node:http (or https) server fed by a StreamServer.
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { parseArgs } from 'node:util';
 import { createStreamServer, Reactor } from 'native-reactor';
+import { parseOptions, UsageError, wholeOption as whole } from './options.mjs';
 
-const MAX = 0x7fffffff;
+export { UsageError };
 
-/** A bad command line; the message says which option and why. */
-export class UsageError extends Error {}
-
-function whole(values, option, min, max = MAX) {
-  const value = values[option];
-  if (value === undefined) return undefined;
-  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
-  if (!(n >= min && n <= max)) {
-    throw new UsageError(`--${option} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
-  }
-  return n;
-}
 
 /**
  * Parses the command line (without node and the script). `extra` are more
@@ -26,24 +14,15 @@ function whole(values, option, min, max = MAX) {
  * Throws UsageError.
  */
 export function parseBridgeArgs(argv, extra = {}, required = []) {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        port: { type: 'string', default: '0' },
-        host: { type: 'string', default: '127.0.0.1' },
-        backend: { type: 'string' },
-        workers: { type: 'string', default: '1' },
-        'idle-timeout-ms': { type: 'string', default: '60000' },
-        'max-connections': { type: 'string' },
-        ...Object.fromEntries(Object.keys(extra).map((name) => [name, { type: 'string' }])),
-      },
-    }));
-  } catch (error) {
-    throw new UsageError(error.message);
-  }
+  const values = parseOptions(argv, {
+    port: { type: 'string', default: '0' },
+    host: { type: 'string', default: '127.0.0.1' },
+    backend: { type: 'string' },
+    workers: { type: 'string', default: '1' },
+    'idle-timeout-ms': { type: 'string', default: '60000' },
+    'max-connections': { type: 'string' },
+    ...Object.fromEntries(Object.keys(extra).map((name) => [name, { type: 'string' }])),
+  });
   for (const name of required) if (values[name] === undefined) throw new UsageError(`--${name} is required`);
   const limits = { idleTimeoutMs: whole(values, 'idle-timeout-ms', 0) };
   const maxConnections = whole(values, 'max-connections', 1);
