@@ -365,6 +365,21 @@ function describeCase(seed: number, c: Case, native: Outcome, node: Outcome): st
   ].join('\n');
 }
 
+/** fn over every item, at most `concurrency` at once; results in the items' order. */
+export async function mapConcurrently<T, R>(items: readonly T[], concurrency: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await fn(items[i]!, i);
+      }
+    }),
+  );
+  return results;
+}
+
 export interface Tally {
   accepted: number;
   rejected: number;

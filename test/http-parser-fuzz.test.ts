@@ -16,7 +16,7 @@
 //   npm run fuzz:http        # 100,000 streams (FUZZ_CASES), needs `npm run build:tests` first
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compareOutcomes, fuzzSettings, generateCase, NodeOracle, type Outcome, prng, probe, runProbe } from './http-fuzz-streams.js';
+import { compareOutcomes, fuzzSettings, generateCase, mapConcurrently, NodeOracle, prng, probe, runProbe } from './http-fuzz-streams.js';
 
 const { cases, seed } = fuzzSettings(2500);
 // Streams in flight to node:http at once.
@@ -37,16 +37,7 @@ describe('native HTTP parser against node:http (llhttp)', () => {
       const all = Array.from({ length: cases }, (_, i) => generateCase(random, i));
       const native = await runProbe(all);
       expect(native.length).toBe(all.length);
-      const node: Outcome[] = new Array(all.length);
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: CONCURRENCY }, async () => {
-          while (next < all.length) {
-            const i = next++;
-            node[i] = await oracle.run(all[i]!);
-          }
-        }),
-      );
+      const node = await mapConcurrently(all, CONCURRENCY, (c) => oracle.run(c));
 
       const tally = compareOutcomes(seed, all, native, node);
       // A generator that stopped producing one side would make this pointless.

@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Reactor } from '../src/index.js';
-import { type Case, compareOutcomes, fuzzSettings, generateCase, NodeOracle, type Outcome, pieces, prng, probe, type Request, runProbe } from './http-fuzz-streams.js';
+import { type Case, compareOutcomes, fuzzSettings, generateCase, mapConcurrently, NodeOracle, type Outcome, pieces, prng, probe, type Request, runProbe } from './http-fuzz-streams.js';
 import { closeQuietly, newReactor } from './helpers.js';
 import { statuses } from './http-helpers.js';
 
@@ -88,22 +88,14 @@ describe('the native HTTP server against node:http (llhttp)', () => {
   const oracle = new NodeOracle();
   const all: Case[] = [];
   let native: Outcome[] = [];
-  const node: Outcome[] = [];
+  let node: Outcome[] = [];
   beforeAll(async () => {
     if (!existsSync(probe)) throw new Error(`${probe} is missing: build it with \`npm run build:tests\``);
     await oracle.start();
     const random = prng(seed);
     for (let i = 0; i < cases; i++) all.push(generateCase(random, i));
     native = await runProbe(all);
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        while (next < all.length) {
-          const i = next++;
-          node[i] = await oracle.run(all[i]!);
-        }
-      }),
-    );
+    node = await mapConcurrently(all, CONCURRENCY, (c) => oracle.run(c));
   }, 60_000);
   afterAll(() => oracle.close());
 
@@ -112,16 +104,7 @@ describe('the native HTTP server against node:http (llhttp)', () => {
     async (backend) => {
       const reactor = newReactor(backend);
       try {
-        const served: Outcome[] = new Array(all.length);
-        let next = 0;
-        await Promise.all(
-          Array.from({ length: CONCURRENCY }, async () => {
-            while (next < all.length) {
-              const i = next++;
-              served[i] = await throughServer(reactor, all[i]!, native[i]!);
-            }
-          }),
-        );
+        const served = await mapConcurrently(all, CONCURRENCY, (c, i) => throughServer(reactor, c, native[i]!));
         const tally = compareOutcomes(seed, all, served, node);
         expect(tally.accepted).toBeGreaterThan(cases / 5);
         expect(tally.rejected).toBeGreaterThan(cases / 10);
