@@ -43,10 +43,15 @@ export async function serveHttp(
   return { http: server, server: bridge, port: bridge.address()!.port, streams };
 }
 
+// curl is not instrumented: under npm run test:asan the sanitizer runtime
+// preloaded for node would be preloaded into it too (curl hangs).
+const CURL_ENV = { ...process.env, LD_PRELOAD: '' };
+
 /** Runs curl (bounded by --max-time) and gives its stdout; rejects on a non-zero exit. */
 export function curl(args: string[]): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    execFile('curl', ['--silent', '--show-error', '--max-time', '15', ...args], { encoding: 'buffer', maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+    const options = { encoding: 'buffer' as const, maxBuffer: 64 << 20, env: CURL_ENV };
+    execFile('curl', ['--silent', '--show-error', '--max-time', '15', ...args], options, (error, stdout, stderr) => {
       if (error) reject(new Error(`curl ${args.join(' ')}: ${error.message} ${stderr.toString()}`));
       else resolve(stdout);
     });
