@@ -11,7 +11,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { cpuNanos, pinned } from './lib/proc.mjs';
+import { cpuNanos, pinned, stopChild } from './lib/proc.mjs';
 
 const { values } = parseArgs({
   options: { seconds: { type: 'string', default: '10' }, rounds: { type: 'string', default: '3' } },
@@ -41,17 +41,6 @@ function start(args) {
   });
 }
 
-function stop(child) {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
 /** wrk's completed requests and errors for one run. */
 function wrk(port, runSeconds) {
   const [command, ...args] = pinned(['wrk', '-t1', '-c100', `-d${runSeconds}s`, `http://127.0.0.1:${port}/`], 1);
@@ -72,7 +61,7 @@ async function measure(name) {
     if (non2xx > 0) throw new Error(`${name}: ${non2xx} responses were not 2xx`);
     return { name, requests, perSecond: requests / seconds, usPerRequest: cpu / requests / 1000, errors };
   } finally {
-    await stop(child);
+    await stopChild(child);
   }
 }
 

@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { bun } from './lib/bun.mjs';
 import { collect, collecting } from './lib/collect.mjs';
-import { cpuNanos, pinned, rssBytes } from './lib/proc.mjs';
+import { cpuNanos, pinned, rssBytes, stopChild } from './lib/proc.mjs';
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 const NGINX = '/usr/sbin/nginx';
@@ -141,13 +141,7 @@ async function start(name, forIdle) {
     port,
     lines,
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        const gone = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-        await gone;
-        clearTimeout(timer);
-      }
+      await stopChild(child);
       made.cleanup?.();
     },
   };

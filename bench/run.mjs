@@ -15,7 +15,7 @@ import { bun } from './lib/bun.mjs';
 import { buildC } from './lib/c-programs.mjs';
 import { collect, collecting } from './lib/collect.mjs';
 import { loadCommand, UDP_LOAD } from './lib/load.mjs';
-import { cpuNanos, pinned, rssBytes, systemCpuNanos } from './lib/proc.mjs';
+import { cpuNanos, pinned, rssBytes, stopChild, systemCpuNanos } from './lib/proc.mjs';
 import { Progress, table, writeResults } from './lib/report.mjs';
 import { scenarioNames, scenarios, serversFor, transportOf } from './lib/scenarios.mjs';
 import { C_SERVERS, kindOf, reactorHasUDP, serverCommand, serverKeys, serverLabel } from './lib/servers.mjs';
@@ -70,18 +70,6 @@ function startServer(name, scenario) {
       clearTimeout(timer);
       reject(new Error(`${serverLabel(name, transport)} exited (${code}): ${stderr}`));
     });
-  });
-}
-
-function stopServer(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
   });
 }
 
@@ -151,7 +139,7 @@ async function runRound(scenario, name, options, seconds) {
       load.on('exit', (code) => code !== 0 && reject(new Error(`load generator exited with ${code}`)));
     });
   } finally {
-    await stopServer(server);
+    await stopChild(server);
     if (load.exitCode === null) load.kill('SIGKILL');
   }
   return round;

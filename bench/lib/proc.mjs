@@ -65,3 +65,16 @@ export function pinned(argv, cpu) {
   tasksetWorks ??= spawnSync('taskset', ['-c', '1', 'true']).status === 0;
   return tasksetWorks ? ['taskset', '-c', String(cpu), ...argv] : argv;
 }
+
+/** SIGTERM, then SIGKILL after 3 s; resolves once the child has exited. */
+export function stopChild(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
