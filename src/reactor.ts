@@ -298,7 +298,7 @@ export class Reactor {
     validateKeys(options, 'options', ['port', 'host', 'backlog', 'reusePort', 'ipv6Only', ...HTTP_LIMIT_KEYS, ...HTTP_KEYS]);
     validateFunction(handler, 'handler');
     const http = parseHttpConfig(options);
-    const { maxHeaderBytes, maxBodyBytes, headersTimeoutMs, keepAliveTimeoutMs, ...tcp } = options;
+    const { maxHeaderBytes, maxBodyBytes, headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs, ...tcp } = options;
     // Between requests a connection's idle timeout is the keep-alive timeout.
     const listener = this.listenTCP({ ...tcp, idleTimeoutMs: http.keepAliveTimeoutMs }, () => null);
     this.native.configureHttp(listener.id, http);

@@ -79,6 +79,56 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     await eventually(() => reactor.stats().open === 0, 'the refused connections closed');
   });
 
+  it('refuses a body that stops coming, or trickles in, with 408 after requestTimeoutMs; a long response is not timed', async () => {
+    let bodies = 0;
+    const server = reactor.listenHTTP({ port: 0, host: '127.0.0.1', requestTimeoutMs: 300 }, (req, res) => {
+      if (req.method === 'GET') {
+        // A long-poll: its answer takes longer than the request timeout.
+        setTimeout(() => res.end('late'), 500);
+        return;
+      }
+      req.on('data', () => undefined);
+      req.on('end', () => {
+        bodies++;
+        res.end('got it');
+      });
+    });
+    const port = server.address.port;
+    const started = Date.now();
+    const stalled = await rawExchange(port, ['POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc']);
+    expect(stalled.closed).toBe(true);
+    expect(statuses(stalled.text)).toEqual([408]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+
+    // A byte every 50 ms keeps the connection's idle clock going, not the request's.
+    const trickled = await new Promise<string>((resolve) => {
+      let text = '';
+      let sent = 0;
+      const socket = connect({ port, host: '127.0.0.1' }, () => socket.write('POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n'));
+      const timer = setInterval(() => {
+        if (sent < 100 && socket.writable) socket.write('x', () => sent++);
+      }, 50);
+      socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearInterval(timer);
+        resolve(text);
+      });
+    });
+    expect(statuses(trickled)).toEqual([408]);
+    expect(bodies).toBe(0);
+    expect(reactor.stats().httpRefused).toBe(2);
+
+    const answered = await rawExchange(port, ['GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n']);
+    expect(statuses(answered.text)).toEqual([200]);
+    expect(answered.text.endsWith('late')).toBe(true);
+    const posted = await rawExchange(port, ['POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc']);
+    expect(statuses(posted.text)).toEqual([200]);
+    expect(bodies).toBe(1);
+    expect(reactor.stats().httpRefused).toBe(2);
+    await eventually(() => reactor.stats().open === 0, 'the connections closed');
+  });
+
   it('leaks no descriptor over 200 refused and 200 served connections', async () => {
     if (!hasFdDirectory) return;
     const server = reactor.listenHTTP({ port: 0, host: '127.0.0.1', maxHeaderBytes: 256 }, (_req, res) => res.end('ok'));

@@ -241,3 +241,18 @@ TEST(http_loop_times_out_a_head_that_stops_coming) {
   CHECK(h.received(p.client).rfind("HTTP/1.1 408 Request Timeout\r\n", 0) == 0);
   CHECK_EQ(h.loop->stats().http_refused, 1u);
 }
+
+TEST(http_loop_times_out_a_body_that_stops_coming) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  http::ServerConfig config;
+  config.request_timeout_ms = 50;
+  HttpPair p = http_pair(h, config);
+  REQUIRE(p.ok);
+  h.write(p.client, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
+  REQUIRE(h.pump_until([&] { return has(h.received(p.client), "\r\n\r\n"); }, 2000));
+  CHECK(h.received(p.client).rfind("HTTP/1.1 408 Request Timeout\r\n", 0) == 0);
+  CHECK_EQ(h.count_kind(kHttpRequest), 1u);  // the head went to JavaScript; the body never ended
+  CHECK_EQ(h.count_kind(kHttpEnd), 0u);
+  CHECK_EQ(h.loop->stats().http_refused, 1u);
+}
