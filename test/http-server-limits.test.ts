@@ -23,6 +23,24 @@ const refusals: [string, string, number][] = [
   ['a chunked body over maxBodyBytes', `POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n${'a'.repeat(4096)}\r\n0\r\n\r\n`, 413],
 ];
 
+/** Sends `first` on connecting, then `slowly` a byte every 50 ms; what came back once the server closed. */
+function trickle(port: number, first: string, slowly: string): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    let at = 0;
+    const socket = connect({ port, host: '127.0.0.1' }, () => socket.write(first));
+    const timer = setInterval(() => {
+      if (at < slowly.length && socket.writable) socket.write(slowly[at++]!);
+    }, 50);
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearInterval(timer);
+      resolve(text);
+    });
+  });
+}
+
 describe.each(Reactor.backends)('%s backend', (backend) => {
   let reactor: Reactor;
   beforeEach(() => {
@@ -59,21 +77,7 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(190);
 
     // A byte every 50 ms keeps the connection's idle clock going, not its head's.
-    const trickled = await new Promise<string>((resolve) => {
-      const head = 'GET / HTTP/1.1\r\nHost: t\r\nX-Pad: ' + 'a'.repeat(200);
-      let text = '';
-      let at = 0;
-      const socket = connect({ port, host: '127.0.0.1' });
-      const timer = setInterval(() => {
-        if (at < head.length && socket.writable) socket.write(head[at++]!);
-      }, 50);
-      socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
-      socket.on('error', () => undefined);
-      socket.on('close', () => {
-        clearInterval(timer);
-        resolve(text);
-      });
-    });
+    const trickled = await trickle(port, '', 'GET / HTTP/1.1\r\nHost: t\r\nX-Pad: ' + 'a'.repeat(200));
     expect(statuses(trickled)).toEqual([408]);
     expect(reactor.stats().httpRefused).toBe(2);
     await eventually(() => reactor.stats().open === 0, 'the refused connections closed');
@@ -101,20 +105,7 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
 
     // A byte every 50 ms keeps the connection's idle clock going, not the request's.
-    const trickled = await new Promise<string>((resolve) => {
-      let text = '';
-      let sent = 0;
-      const socket = connect({ port, host: '127.0.0.1' }, () => socket.write('POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n'));
-      const timer = setInterval(() => {
-        if (sent < 100 && socket.writable) socket.write('x', () => sent++);
-      }, 50);
-      socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
-      socket.on('error', () => undefined);
-      socket.on('close', () => {
-        clearInterval(timer);
-        resolve(text);
-      });
-    });
+    const trickled = await trickle(port, 'POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n', 'x'.repeat(100));
     expect(statuses(trickled)).toEqual([408]);
     expect(bodies).toBe(0);
     expect(reactor.stats().httpRefused).toBe(2);
