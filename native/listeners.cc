@@ -80,6 +80,7 @@ int LoopCore::close_listener(Id id, Handle* l) {
     Handle* p = table_.get(parked);
     if (p && p->state == State::kParked) reject(parked, p, admission.policy);
   }
+  if (admission.policy.proxy_protocol) drop_proxy_headers(id);
   if (l->listening()->http) http_close_idle(id);
   forget(id, l);
   return 1;

@@ -283,6 +283,9 @@ class LoopCore {
   // Closes a connection whose header did not come, counted in *counter.
   void proxy_header_failed(Id id, Handle* c, uint64_t Stats::*counter);
   void proxy_header_timed_out(Id id, Handle* c);
+  // Its listener closes: connections still awaiting their header are
+  // rejected, as parked ones are.
+  void drop_proxy_headers(Id listener);
   // Drops what the PROXY path keeps for c's slot.
   void forget_proxy(Id id, const Handle* c);
 

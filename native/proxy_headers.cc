@@ -5,6 +5,7 @@
 // that is missing, malformed, too large, late or cut short by the peer closes
 // the connection, counted by reason; JavaScript never hears of it.
 #include <cerrno>
+#include <vector>
 
 #include "loop_core.h"
 #include "platform.h"
@@ -95,6 +96,22 @@ void LoopCore::proxy_header_failed(Id id, Handle* c, uint64_t Stats::*counter) {
 
 void LoopCore::proxy_header_timed_out(Id id, Handle* c) {
   proxy_header_failed(id, c, &Stats::proxy_timeouts);
+}
+
+void LoopCore::drop_proxy_headers(Id listener) {
+  std::vector<Id> awaiting;
+  for (const auto& entry : proxy_parsers_) {
+    Id id;
+    if (!table_.live_at(entry.first, &id)) continue;
+    Handle* c = table_.get(id);
+    if (c->state == State::kAwaitingHeader && c->listener == listener) awaiting.push_back(id);
+  }
+  for (Id id : awaiting) {
+    Handle* c = table_.get(id);
+    c->state = State::kOpen;
+    proxy_parsers_.erase(id.slot);
+    reject(id, c, AdmissionPolicy{});
+  }
 }
 
 void LoopCore::forget_proxy(Id id, const Handle* c) {

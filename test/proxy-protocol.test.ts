@@ -252,6 +252,19 @@ describe.each(Reactor.backends)('%s backend: PROXY protocol listeners', (backend
     expect(reactor.stats().proxyTimeouts).toBe(2);
   });
 
+  it('closing the listener closes the connections still awaiting their header (counted as rejected)', async () => {
+    let made = 0;
+    const listener = listen(() => ({ ...echoProtocol(), connectionMade: () => void made++ }), { proxyHeaderTimeoutMs: 0 });
+    const client = await rawClient({ port: listener.address.port });
+    const partial = 'PROXY TCP4 192.0.2.1 ';
+    client.socket.write(partial);
+    await eventually(() => reactor.stats().bytesIn === partial.length, 'the partial header read');
+    listener.close();
+    await client.closed;
+    expect(reactor.stats().rejected).toBe(1);
+    expect(made).toBe(0);
+  });
+
   it.runIf(hasFdDirectory)('refused and timed-out connections leak no descriptor, slot or place under maxConnections', async () => {
     const { made, factory } = recordingEcho();
     const listener = listen(factory, { maxConnections: 1, queue: { limit: 0 }, proxyHeaderTimeoutMs: 30 });
