@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type HTTPRequest, type HTTPResponse, Reactor } from '../src/index.js';
-import { closeQuietly, newReactor } from './helpers.js';
+import { closeQuietly, deferred, newReactor } from './helpers.js';
 import { GET, rawExchange } from './http-helpers.js';
 
 const NGINX = '/usr/sbin/nginx';
@@ -34,23 +34,62 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Resolves once something accepts on port (each try an event: a refusal or a connect), within limitMs. */
-async function accepting(port: number, child: ChildProcess, output: () => string, limitMs = 10_000): Promise<void> {
+/**
+ * Resolves once the proxy on `port` forwards: a client connects (each try an
+ * event: a refusal or a connect) and the proxy's own connection reaches the
+ * upstream sink, which drops it. Only then does the client leave, so a probe
+ * never turns into a connection that reaches a test's listener later (a
+ * loaded machine may have the proxy accept it seconds after).
+ */
+async function forwarding(port: number, sink: UpstreamSink, child: ChildProcess, output: () => string, limitMs = 10_000): Promise<void> {
   const started = Date.now();
+  const late = () => new Error(`not forwarding from ${port} within ${limitMs} ms: ${output()}`);
   for (;;) {
     if (child.exitCode !== null) throw new Error(`exited (${child.exitCode}) before listening: ${output()}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect({ port, host: '127.0.0.1' });
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
+    const arrival = sink.next();
+    const socket = connect({ port, host: '127.0.0.1' });
+    const connected = await new Promise<boolean>((resolve) => {
+      socket.once('connect', () => resolve(true));
       socket.once('error', () => resolve(false));
     });
-    if (ok) return;
-    if (Date.now() - started > limitMs) throw new Error(`not accepting on ${port} within ${limitMs} ms: ${output()}`);
+    if (connected) {
+      const timer = setTimeout(() => sink.fail(late()), Math.max(0, limitMs - (Date.now() - started)));
+      try {
+        await arrival;
+      } finally {
+        clearTimeout(timer);
+        socket.destroy();
+      }
+      return;
+    }
+    if (Date.now() - started > limitMs) throw late();
     await new Promise((resolve) => setImmediate(resolve));
   }
+}
+
+/** Listens on the upstream port while the proxies start: each connection it gets settles next(). */
+interface UpstreamSink {
+  next(): Promise<void>;
+  fail(error: Error): void;
+  close(): Promise<void>;
+}
+
+function upstreamSink(port: number): Promise<UpstreamSink> {
+  let waiting = deferred();
+  const server = createServer((socket) => {
+    socket.destroy();
+    waiting.resolve();
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () =>
+      resolve({
+        next: () => (waiting = deferred()).promise,
+        fail: (error) => waiting.reject(error),
+        close: () => new Promise((done) => server.close(() => done())),
+      }),
+    );
+  });
 }
 
 interface Peer {
@@ -92,6 +131,7 @@ let haproxy: Peer | undefined;
 
 beforeAll(async () => {
   upstream = await freePort();
+  const sink = await upstreamSink(upstream);
   if (haveNginx) {
     nginxPort = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'nr-proxy-nginx-'));
@@ -106,7 +146,7 @@ stream {
 `,
     );
     nginx = start([NGINX, '-p', dir, '-c', join(dir, 'nginx.conf'), '-g', `daemon off; master_process off; pid ${join(dir, 'nginx.pid')}; error_log stderr;`], dir);
-    await accepting(nginxPort, nginx.child, nginx.output);
+    await forwarding(nginxPort, sink, nginx.child, nginx.output);
   }
   if (haveHaproxy) {
     haproxyV1Port = await freePort();
@@ -135,8 +175,9 @@ backend send_v2
 `,
     );
     haproxy = start([HAPROXY, '-f', join(dir, 'haproxy.cfg'), '-db'], dir);
-    await Promise.all([haproxyV1Port, haproxyV2Port].map((port) => accepting(port, haproxy!.child, haproxy!.output)));
+    for (const port of [haproxyV1Port, haproxyV2Port]) await forwarding(port, sink, haproxy.child, haproxy.output);
   }
+  await sink.close();
 }, 30_000);
 
 afterAll(async () => {
