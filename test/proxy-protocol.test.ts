@@ -4,9 +4,10 @@
 // intact (in the header's packet, or split from it anywhere); missing,
 // malformed, oversized, late and cut-short headers closed and counted, with
 // nothing leaked. Real proxies (nginx, HAProxy) are in proxy-peers.test.ts.
+import { createServer as createHttpServer } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type Address, type HTTPRequest, type HTTPResponse, type Listener, type Protocol, Reactor, type ReactorStats, type Transport } from '../src/index.js';
+import { type Address, createStreamServer, type HTTPRequest, type HTTPResponse, type Listener, type Protocol, Reactor, type ReactorStats, type Transport } from '../src/index.js';
 import { closeQuietly, codeOf, type Deferred, deferred, echoProtocol, hasFdDirectory, hasUnixSockets, newReactor, openFds, patterned, tmpSocketPath } from './helpers.js';
 import { eventually, GET, rawExchange } from './http-helpers.js';
 
@@ -350,6 +351,19 @@ describe.each(Reactor.backends)('%s backend: PROXY protocol listeners', (backend
     expect(missing.text).toBe('');
     expect(reactor.stats().proxyMissing).toBe(1);
     expect(reactor.stats().httpRequests).toBe(1);
+  });
+
+  it("node:http over the streams bridge: the socket's remoteAddress and remotePort are the client's", async () => {
+    const app = createHttpServer((request, response) => response.end(`${request.socket.remoteAddress} ${request.socket.remotePort}`));
+    const server = createStreamServer(reactor, { proxyProtocol: true }, (stream) => app.emit('connection', stream));
+    const listening = deferred();
+    server.listen(0, '127.0.0.1', () => listening.resolve());
+    await listening.promise;
+    const { port } = server.address() as { port: number };
+    const reply = await rawExchange(port, [`PROXY TCP6 2001:db8::7 2001:db8::1 4711 80\r\n${GET('/', 'Connection: close\r\n')}`]);
+    expect(reply.text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(reply.text.endsWith('\r\n\r\n2001:db8::7 4711')).toBe(true);
+    server.close();
   });
 
   it('without proxyProtocol, a PROXY line is the application\'s data and proxyAddress is undefined', async () => {
