@@ -10,6 +10,8 @@
 //   watchers.cc     descriptors the loop watches but does not own
 //   http_connections.cc  HTTP listeners' connections: requests parsed in the
 //                   read path, responses written
+//   proxy_headers.cc  PROXY protocol listeners' connections: the header read
+//                   before admission
 // Private to the core: the binding includes loop.h only.
 #pragma once
 

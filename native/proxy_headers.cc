@@ -21,8 +21,7 @@ constexpr size_t kPeekSize = 512;
 
 void LoopCore::await_proxy_header(Id id, Handle* c, const AdmissionPolicy& policy) {
   c->state = State::kAwaitingHeader;
-  proxy_parsers_.erase(id.slot);
-  proxy_parsers_.emplace(id.slot, proxy::Parser());
+  proxy_parsers_.insert_or_assign(id.slot, proxy::Parser());
   if (policy.proxy_header_timeout_ms > 0) {
     deadlines_.set(id.slot, deadline_after(policy.proxy_header_timeout_ms));
   }
