@@ -123,7 +123,8 @@
             "native/test/fd_table_reserve_tests.cc",
             "native/test/idle_lists_tests.cc",
             "native/test/http_parser_tests.cc",
-            "native/test/http_server_tests.cc"
+            "native/test/http_server_tests.cc",
+            "native/test/proxy_protocol_tests.cc"
           ],
           # A plain program: no delay-load hook for node.exe.
           "win_delay_load_hook": "false",

@@ -717,6 +717,8 @@ napi_value configure_listener(napi_env env, napi_callback_info info) {
   policy.wait_in_backlog = config.boolean("waitInBacklog");
   policy.overflow = config.boolean("overflowReset") ? Overflow::kReset : Overflow::kClose;
   policy.overflow_bytes = config.bytes("overflowBytes");
+  policy.proxy_protocol = config.boolean("proxyProtocol");
+  policy.proxy_header_timeout_ms = config.u32("proxyHeaderTimeoutMs");
   ConnDefaults defaults;
   defaults.idle_ms = config.u32("idleTimeoutMs");
   defaults.limits.grace_ms = config.u32("idleGraceMs");
@@ -784,6 +786,12 @@ napi_value stats(napi_env env, napi_callback_info info) {
       {"emfile", static_cast<double>(s.emfile)},
       {"httpRequests", static_cast<double>(s.http_requests)},
       {"httpRefused", static_cast<double>(s.http_refused)},
+      {"proxyHeaders", static_cast<double>(s.proxy_headers)},
+      {"proxyMissing", static_cast<double>(s.proxy_missing)},
+      {"proxyMalformed", static_cast<double>(s.proxy_malformed)},
+      {"proxyTooLarge", static_cast<double>(s.proxy_too_large)},
+      {"proxyTimeouts", static_cast<double>(s.proxy_timeouts)},
+      {"proxyAbandoned", static_cast<double>(s.proxy_abandoned)},
   };
   napi_value result;
   napi_create_object(env, &result);
@@ -976,14 +984,9 @@ napi_value set_keep_alive(napi_env env, napi_callback_info info) {
   });
 }
 
-// address(id, peer) -> { address, port, family } or -errno (undefined if the
+// { address, port, family }, or -errno when rc is one (undefined if the
 // object cannot be made: the environment is going away)
-napi_value address(napi_env env, napi_callback_info info) {
-  Call call(env, info);
-  Loop* loop = call.core->loop();
-  if (!loop) return call.outcome(-EBADF);
-  SocketAddress address;
-  int rc = loop->address(call.id(0), call.boolean(1), &address);
+napi_value address_object(napi_env env, Call& call, int rc, const SocketAddress& address) {
   if (rc < 0) return call.outcome(rc);
   napi_value result = nullptr;
   if (napi_create_object(env, &result) != napi_ok ||
@@ -993,6 +996,28 @@ napi_value address(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   return result;
+}
+
+// address(id, peer) -> address_object(): the peer is the client a PROXY
+// protocol header named, if one did
+napi_value address(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  Loop* loop = call.core->loop();
+  if (!loop) return call.outcome(-EBADF);
+  SocketAddress address;
+  int rc = loop->address(call.id(0), call.boolean(1), &address);
+  return address_object(env, call, rc, address);
+}
+
+// proxyAddress(id) -> address_object(): the socket's peer (the proxy) of a
+// connection a PROXY protocol listener accepted; -ENOENT for others
+napi_value proxy_address(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  Loop* loop = call.core->loop();
+  if (!loop) return call.outcome(-EBADF);
+  SocketAddress address;
+  int rc = loop->proxy_address(call.id(0), &address);
+  return address_object(env, call, rc, address);
 }
 
 napi_value timer_start(napi_env env, napi_callback_info info) {
@@ -1191,6 +1216,7 @@ constexpr std::pair<const char*, napi_callback> kMethods[] = {
     {"setNoDelay", guarded<on_id_flag<&Loop::set_no_delay>>},
     {"setKeepAlive", guarded<set_keep_alive>},
     {"address", guarded<address>},
+    {"proxyAddress", guarded<proxy_address>},
     {"queuedBytes", guarded<on_id<&Loop::queued_bytes>>},
     {"timerStart", guarded<timer_start>},
     {"timerCancel", guarded<timer_cancel>},

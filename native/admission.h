@@ -36,6 +36,11 @@ struct AdmissionPolicy {
   uint32_t queue_timeout_ms = 0;  // 0: wait forever
   Overflow overflow = Overflow::kClose;
   std::string overflow_bytes;  // sent before the graceful close of a rejected connection
+  // Every connection starts with a PROXY protocol header (v1 or v2): it is
+  // read and taken off first, and only then is the connection admitted, so
+  // the per-peer cap counts the client the header names.
+  bool proxy_protocol = false;
+  uint32_t proxy_header_timeout_ms = 5000;  // the header not complete by then: closed
 };
 
 // A peer's address without its port: 16 bytes, IPv4 as IPv4-mapped IPv6.

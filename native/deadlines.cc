@@ -127,6 +127,9 @@ void LoopCore::on_deadline(Id id, Handle* c, uint64_t now) {
     case State::kConnecting:
       deadlines_.clear(id.slot);
       return;
+    case State::kAwaitingHeader:
+      proxy_header_timed_out(id, c);
+      return;
     case State::kOpen:
     case State::kClosing:
       break;

@@ -80,6 +80,7 @@ int LoopCore::close_listener(Id id, Handle* l) {
     Handle* p = table_.get(parked);
     if (p && p->state == State::kParked) reject(parked, p, admission.policy);
   }
+  if (admission.policy.proxy_protocol) drop_proxy_headers(id);
   if (l->listening()->http) http_close_idle(id);
   forget(id, l);
   return 1;
@@ -130,9 +131,17 @@ void LoopCore::admit(Id listener, Admission* admission, int fd) {
   apply_defaults(c, admission->defaults, l->listening()->limits);
   c->listener = listener;
   c->reading = false;
+  if (admission->policy.proxy_protocol) {
+    await_proxy_header(id, c, admission->policy);
+    return;
+  }
+  admit_adopted(id, c, listener, admission);
+}
+
+void LoopCore::admit_adopted(Id id, Handle* c, Id listener, Admission* admission) {
   if (admission->limits_peers()) {
     PeerKey key;
-    if (peer_ip(fd, key.bytes) == 0) {
+    if (peer_key(id, *c, &key)) {
       if (admission->peer_full(key)) {
         c->listener = Id{kMaxSlots, 0};  // never counted against the listener
         reject(id, c, admission->policy);
@@ -148,6 +157,16 @@ void LoopCore::admit(Id listener, Admission* admission, int fd) {
   } else {
     reject(id, c, admission->policy);
   }
+}
+
+bool LoopCore::peer_key(Id id, const Handle& c, PeerKey* key) {
+  if (!proxied_.empty()) {
+    auto client = proxied_.find(id.slot);
+    if (client != proxied_.end() && client->second.family != SocketAddress::kNone) {
+      return address_ip(client->second, key->bytes) == 0;
+    }
+  }
+  return peer_ip(c.fd, key->bytes) == 0;
 }
 
 void LoopCore::serve(Id id, Handle* c, Id listener, Admission* admission) {

@@ -98,6 +98,9 @@ uint32_t LoopCore::desired_interest(const Handle& c) const {
     return poller_->receives() && !in_backlog ? kAccept : kReadable;
   }
   if (c.state == State::kConnecting) return kWritable;
+  // Read on readiness, even where the backend receives: the header is
+  // peeked at, so that not a byte after it leaves the kernel.
+  if (c.state == State::kAwaitingHeader) return kReadable;
   if (c.state == State::kParked) {
     if (c.hup_seen) return kNone;
     return poller_->reports_peer_closed() ? kPeerClosed : kReadable;
@@ -173,6 +176,7 @@ void LoopCore::forget(Id id, Handle* c, bool reported) {
   } else {
     if (c->visible) open_--;
     if (c->state == State::kParked) leave_queue(id, c);
+    if (c->state == State::kAwaitingHeader || !proxied_.empty()) forget_proxy(id, c);
     held_.forget(id.slot);
     if (c->http) http_.finish(id.slot);
     if (c->listener.slot != kMaxSlots) leave_listener(id, c);
@@ -295,6 +299,8 @@ void LoopCore::on_event(const PollEvent& event) {
     on_connect_ready(id, c);
   } else if (c->state == State::kParked) {
     on_parked_event(id, c, event);
+  } else if (c->state == State::kAwaitingHeader) {
+    on_proxy_header_ready(id, c);
   } else {
     on_stream_ready(id, c, event);
   }
@@ -404,6 +410,7 @@ int Loop::set_keep_alive(uint64_t id, bool enable, int idle_seconds, int interva
 int Loop::address(uint64_t id, bool peer, SocketAddress* out) {
   return core_->address(id, peer, out);
 }
+int Loop::proxy_address(uint64_t id, SocketAddress* out) { return core_->proxy_address(id, out); }
 int64_t Loop::queued_bytes(uint64_t id) { return core_->queued_bytes(id); }
 void Loop::close_all() { core_->close_all(); }
 const Stats& Loop::stats() const { return core_->stats_; }

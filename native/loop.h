@@ -84,6 +84,14 @@ struct Stats {
   uint64_t emfile = 0;         // accept() failed for want of descriptors
   uint64_t http_requests = 0;  // request heads handed to JavaScript
   uint64_t http_refused = 0;   // answered natively (400, 408, 413, 431, 505) and closed
+  // PROXY protocol listeners: headers read whole, and connections closed
+  // before theirs was, by reason.
+  uint64_t proxy_headers = 0;
+  uint64_t proxy_missing = 0;    // no PROXY signature first (a client that came direct)
+  uint64_t proxy_malformed = 0;  // a signature, then what the spec does not allow
+  uint64_t proxy_too_large = 0;  // v1 over 107 bytes, v2 over 4 KiB
+  uint64_t proxy_timeouts = 0;   // not complete within the listener's header timeout
+  uint64_t proxy_abandoned = 0;  // the peer closed or reset before the header's end
 };
 
 // Read memory: bytes are read into the current slab at increasing offsets and
@@ -196,7 +204,12 @@ class Loop {
   int abort(uint64_t id);
   int set_no_delay(uint64_t id, bool enable);
   int set_keep_alive(uint64_t id, bool enable, int idle_seconds, int interval_seconds, int count);
+  // A connection's peer is the client a PROXY protocol header named, if it
+  // named one; else the socket's.
   int address(uint64_t id, bool peer, SocketAddress* out);
+  // The socket's own peer (the proxy) of a connection a PROXY protocol
+  // listener accepted; -ENOENT for other connections, -EBADF for no connection.
+  int proxy_address(uint64_t id, SocketAddress* out);
   int64_t queued_bytes(uint64_t id);
   // UDP sockets (udp.h).
   UdpSockets udp();

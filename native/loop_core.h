@@ -10,6 +10,8 @@
 //   watchers.cc     descriptors the loop watches but does not own
 //   http_connections.cc  HTTP listeners' connections: requests parsed in the
 //                   read path, responses written
+//   proxy_headers.cc  PROXY protocol listeners' connections: the header read
+//                   before admission
 // Private to the core: the binding includes loop.h only.
 #pragma once
 
@@ -31,6 +33,7 @@
 #include "kind_record.h"
 #include "loop.h"
 #include "poller.h"
+#include "proxy_protocol.h"
 #include "slot_table.h"
 #include "sockets.h"
 #include "timer_heap.h"
@@ -81,6 +84,7 @@ class LoopCore {
   int set_no_delay(uint64_t id, bool enable);
   int set_keep_alive(uint64_t id, bool enable, int idle_seconds, int interval_seconds, int count);
   int address(uint64_t id, bool peer, SocketAddress* out);
+  int proxy_address(uint64_t id, SocketAddress* out);
   int64_t queued_bytes(uint64_t id);
   // UDP sockets (udp.cc): the operations of UdpSockets, as udp.h documents them.
   int64_t udp_open(const std::string& host, int port, const DatagramOptions& options);
@@ -132,6 +136,9 @@ class LoopCore {
     kClosing,    // close() with bytes queued: flush, then close
     kParked,     // over its listener's cap: accepted, not read, not yet known to JavaScript
     kLingering,  // write side shut; input discarded until the peer closes or a deadline
+    // Accepted by a PROXY protocol listener, its header not yet read whole:
+    // not admitted, not known to JavaScript (proxy_headers.cc).
+    kAwaitingHeader,
   };
 
   // An entry of the table: a connection, a listening socket (`listening`
@@ -230,6 +237,11 @@ class LoopCore {
 
   // Admission: every accepted connection is served, parked or rejected.
   void admit(Id listener, Admission* admission, int fd);
+  // The same for a connection already in the table (its PROXY header read).
+  void admit_adopted(Id id, Handle* c, Id listener, Admission* admission);
+  // The per-peer cap's key: the client's IP (the PROXY header's, else the
+  // socket peer's). False when there is none (a Unix socket).
+  bool peer_key(Id id, const Handle& c, PeerKey* key);
   void serve(Id id, Handle* c, Id listener, Admission* admission);
   void park(Id id, Handle* c, Admission* admission);
   void reject(Id id, Handle* c, const AdmissionPolicy& policy);
@@ -264,6 +276,20 @@ class LoopCore {
   // Shuts the write side once flushed and discards input until the peer
   // closes or `ms` pass.
   void linger(Id id, Handle* c, uint32_t ms);
+
+  // PROXY protocol listeners (proxy_headers.cc): a connection's header is
+  // read before it is admitted.
+  void await_proxy_header(Id id, Handle* c, const AdmissionPolicy& policy);
+  void on_proxy_header_ready(Id id, Handle* c);
+  void proxy_header_done(Id id, Handle* c, const proxy::Header& header);
+  // Closes a connection whose header did not come, counted in *counter.
+  void proxy_header_failed(Id id, Handle* c, uint64_t Stats::*counter);
+  void proxy_header_timed_out(Id id, Handle* c);
+  // Its listener closes: connections still awaiting their header are
+  // rejected, as parked ones are.
+  void drop_proxy_headers(Id listener);
+  // Drops what the PROXY path keeps for c's slot.
+  void forget_proxy(Id id, const Handle* c);
 
   // Watchers (watchers.cc).
   Handle* find_watcher(uint64_t id, Id* out);
@@ -376,6 +402,11 @@ class LoopCore {
   size_t unref_watchers_ = 0;  // open watchers that do not keep the process alive
   std::unique_ptr<DatagramScratch> datagram_scratch_;  // made with the first UDP socket
   http::Exchanges http_;  // HTTP connections' requests in progress, by slot
+  // By slot: the parsers of connections awaiting their PROXY header, then
+  // the client each header named (family kNone: the socket's own peer
+  // stands, as for LOCAL and UNKNOWN).
+  std::unordered_map<uint32_t, proxy::Parser> proxy_parsers_;
+  std::unordered_map<uint32_t, SocketAddress> proxied_;
 };
 
 }  // namespace reactor

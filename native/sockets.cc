@@ -365,4 +365,16 @@ int peer_ip(int fd, uint8_t out[16]) {
   return 0;
 }
 
+int address_ip(const SocketAddress& address, uint8_t out[16]) {
+  std::memset(out, 0, 16);
+  if (address.family == SocketAddress::kIPv4) {
+    out[10] = out[11] = 0xff;
+    return inet_pton(AF_INET, address.address.c_str(), out + 12) == 1 ? 0 : -EINVAL;
+  }
+  if (address.family == SocketAddress::kIPv6) {
+    return inet_pton(AF_INET6, address.address.c_str(), out) == 1 ? 0 : -EINVAL;
+  }
+  return -EAFNOSUPPORT;
+}
+
 }  // namespace reactor

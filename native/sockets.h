@@ -68,5 +68,8 @@ int set_reset_on_close(int fd);  // SO_LINGER 0: close() sends RST
 int socket_address(int fd, bool peer, SocketAddress* out);
 // The peer's IP without its port, IPv4 as IPv4-mapped IPv6 (16 bytes).
 int peer_ip(int fd, uint8_t out[16]);
+// The same from a numeric address (a PROXY header's client); -EAFNOSUPPORT
+// for a Unix one.
+int address_ip(const SocketAddress& address, uint8_t out[16]);
 
 }  // namespace reactor

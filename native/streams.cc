@@ -218,6 +218,13 @@ int LoopCore::address(uint64_t packed, bool peer, SocketAddress* out) {
   Id id;
   Handle* c = find(packed, &id);
   if (!c) return -EBADF;
+  if (peer && c->kind == Kind::kStream && !proxied_.empty()) {
+    auto client = proxied_.find(id.slot);
+    if (client != proxied_.end() && client->second.family != SocketAddress::kNone) {
+      *out = client->second;
+      return 0;
+    }
+  }
   return socket_address(c->fd, peer, out);
 }
 

@@ -1,6 +1,7 @@
 // A request of the native HTTP server: its head read from the descriptor the
 // core wrote in the read slab (strings made only when asked for), its body
 // as 'data' events with pause()/resume() reaching the native parser.
+import type { Address } from './address.js';
 import { HTTPEvents } from './http-events.js';
 import { HttpDescriptor, HttpHeadFlags } from './native.js';
 
@@ -14,6 +15,7 @@ const END_EMITTED = 8;
 export interface RequestSource {
   /** Pauses (false) or resumes the native body records. */
   bodyReading(reading: boolean): void;
+  address(proxy: boolean): Address | undefined;
 }
 
 /**
@@ -94,6 +96,16 @@ export class HTTPRequest extends HTTPEvents {
       else headers[name] = `${had}, ${value}`;
     }
     return (this.headerTable = headers);
+  }
+
+  /** The client's address (on a `proxyProtocol` server, the one its PROXY header named); undefined once the connection closed. */
+  get remoteAddress(): Address | undefined {
+    return this.source.address(false);
+  }
+
+  /** On a `proxyProtocol` server, the proxy's address (the socket's peer); else undefined. */
+  get proxyAddress(): Address | undefined {
+    return this.source.address(true);
   }
 
   /** Names and values as received, alternating. */

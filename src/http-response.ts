@@ -2,6 +2,7 @@
 // the first write, then the core writes the status line, Date, framing
 // (Content-Length when end() carries the whole body, else chunked) and
 // Connection, the headers and the body, in one send when it can.
+import type { Address } from './address.js';
 import { ReactorError } from './errors.js';
 import { HTTPEvents } from './http-events.js';
 import { HTTPRequest } from './http-request.js';
@@ -21,6 +22,8 @@ export interface ResponseSink {
   readonly batching: boolean;
   /** Calls response.uncork() when the batch ends. */
   cork(response: HTTPResponse): void;
+  /** The client's address (a PROXY protocol header's, if any), or the proxy's. */
+  address(id: number, proxy: boolean): Address | undefined;
 }
 
 export type HeaderValue = string | number | readonly string[];
@@ -88,6 +91,11 @@ export class HTTPResponse extends HTTPEvents {
   /** True once the client went away (or the connection failed) before end(). */
   get destroyed(): boolean {
     return (this.state & DESTROYED) !== 0;
+  }
+
+  /** @internal The request's remoteAddress and proxyAddress. */
+  address(proxy: boolean): Address | undefined {
+    return this.sink.address(this.id, proxy);
   }
 
   /** @internal The request's pause() and resume(). */

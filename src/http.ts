@@ -5,7 +5,7 @@
 import { ReactorError } from './errors.js';
 import type { HTTPRequest } from './http-request.js';
 import { HTTPResponse, type ResponseSink } from './http-response.js';
-import type { Address } from './address.js';
+import { type Address, toAddress } from './address.js';
 import type { Listener } from './listener.js';
 import { type ConnectionLimitOptions, LIMIT_KEYS, validateMs } from './limits.js';
 import { HttpDescriptor, type NativeHttpConfig, type NativeReactor, NO_LIMIT, packId, RecordKind, slotOf } from './native.js';
@@ -141,6 +141,11 @@ export class HttpExchanges implements ResponseSink {
 
   bodyReading(id: number, reading: boolean): void {
     this.host.native.httpBodyReading(id, reading);
+  }
+
+  address(id: number, proxy: boolean): Address | undefined {
+    const raw = proxy ? this.host.native.proxyAddress(id) : this.host.native.address(id, true);
+    return typeof raw === 'number' ? undefined : toAddress(raw);
   }
 
   finished(response: HTTPResponse): void {

@@ -47,6 +47,23 @@ export interface ConnectionLimitOptions extends WriteBufferOptions {
   /** Connections (served or queued) from one IP address; more are rejected. TCP only. Default: no cap. */
   maxConnectionsPerPeer?: number | undefined;
   queue?: QueueOptions | undefined;
+  /**
+   * Every connection starts with a PROXY protocol header (HAProxy's, v1 or
+   * v2, told apart by its signature): a proxy in front (nginx
+   * `proxy_protocol on`, HAProxy `send-proxy`/`send-proxy-v2`) names the
+   * client. The connection is admitted, and reaches the protocol or request
+   * handler, only once its header is read and taken off; a transport's
+   * `remoteAddress` is then the client's (the socket's own for LOCAL and
+   * UNKNOWN headers) and `proxyAddress` the proxy's. A missing, malformed,
+   * oversized (v2 over 4 KiB) or late header closes the connection, counted
+   * in `reactor.stats()` (proxyMissing, proxyMalformed, proxyTooLarge,
+   * proxyTimeouts, proxyAbandoned). `maxConnectionsPerPeer` then counts the
+   * clients the headers name. Only for listeners reached through the proxy
+   * alone: anyone who can connect can name any address. Default false.
+   */
+  proxyProtocol?: boolean | undefined;
+  /** With `proxyProtocol`: a header not complete within this closes the connection. Default 5 s; 0: no limit. */
+  proxyHeaderTimeoutMs?: number | undefined;
 }
 
 /** @internal A transport's write buffer limits, in bytes. Shared, never mutated. */
@@ -67,6 +84,8 @@ export const LIMIT_KEYS = [
   'maxConnections',
   'maxConnectionsPerPeer',
   'queue',
+  'proxyProtocol',
+  'proxyHeaderTimeoutMs',
 ] as const;
 const QUEUE_KEYS = ['mode', 'limit', 'timeoutMs', 'overflow'] as const;
 
@@ -75,6 +94,8 @@ export const DEFAULT_WRITE_LIMITS: WriteLimits = Object.freeze({ high: 64 * 1024
 /** @internal */
 export const DEFAULT_IDLE_GRACE_MS = 15_000;
 const DEFAULT_QUEUE_LIMIT = 1024;
+// HAProxy's spec asks for at least 3 s, to cover a TCP retransmission.
+const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
 const MAX_U32 = NO_LIMIT - 1;
 const NO_BYTES = new Uint8Array(0);
 
@@ -137,6 +158,10 @@ export function parseListenerConfig(options: ConnectionLimitOptions, tcp: boolea
     throw invalidValue('maxConnectionsPerPeer', options.maxConnectionsPerPeer, 'applies to TCP listeners only');
   }
   const overflow = validateOverflow(queue.overflow ?? 'close');
+  const proxyProtocol = validateBoolean(options.proxyProtocol ?? false, 'proxyProtocol');
+  if (!proxyProtocol && options.proxyHeaderTimeoutMs !== undefined) {
+    throw invalidValue('proxyHeaderTimeoutMs', options.proxyHeaderTimeoutMs, 'applies only with proxyProtocol: true');
+  }
   const writeLimits = parseWriteLimits(options);
   return {
     writeLimits,
@@ -154,6 +179,8 @@ export function parseListenerConfig(options: ConnectionLimitOptions, tcp: boolea
       lowWaterMark: writeLimits.low,
       maxWriteBuffer: writeLimits.max,
       waitInBacklog: validateQueueMode(queue.mode ?? 'park') === 'backlog',
+      proxyProtocol,
+      proxyHeaderTimeoutMs: validateMs(options.proxyHeaderTimeoutMs ?? DEFAULT_PROXY_HEADER_TIMEOUT_MS, 'proxyHeaderTimeoutMs'),
     },
   };
 }

@@ -70,7 +70,10 @@ export interface NativeReactor {
   stats(): ReactorStats | number;
   setNoDelay(id: number, enable: boolean): number;
   setKeepAlive(id: number, enable: boolean, idleSeconds: number, intervalSeconds: number, count: number): number;
+  /** The peer is the client a PROXY protocol header named, if one did. */
   address(id: number, peer: boolean): { address: string; port: number; family: string } | number;
+  /** The socket's peer (the proxy) of a PROXY protocol listener's connection; -ENOENT for others. */
+  proxyAddress(id: number): { address: string; port: number; family: string } | number;
   queuedBytes(id: number): number;
   timerStart(delayMs: number): number;
   timerCancel(id: number): number;
@@ -191,6 +194,10 @@ export interface NativeListenerConfig {
   highWaterMark: number;
   lowWaterMark: number;
   maxWriteBuffer: number;
+  /** Each connection starts with a PROXY protocol header, read before it is admitted. */
+  proxyProtocol: boolean;
+  /** The header not complete by then: closed. 0: no limit. */
+  proxyHeaderTimeoutMs: number;
 }
 
 /**

@@ -132,6 +132,18 @@ export interface ReactorStats {
   httpRequests: number;
   /** Requests it refused itself (400, 408, 413, 431, 505), closing their connection. */
   httpRefused: number;
+  /** PROXY protocol headers read whole (listeners with `proxyProtocol`). */
+  proxyHeaders: number;
+  /** Connections closed because they did not start with a PROXY signature (a client that came direct). */
+  proxyMissing: number;
+  /** ... because their header broke the spec (bad version, command, family, address, port, spacing). */
+  proxyMalformed: number;
+  /** ... because their header was too long (v1 over 107 bytes, v2 over 4 KiB). */
+  proxyTooLarge: number;
+  /** ... because their header was not complete within `proxyHeaderTimeoutMs`. */
+  proxyTimeouts: number;
+  /** ... because the peer closed or reset before its header's end. */
+  proxyAbandoned: number;
 }
 
 export interface ShutdownOptions {

@@ -294,10 +294,26 @@ export class Transport implements Producer {
     return (rare.local ??= this.address(false));
   }
 
-  /** The peer's address (remembered once asked, so it stays readable after close). */
+  /**
+   * The peer's address (remembered once asked, so it stays readable after
+   * close): on a `proxyProtocol` listener, the client its header named.
+   */
   get remoteAddress(): Address | undefined {
     const rare = this.own();
     return (rare.remote ??= this.address(true));
+  }
+
+  /**
+   * On a `proxyProtocol` listener, the socket's own peer: the proxy that
+   * sent the header (remembered once asked). Undefined for other connections.
+   */
+  get proxyAddress(): Address | undefined {
+    const rare = this.own();
+    if (rare.proxy === undefined && !this.stateIsClosed()) {
+      const raw = this.io().proxyAddress(this.id);
+      rare.proxy = typeof raw === 'number' ? undefined : toAddress(raw);
+    }
+    return rare.proxy;
   }
 
   // ---- called by the reactor ----
@@ -470,6 +486,7 @@ interface OwnState {
   producerPaused?: boolean;
   local?: Address | undefined;
   remote?: Address | undefined;
+  proxy?: Address | undefined;
 }
 
 /** A transport that closes stops reading anyway: pausing it is not an error to raise. */
