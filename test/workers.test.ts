@@ -30,14 +30,14 @@ function get(port: number, agent: Agent | false): Promise<string> {
       response.setEncoding('latin1');
       response.on('data', (chunk: string) => (body += chunk));
       response.on('end', () => {
-        carried.add(req.socket);
+        if (req.socket) carried.add(req.socket);
         if (response.statusCode === 200) resolve(body);
         else reject(new Error(`status ${response.statusCode}`));
       });
       response.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', (error: Error) => reject(Object.assign(error, { reused: req.reusedSocket || carried.has(req.socket) })));
+    req.on('error', (error: Error) => reject(Object.assign(error, { reused: req.reusedSocket || (req.socket !== null && carried.has(req.socket)) })));
     req.end();
   });
 }
