@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Reactor, runWorkers, workerContext, type RunWorkersOptions, type WorkerExit, type Workers } from '../src/index.js';
-import { closeQuietly, codeOf, newReactor, rejectionCode } from './helpers.js';
+import { alive, closeQuietly, codeOf, newReactor, rejectionCode } from './helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/workers-http.mjs', import.meta.url));
 const REQUEST_TIMEOUT_MS = 5_000;
@@ -74,15 +74,6 @@ async function hammer(port: number, keepAlive: boolean, until: Promise<unknown>,
   await Promise.all(Array.from({ length: clients }, loop));
   if (agent) agent.destroy();
   return result;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe.each(Reactor.backends)('%s backend', (backend) => {
