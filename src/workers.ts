@@ -160,7 +160,10 @@ export class Workers extends EventEmitter {
     );
     this.ready.catch(() => {}); // reported to whoever awaits it; the service closes itself
     if (handleSignals) {
-      const restart = () => this.restart().catch((error: unknown) => this.emit('error', error));
+      const restart = () =>
+        this.restart().catch((error: unknown) => {
+          if (this.#closing === undefined) this.emit('error', error);
+        });
       const close = () => void this.close();
       this.#signals.push(['SIGHUP', restart], ['SIGTERM', close], ['SIGINT', close]);
       for (const [signal, handler] of this.#signals) process.on(signal, handler);
@@ -265,9 +268,11 @@ export class Workers extends EventEmitter {
       this.emit('exit', { index: slot.index, pid: worker.pid, ...status, expected } satisfies WorkerExit);
       if (slot.current !== worker) return; // an incoming worker's failure is its restart's
       slot.current = undefined;
-      // Before the service started, ready's rejection closes it; during a
-      // graceful restart the incoming worker takes the slot.
-      if (!expected && this.#started && slot.incoming === undefined) this.#scheduleRestart(slot, worker);
+      // One that never got ready before the service started fails ready,
+      // which closes the service; during a graceful restart the incoming
+      // worker takes the slot.
+      const replaceable = this.#started || worker.readyAt !== undefined;
+      if (!expected && replaceable && slot.incoming === undefined) this.#scheduleRestart(slot, worker);
     });
     return worker;
   }
