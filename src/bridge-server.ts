@@ -53,6 +53,8 @@ export class StreamServer extends EventEmitter {
   readonly #streams = new Set<TransportStream>();
   #listener: Listener | undefined;
   #closing = false;
+  // drain() waits for the last connection to close the listener.
+  #whenDrained: (() => void) | undefined;
 
   constructor(reactor: Reactor, options: StreamServerOptions = {}) {
     super();
@@ -156,6 +158,25 @@ export class StreamServer extends EventEmitter {
     return this;
   }
 
+  /**
+   * A worker's graceful stop (runWorkers): stops accepting without closing
+   * the socket (the processes sharing it take the new clients), serves the
+   * connections it has, and once the last one has gone closes as close()
+   * does; resolves then. Rejects with ERR_SERVER_NOT_RUNNING if not listening.
+   */
+  drain(): Promise<void> {
+    const listener = this.#listener;
+    if (listener === undefined || !listener.listening) {
+      return Promise.reject(new ReactorError('ERR_SERVER_NOT_RUNNING', 'the server is not running'));
+    }
+    listener.stopAccepting();
+    return new Promise((resolve) => {
+      // close() may have been called meanwhile: its 'close' settles this too.
+      this.#whenDrained = () => (this.#listener === undefined ? this.once('close', () => resolve()) : this.close(() => resolve()));
+      this.#closeIfDrained();
+    });
+  }
+
   /** Connections open now, as node:net's `getConnections`. */
   getConnections(callback: (error: Error | null, count: number) => void): this {
     validateFunction(callback, 'callback');
@@ -174,7 +195,11 @@ export class StreamServer extends EventEmitter {
   }
 
   #closeIfDrained(): void {
-    if (!this.#closing || this.#streams.size > 0) return;
+    if (this.#streams.size > 0) return;
+    const drained = this.#whenDrained;
+    this.#whenDrained = undefined;
+    drained?.();
+    if (!this.#closing) return;
     this.#closing = false;
     process.nextTick(() => this.emit('close'));
   }

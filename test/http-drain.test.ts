@@ -1,13 +1,14 @@
-// The native HTTP server's ends, on every backend: close() resolves once the
-// last connection has ended; drain() (a worker's stop) stops accepting but
-// serves the request a connection it accepted is sending; listenHTTP({ fd })
-// and the bridge's listen({ fd }) serve a socket bound elsewhere.
+// How servers end, on every backend: the native HTTP server's close()
+// resolves once the last connection has ended; drain() (a worker's stop, the
+// bridge server's too) stops accepting but serves the connections accepted;
+// listenHTTP({ fd }) and the bridge's listen({ fd }) serve a socket bound
+// elsewhere.
 import { closeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createStreamServer, Reactor, type HTTPResponse } from '../src/index.js';
 import { nativeSockets } from '../src/native.js';
-import { closeQuietly, codeOf, deferred, newReactor } from './helpers.js';
+import { closeQuietly, codeOf, deferred, newReactor, rejectionCode } from './helpers.js';
 import { eventually, GET, rawExchange, statuses } from './http-helpers.js';
 
 /** A listening socket on 127.0.0.1 no reactor owns yet, and its port. */
@@ -107,6 +108,30 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     const { text } = await rawExchange(port, []);
     expect(text).toBe('hello');
     await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('a bridge server drain() stops accepting, serves the connection it has, closes when it ends', async () => {
+    const server = createStreamServer(reactor, (stream) => stream.on('data', (data: Buffer) => stream.write(data)).on('end', () => stream.end()));
+    expect(await rejectionCode(server.drain())).toBe('ERR_SERVER_NOT_RUNNING');
+    await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1' }, resolve));
+    const port = server.address()!.port;
+    const early = connect({ host: '127.0.0.1', port }).on('error', () => {});
+    await new Promise((resolve) => server.once('connection', resolve));
+    let drained = false;
+    const draining = server.drain().then(() => (drained = true));
+    const late = connect({ host: '127.0.0.1', port }).on('error', () => {});
+    await new Promise((resolve) => late.once('connect', resolve)); // queued in the backlog: the socket is open
+    let echoed = '';
+    early.on('data', (chunk: Buffer) => (echoed += chunk.toString()));
+    const ended = new Promise((resolve) => early.once('end', resolve));
+    early.end('still served');
+    await ended;
+    await draining;
+    expect(echoed).toBe('still served');
+    expect(drained).toBe(true);
+    expect(server.listening).toBe(false);
+    expect(reactor.stats().accepted).toBe(1);
+    late.destroy();
   });
 
   it('a bridge server reports a descriptor it cannot adopt as an error event', async () => {

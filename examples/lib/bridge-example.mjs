@@ -39,24 +39,30 @@ export function parseBridgeArgs(argv, extra = {}, required = []) {
 
 /**
  * Serves `makeServer(extra)` (a node:http or https Server) over the bridge, on
- * `fd` (a worker's socket) or bound here; resolves with the bound port and
- * `stop()`, which resolves once every connection has ended.
+ * `fd` (a worker's socket) or bound here; resolves with the bound port,
+ * `stop()` and `drain()` (a worker's: the socket stays open for the others
+ * sharing it), each resolving once every connection has ended.
  */
 function serve(options, makeServer, fd) {
   const reactor = new Reactor(options.backend ? { backend: options.backend } : {});
   const httpServer = makeServer(options.extra);
   const bridge = createStreamServer(reactor, options.limits, (stream) => httpServer.emit('connection', stream));
-  const stop = () =>
-    new Promise((resolve) => {
-      bridge.close(() => {
-        reactor.close();
-        resolve();
-      });
-      httpServer.closeIdleConnections(); // the keep-alive ones; the others close after their response
-    });
+  let ending = false;
+  // Once ending, every response closes its connection after it.
+  httpServer.prependListener('request', (_request, response) => {
+    if (ending) response.setHeader('Connection', 'close');
+  });
+  const end = async (close) => {
+    ending = true;
+    httpServer.closeIdleConnections(); // the keep-alive ones between requests
+    await close();
+    reactor.close();
+  };
+  const stop = () => end(() => new Promise((resolve) => bridge.close(resolve)));
+  const drain = () => end(() => bridge.drain());
   return new Promise((resolve, reject) => {
     bridge.once('error', reject);
-    bridge.listen(fd === undefined ? { port: options.port, host: options.host } : { fd }, () => resolve({ port: bridge.address().port, reactor, stop }));
+    bridge.listen(fd === undefined ? { port: options.port, host: options.host } : { fd }, () => resolve({ port: bridge.address().port, reactor, stop, drain }));
   });
 }
 
@@ -78,8 +84,8 @@ export async function runBridgeExample(name, scriptUrl, makeServer, extra = {}, 
   }
   const context = workerContext();
   if (context !== null) {
-    const { reactor, stop } = await serve(options, makeServer, context.fd);
-    context.ready({ stats: () => reactor.stats(), drain: stop });
+    const { reactor, drain } = await serve(options, makeServer, context.fd);
+    context.ready({ stats: () => reactor.stats(), drain });
   } else if (options.workers > 1) {
     await startWorkers(name, scriptUrl, options);
   } else {
