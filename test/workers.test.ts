@@ -12,6 +12,7 @@ import { Reactor, runWorkers, WorkerContext, workerContext, type RunWorkersOptio
 import { alive, closeQuietly, codeOf, newReactor, rejectionCode } from './helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/workers-http.mjs', import.meta.url));
+const BRIDGE_EXAMPLE = fileURLToPath(new URL('../examples/http-bridge.mjs', import.meta.url));
 const REQUEST_TIMEOUT_MS = 5_000;
 
 // Sockets that have carried a whole response: a keep-alive connection. (A
@@ -169,6 +170,19 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
       expect(result.ok).toBeGreaterThan(20);
     });
   }
+
+  it('restarts the bridge example’s workers (node:http over StreamServer) under a keep-alive hammering client: no request fails', async () => {
+    const w = start({ script: BRIDGE_EXAMPLE, args: ['--backend', backend] });
+    await w.ready;
+    const before = w.pids;
+    const restart = new Promise<void>((resolve, reject) => setTimeout(() => w.restart().then(resolve, reject), 200));
+    const result = await hammer(w.port, true, restart);
+    await restart;
+    expect(result.failures).toEqual([]);
+    expect(result.ok).toBeGreaterThan(20);
+    expect(w.pids.some((pid) => before.includes(pid))).toBe(false);
+    expect(before.filter(alive)).toEqual([]);
+  });
 
   it('sums the workers’ stats and lists each', async () => {
     const w = start();
