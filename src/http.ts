@@ -12,7 +12,14 @@ import { HttpDescriptor, type NativeHttpConfig, type NativeReactor, NO_LIMIT, pa
 import { validateInteger } from './validate.js';
 
 export interface ListenHTTPOptions extends Omit<ConnectionLimitOptions, 'idleTimeoutMs' | 'idleResetOnWrite'> {
-  port: number;
+  /** The port to bind; required unless `fd` is given. */
+  port?: number | undefined;
+  /**
+   * A listening socket made elsewhere to serve instead of binding one (a
+   * worker's from workerContext().fd, or systemd's), adopted as
+   * reactor.adoptListener() does; excludes port, host, backlog, reusePort, ipv6Only.
+   */
+  fd?: number | undefined;
   /** Numeric address or "localhost". Default: "::" (dual-stack), else "0.0.0.0". */
   host?: string | undefined;
   backlog?: number | undefined;
@@ -64,6 +71,8 @@ export function parseHttpConfig(options: ListenHTTPOptions): NativeHttpConfig {
 
 /** A native HTTP/1.1 server: `reactor.listenHTTP(options, handler)`. */
 export class HTTPServer {
+  #drained: Promise<void> | undefined;
+
   /** @internal */
   constructor(
     /** The listening socket: its address, connections, queue and close(). */
@@ -80,11 +89,32 @@ export class HTTPServer {
   /**
    * Stops accepting and closes the keep-alive connections waiting between
    * requests (as node:http's close()); one with a request in progress closes
-   * once its response has gone out.
+   * once its response has gone out. Resolves when the last connection the
+   * server accepted has ended (or its reactor closed): a worker's drain.
+   * Throws ERR_SERVER_NOT_RUNNING if already closed.
    */
-  close(): void {
+  close(): Promise<void> {
     this.listener.close();
-    this.exchanges.removeServer(this.listener.id);
+    return this.exchanges.closeServer(this.listener.id);
+  }
+
+  /**
+   * A worker's graceful stop (runWorkers): stops accepting without closing
+   * the socket (the processes sharing it take the new clients), waits until
+   * every connection it accepted has sent its first request — closing one
+   * before would drop a request already on its way; one that stays silent
+   * holds this until its idle timeout (keepAliveTimeoutMs) — then closes as
+   * close() does. Resolves when the last connection has ended.
+   */
+  drain(): Promise<void> {
+    this.#drained ??= this.#drain();
+    return this.#drained;
+  }
+
+  async #drain(): Promise<void> {
+    this.listener.stopAccepting();
+    await this.exchanges.requestsArrived(this.listener.id);
+    if (this.listener.listening) await this.close();
   }
 }
 
@@ -99,6 +129,16 @@ export interface ExchangeHost {
 /** @internal The HTTP servers of a reactor and their requests in progress, by connection slot. */
 export class HttpExchanges implements ResponseSink {
   readonly #servers = new Map<number, HTTPServer>();
+  // Closed servers waiting for their connections to end, by listener id.
+  readonly #draining = new Map<number, () => void>();
+  // Draining servers waiting for the first request of each connection.
+  readonly #awaitingRequests = new Map<number, () => void>();
+  // A connection counts as served from its first request to its close
+  // record: the connection a slot's last request came on, and its listener;
+  // and the served connections open, by listener id.
+  readonly #servedConnection: (number | undefined)[] = [];
+  readonly #servedListener: number[] = [];
+  readonly #served = new Map<number, number>();
   // The response (holding its request) in progress on each connection.
   readonly #bySlot: (HTTPResponse | undefined)[] = [];
   #words: Int32Array = new Int32Array(0);
@@ -119,12 +159,14 @@ export class HttpExchanges implements ResponseSink {
     this.#corked.push(response);
   }
 
-  /** The batch ended: responses written during it go out, one send each. */
-  uncork(): void {
+  /** The batch ended: responses written during it go out, one send each; closed servers may have drained. */
+  batchEnded(): void {
     const corked = this.#corked;
-    if (corked.length === 0) return;
-    this.#corked = [];
-    for (const response of corked) response.uncork();
+    if (corked.length > 0) {
+      this.#corked = [];
+      for (const response of corked) response.uncork();
+    }
+    if (this.#draining.size > 0 || this.#awaitingRequests.size > 0) this.settleDrained();
   }
 
   respond(id: number, status: number, reason: string, lines: string, flags: number, body: string | Uint8Array | undefined, end: boolean): number {
@@ -179,6 +221,12 @@ export class HttpExchanges implements ResponseSink {
     }
     if (kind !== RecordKind.Eof && kind !== RecordKind.Closed) return;
     if (kind === RecordKind.Eof) this.host.native.close(id);
+    else if (this.#servedConnection[slot] === id) {
+      this.#servedConnection[slot] = undefined;
+      const listener = this.#servedListener[slot]!;
+      const count = this.#served.get(listener);
+      if (count !== undefined) this.#served.set(listener, count - 1); // not once its server drained
+    }
     if (response === undefined) return;
     this.#bySlot[slot] = undefined;
     response.destroy();
@@ -198,6 +246,11 @@ export class HttpExchanges implements ResponseSink {
       this.host.native.abort(id); // its server closed earlier in this batch
       return;
     }
+    if (this.#servedConnection[slot] !== id) {
+      this.#servedConnection[slot] = id;
+      this.#servedListener[slot] = listener;
+      this.#served.set(listener, (this.#served.get(listener) ?? 0) + 1);
+    }
     const response = new HTTPResponse(this, id, server.highWaterMark, slab, words, first);
     this.#bySlot[slot] = response;
     try {
@@ -216,8 +269,40 @@ export class HttpExchanges implements ResponseSink {
     }
   }
 
-  /** @internal A server's listener closed. */
-  removeServer(listenerId: number): void {
+  /** @internal Resolves once every connection a (no longer accepting) listener has is served or ended. */
+  requestsArrived(listenerId: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.#awaitingRequests.set(listenerId, resolve);
+      this.settleDrained();
+    });
+  }
+
+  /** @internal A server's listener closed: resolves once its connections have ended. */
+  closeServer(listenerId: number): Promise<void> {
     this.#servers.delete(listenerId);
+    return new Promise((resolve) => {
+      this.#draining.set(listenerId, resolve);
+      this.settleDrained();
+    });
+  }
+
+  /**
+   * Resolves the closed servers whose last connection ended. Called after
+   * every batch (where connections close) and when the reactor closes (the
+   * count is 0 then).
+   */
+  settleDrained(): void {
+    const native = this.host.native;
+    for (const [listenerId, resolve] of this.#awaitingRequests) {
+      if (native.listenerConnections(listenerId) > (this.#served.get(listenerId) ?? 0)) continue;
+      this.#awaitingRequests.delete(listenerId);
+      resolve();
+    }
+    for (const [listenerId, resolve] of this.#draining) {
+      if (native.listenerConnections(listenerId) > 0) continue;
+      this.#draining.delete(listenerId);
+      this.#served.delete(listenerId);
+      resolve();
+    }
   }
 }
