@@ -1,0 +1,61 @@
+// The long-poll HTTP interface over a Mailbox, for any server whose requests
+// and responses look like node:http's (the native listenHTTP one, node:http):
+//   GET  /poll?uid=U      held until U's next message: 200 and the message;
+//                         after the maximum wait: 204
+//   POST /publish?uid=U   the body is the message for U: 202 once it is in Redis
+// Anything else: 400 (no or bad uid), 404 (path), 405 (method), 413 (body too big).
+
+/** Longest uid: it is part of a Redis key and of every announcement. */
+export const MAX_UID_LENGTH = 256;
+
+const ROUTES = { '/poll': 'GET', '/publish': 'POST' };
+
+function reply(response, status, body = '') {
+  response.statusCode = status;
+  if (body !== '') response.setHeader('Content-Type', status === 200 ? 'application/octet-stream' : 'text/plain');
+  response.end(body);
+}
+
+function readBody(request, maxBytes, done) {
+  const declared = Number(request.headers['content-length'] ?? 0);
+  if (declared > maxBytes) {
+    done(null);
+    return;
+  }
+  const chunks = [];
+  let bytes = 0;
+  request.on('data', (chunk) => {
+    bytes += chunk.length;
+    if (bytes <= maxBytes) chunks.push(chunk);
+  });
+  request.on('end', () => done(bytes <= maxBytes ? Buffer.concat(chunks, bytes) : null));
+}
+
+/**
+ * handle(request, response, clientGone): clientGone is an AbortSignal that
+ * aborts when the client goes away before the response ends.
+ */
+export function longPollRoutes(mailbox, { maxWaitMs, maxMessageBytes }) {
+  return (request, response, clientGone) => {
+    const url = new URL(request.url, 'http://host');
+    const method = ROUTES[url.pathname];
+    if (method === undefined) return reply(response, 404, 'no such path: use GET /poll?uid=U or POST /publish?uid=U\n');
+    if (request.method !== method) {
+      response.setHeader('Allow', method);
+      return reply(response, 405, `${url.pathname} takes ${method}\n`);
+    }
+    const uid = url.searchParams.get('uid');
+    if (!uid || uid.length > MAX_UID_LENGTH) return reply(response, 400, `uid must be 1 to ${MAX_UID_LENGTH} characters\n`);
+    if (method === 'GET') {
+      mailbox.wait(uid, maxWaitMs, clientGone, (message) => (message === null ? reply(response, 204) : reply(response, 200, message)));
+      return;
+    }
+    readBody(request, maxMessageBytes, (message) => {
+      if (message === null) return reply(response, 413, `a message is at most ${maxMessageBytes} bytes\n`);
+      mailbox.publish(uid, message).then(
+        () => reply(response, 202),
+        (error) => reply(response, 503, `redis: ${error.message}\n`),
+      );
+    });
+  };
+}

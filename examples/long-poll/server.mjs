@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+// Long-polling backed by Redis, on the native HTTP server (see README.md):
+//   node examples/long-poll/server.mjs --port 8080 --redis redis://127.0.0.1:6379
+//        [--host 127.0.0.1] [--max-wait-ms 30000] [--backend epoll]
+//
+//   GET  /poll?uid=U      held until a message for U arrives (200, the message),
+//                         or --max-wait-ms passed (204)
+//   POST /publish?uid=U   the body is the message (at most 64 KiB): 202
+//
+// Prints "listening PORT" once ready; SIGINT/SIGTERM answer the held polls
+// with 204 and stop. A bad option prints a message on stderr and exits with status 2.
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Reactor } from 'native-reactor';
+import { parseOptions, UsageError, wholeOption as whole } from '../lib/options.mjs';
+import { Mailbox } from './mailbox.mjs';
+import { longPollRoutes } from './routes.mjs';
+
+export { UsageError };
+
+export const MAX_MESSAGE_BYTES = 64 * 1024;
+const USAGE_CODES = /^ERR_(INVALID_ARG|OUT_OF_RANGE|SOCKET_BAD_PORT|REACTOR_BACKEND_UNAVAILABLE)/;
+// Held polls are answered at once on a stop; this bounds the rest (responses going out).
+const STOP_TIMEOUT_MS = 10_000;
+
+/** The command line (without node and the script) as the server's options. Throws UsageError. */
+export function parseLongPollArgs(argv) {
+  const values = parseOptions(argv, {
+    port: { type: 'string', default: '0' },
+    host: { type: 'string', default: '127.0.0.1' },
+    redis: { type: 'string' },
+    'max-wait-ms': { type: 'string', default: '30000' },
+    backend: { type: 'string' },
+  });
+  const port = whole(values, 'port', 0);
+  if (port > 65535) throw new UsageError(`--port must be from 0 to 65535, got ${port}`);
+  if (values.redis === undefined) throw new UsageError('--redis redis://HOST:PORT is required');
+  if (!/^rediss?:\/\//.test(values.redis)) throw new UsageError(`--redis must be a redis:// URL, got ${JSON.stringify(values.redis)}`);
+  return {
+    reactor: values.backend ? { backend: values.backend } : {},
+    listen: { port, host: values.host, maxBodyBytes: MAX_MESSAGE_BYTES },
+    redis: values.redis,
+    maxWaitMs: whole(values, 'max-wait-ms', 1),
+  };
+}
+
+/** Runs the server in this process; resolves with its port and a graceful stop(). */
+export async function serve(options) {
+  const mailbox = await Mailbox.open(options.redis);
+  const reactor = new Reactor(options.reactor);
+  const handle = longPollRoutes(mailbox, { maxWaitMs: options.maxWaitMs, maxMessageBytes: MAX_MESSAGE_BYTES });
+  const server = reactor.listenHTTP(options.listen, (request, response) => handle(request, response, request.signal));
+  let stopping;
+  const stop = () =>
+    (stopping ??= (async () => {
+      server.close();
+      await mailbox.close();
+      // The connections close once their responses have gone out; the reactor then lets the process exit.
+      setTimeout(() => reactor.closed || reactor.close(), STOP_TIMEOUT_MS).unref();
+    })());
+  return { port: server.address.port, stop, waiting: () => mailbox.waiting };
+}
+
+function fail(error) {
+  if (error instanceof UsageError || USAGE_CODES.test(error?.code)) {
+    process.stderr.write(`long-poll: ${error.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`long-poll: ${error?.message ?? error}${error?.code ? ` (${error.code})` : ''}\n`);
+  process.exit(1);
+}
+
+async function main() {
+  const options = parseLongPollArgs(process.argv.slice(2));
+  const { port, stop } = await serve(options);
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  process.stdout.write(`listening ${port}\n`);
+}
+
+// Run as a program; imported (by tests, the benchmark), it only exports.
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) main().catch(fail);
