@@ -13,7 +13,8 @@
 //   back empty;
 // - a waiter whose client went away is removed at once; a message taken for
 //   it when no other waiter is left goes back to the head of the list (and
-//   is announced again, for a poll held by another process).
+//   is announced again, for a poll held by another process) before the next
+//   take for that user, so a user's messages keep their order.
 // What remains is a process dying between LPOP and answering: that one
 // message is lost (LMOVE to a per-process list, acknowledged after the write,
 // would cover it, at one more round trip per message).
@@ -151,18 +152,27 @@ export class Mailbox {
       (message) => this.#taken(uid, take, message),
       (error) => {
         this.#log(`redis: LPOP for ${uid} failed: ${error.message}`);
-        this.#taken(uid, { again: false }, null);
+        this.#taken(uid, take, null);
       },
     );
   }
 
   #taken(uid, take, message) {
-    this.#taking.delete(uid);
     const queue = this.#waiters.get(uid);
-    if (message !== null) {
-      if (queue !== undefined) this.#finish(queue[0], message);
-      else this.#putBack(uid, message);
+    if (message !== null && queue === undefined) {
+      // Every waiter went away during the take. The take lasts until the message is back at the
+      // head: a poll arriving meanwhile must not take the one after it first.
+      this.#write(this.#commands.putBack(uid, message)).then(
+        () => this.#taken(uid, take, null),
+        (error) => {
+          this.#log(`redis: a message for ${uid} could not be put back (${error.message}); it is lost`);
+          this.#taken(uid, take, null);
+        },
+      );
+      return;
     }
+    this.#taking.delete(uid);
+    if (message !== null) this.#finish(queue[0], message);
     // Waiters whose wait ended during the take, and all of them when closing.
     const left = this.#waiters.get(uid);
     if (left !== undefined) for (const waiter of left.filter((w) => w.expired)) this.#finish(waiter, null);
@@ -171,12 +181,6 @@ export class Mailbox {
     } else if (message !== null || take.again) {
       this.#take(uid);
     }
-  }
-
-  #putBack(uid, message) {
-    this.#write(this.#commands.putBack(uid, message)).catch((error) =>
-      this.#log(`redis: a message for ${uid} could not be put back (${error.message}); it is lost`),
-    );
   }
 
   #expire(waiter) {
