@@ -3,7 +3,7 @@
 // configuration, each on a free loopback port and stopped by the test; and
 // clients for /poll and /publish.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -194,23 +194,26 @@ export function abandonedPoll(port: number, uid: string): AbandonedPoll {
   return { leave: () => socket.end(), reply };
 }
 
-/** Sockets open in a process and its children (Linux: /proc), e.g. the polls a server holds. */
-export function socketsOf(pid: number): number {
+/** Descriptors open in a process and its children (Linux: /proc): their growth is the connections held. */
+export function descriptorsOf(pid: number): number {
   let count = 0;
   try {
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-      try {
-        if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:')) count++;
-      } catch {
-        // closed while we looked
-      }
-    }
+    count += readdirSync(`/proc/${pid}/fd`).length;
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       const children = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
-      for (const child of children === '' ? [] : children.split(' ')) count += socketsOf(Number(child));
+      for (const child of children === '' ? [] : children.split(' ')) count += descriptorsOf(Number(child));
     }
   } catch {
     // the process exited
   }
   return count;
+}
+
+/** Resolves once check() holds, looking every 20 ms (no event says it); rejects after limitMs. */
+export async function until(check: () => boolean, what: string, limitMs: number): Promise<void> {
+  const started = Date.now();
+  while (!check()) {
+    if (Date.now() - started > limitMs) throw new Error(`not within ${limitMs} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }

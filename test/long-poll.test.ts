@@ -7,8 +7,7 @@
 import { Agent } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Reactor } from '../src/index.js';
-import { abandonedPoll, exchange, hasRedis, poll, publish, type Redis, socketsOf, type Started, startExample, startRedis } from './long-poll-helpers.js';
-import { eventually } from './http-helpers.js';
+import { abandonedPoll, exchange, hasRedis, poll, publish, type Redis, descriptorsOf, type Started, startExample, startRedis, until } from './long-poll-helpers.js';
 
 const MAX_WAIT_MS = 300;
 
@@ -102,9 +101,9 @@ describe.skipIf(!hasRedis).each(Reactor.backends)('long-poll example (%s)', (bac
 
   it('a client that goes away cancels its wait at once: no answer, and the next message is kept for the next poll', async () => {
     const pid = server.child.pid!;
-    const before = socketsOf(pid);
+    const before = descriptorsOf(pid);
     const abandoned = Array.from({ length: 20 }, () => abandonedPoll(server.port, user('gone')));
-    await eventually(() => socketsOf(pid) >= before + 20, 'the server holds the 20 polls');
+    await until(() => descriptorsOf(pid) >= before + 20, 'the server holds the 20 polls', 5000);
     const left = Date.now();
     for (const one of abandoned) one.leave();
     for (const one of abandoned) expect(await one.reply).toBeNull();
