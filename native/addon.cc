@@ -744,6 +744,13 @@ napi_value listener_counts(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// listenerConnections(id) -> the listener's connections still open, closed or not
+napi_value listener_connections(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  Loop* loop = call.core->loop();
+  return call.result(loop ? static_cast<double>(loop->connections_of(call.id(0))) : 0);
+}
+
 // setIdleTimeout(id, ms, resetsOnWrite, graceMs)
 napi_value set_idle_timeout(napi_env env, napi_callback_info info) {
   Call call(env, info);
@@ -1153,6 +1160,33 @@ napi_value udp_format_address(napi_env env, napi_callback_info info) {
   return string_value(env, address.address.c_str());
 }
 
+// ---- module functions: sockets made without a reactor ------------------------
+
+// listenSocket(host, port, backlog, reusePort, ipv6Only) -> a listening TCP
+// socket's fd, or -errno. No loop takes it: a process binds it to hand it to
+// others (runWorkers' primary, to its workers), who adopt it.
+napi_value listen_socket(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  return call.outcome(
+      reactor::listen_tcp(call.string(0), call.integer(1), listen_options(call, 2)));
+}
+
+// socketAddress(fd) -> { address, port, family } of a socket's local end, or -errno.
+napi_value socket_address_of(napi_env env, napi_callback_info info) {
+  Call call(env, info);
+  SocketAddress address;
+  int rc = socket_address(call.integer(0), false, &address);
+  if (rc < 0) return call.outcome(rc);
+  napi_value result = nullptr;
+  if (napi_create_object(env, &result) != napi_ok ||
+      !set_property(env, result, "address", string_value(env, address.address.c_str())) ||
+      !set_property(env, result, "port", number_value(env, address.port)) ||
+      !set_property(env, result, "family", string_value(env, family_name(address.family)))) {
+    return nullptr;
+  }
+  return result;
+}
+
 // Every function handed to JavaScript: a C++ exception (only bad_alloc can
 // be thrown here) must not unwind into Node.
 template <napi_callback callback>
@@ -1164,11 +1198,17 @@ napi_value guarded(napi_env env, napi_callback_info info) {
   }
 }
 
+constexpr std::pair<const char*, napi_callback> kModuleFunctions[] = {
+    {"listenSocket", guarded<listen_socket>},
+    {"socketAddress", guarded<socket_address_of>},
+};
+
 constexpr std::pair<const char*, napi_callback> kMethods[] = {
     {"listenTcp", guarded<listen_tcp>},
     {"listenUnix", guarded<listen_unix>},
     {"configureListener", guarded<configure_listener>},
     {"listenerCounts", guarded<listener_counts>},
+    {"listenerConnections", guarded<listener_connections>},
     {"connectTcp", guarded<connect_tcp>},
     {"connectUnix", guarded<connect_unix>},
     {"adoptListener", guarded<adopt_listener>},
@@ -1369,6 +1409,13 @@ napi_value init(napi_env env, napi_value exports) {
   for (const std::string& name : available_backends()) {
     napi_value v = string_value(env, name.c_str());
     if (!v || napi_set_element(env, backends, index++, v) != napi_ok) return nullptr;
+  }
+  for (const auto& [name, callback] : kModuleFunctions) {
+    napi_value fn = nullptr;
+    if (napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, nullptr, &fn) != napi_ok ||
+        !set_property(env, exports, name, fn)) {
+      return nullptr;
+    }
   }
   napi_value create = nullptr;
   if (napi_create_function(env, "createReactor", NAPI_AUTO_LENGTH, create_reactor, nullptr,

@@ -68,6 +68,19 @@ Listener* LoopCore::listener_at(Id id) {
   return l && l->kind == Kind::kListener ? l->listening() : nullptr;
 }
 
+size_t LoopCore::connections_of(Id listener) const {
+  // A listener's record counts only while it is open, and a draining server
+  // is asked seldom (once per batch while it drains), so no list is kept.
+  size_t count = 0;
+  for (uint32_t slot = 0; slot < table_.capacity(); slot++) {
+    Id id;
+    if (!table_.live_at(slot, &id)) continue;
+    const Handle& c = table_.at(slot);
+    if (c.kind == Kind::kStream && c.listener == listener) count++;
+  }
+  return count;
+}
+
 Admission* LoopCore::admission_of(Id id) {
   Listener* listener = listener_at(id);
   return listener ? &listener->admission : nullptr;
@@ -368,6 +381,9 @@ int Loop::configure_listener(uint64_t id, const AdmissionPolicy& policy,
 }
 int Loop::listener_counts(uint64_t id, uint32_t* open, uint32_t* queued) {
   return core_->listener_counts(id, open, queued);
+}
+size_t Loop::connections_of(uint64_t listener) const {
+  return core_->connections_of(Id::unpack(listener));
 }
 int64_t Loop::connect_tcp(const std::string& host, int port) {
   return core_->connect_tcp(host, port);

@@ -135,6 +135,9 @@ class Loop {
   int configure_listener(uint64_t id, const AdmissionPolicy& policy, const ConnDefaults& defaults);
   // Served and parked connections of a listener.
   int listener_counts(uint64_t id, uint32_t* open, uint32_t* queued);
+  // Connections a listener accepted that are still open, whether or not the
+  // listener still is (a closed server draining): a walk of the table.
+  size_t connections_of(uint64_t listener) const;
   int64_t connect_tcp(const std::string& host, int port);
   int64_t connect_unix(const std::string& path);
   // Sockets made elsewhere (inherited, passed by a parent, systemd socket

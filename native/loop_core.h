@@ -63,6 +63,7 @@ class LoopCore {
   int64_t listen_unix(const std::string& path, const ListenOptions& options);
   int configure_listener(uint64_t id, const AdmissionPolicy& policy, const ConnDefaults& defaults);
   int listener_counts(uint64_t id, uint32_t* open, uint32_t* queued);
+  size_t connections_of(Id listener) const;
   int64_t connect_tcp(const std::string& host, int port);
   int64_t connect_unix(const std::string& path);
   int64_t adopt_listener(int fd, bool require_tcp);

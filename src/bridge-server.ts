@@ -6,9 +6,17 @@ import type { Address } from './address.js';
 import { ReactorError } from './errors.js';
 import { type ConnectionLimitOptions, LIMIT_KEYS } from './limits.js';
 import type { Listener } from './listener.js';
-import { type ListenTCPOptions, Reactor } from './reactor.js';
+import { BIND_KEYS, Reactor } from './reactor.js';
 import { streamFactory, type TransportStream } from './stream-bridge.js';
-import { invalidType, validateBoolean, validateFunction, validateKeys, validateObject, validatePort } from './validate.js';
+import {
+  invalidType,
+  validateBoolean,
+  validateExclusive,
+  validateFunction,
+  validateKeys,
+  validateObject,
+  validatePort,
+} from './validate.js';
 
 export interface StreamServerOptions extends ConnectionLimitOptions {
   /** Keep a connection's write side open once the peer ended. Default true: see TransportStreamOptions. */
@@ -18,6 +26,12 @@ export interface StreamServerOptions extends ConnectionLimitOptions {
 /** What `server.listen(options)` takes: listenTCP's own options (limits go to createStreamServer). */
 export interface StreamListenOptions {
   port?: number | undefined;
+  /**
+   * A listening socket made elsewhere to serve instead of binding one (a
+   * worker's from workerContext().fd), adopted as reactor.adoptListener()
+   * does; excludes port, host, backlog, reusePort, ipv6Only.
+   */
+  fd?: number | undefined;
   host?: string | undefined;
   backlog?: number | undefined;
   reusePort?: boolean | undefined;
@@ -25,7 +39,7 @@ export interface StreamListenOptions {
 }
 
 const SERVER_KEYS = ['allowHalfOpen', ...LIMIT_KEYS] as const;
-const LISTEN_KEYS = ['port', 'host', 'backlog', 'reusePort', 'ipv6Only'] as const;
+const LISTEN_KEYS = ['port', 'fd', ...BIND_KEYS] as const;
 
 /**
  * Events: 'connection' (a TransportStream), 'listening', 'error' (listen
@@ -68,7 +82,8 @@ export class StreamServer extends EventEmitter {
 
   /**
    * listen(port?, host?, callback?) or listen({ port, host, backlog,
-   * reusePort, ipv6Only }, callback?). The port is bound on return
+   * reusePort, ipv6Only }, callback?), or listen({ fd }, callback?) to serve
+   * a listening socket made elsewhere. The port is bound on return
    * (`address()`); 'listening' and `callback` follow on the next tick, and a
    * failure to bind is an 'error' event, as with node:net. Bad arguments throw.
    */
@@ -77,6 +92,7 @@ export class StreamServer extends EventEmitter {
     if (typeof port === 'object' && port !== null) {
       listen = port;
       validateKeys(listen, 'options', LISTEN_KEYS);
+      validateExclusive(listen, 'options', 'fd', ['port', ...BIND_KEYS]);
       if (host !== undefined && typeof host !== 'function') throw invalidType('callback', 'a function', host);
       callback = host;
     } else {
@@ -89,7 +105,7 @@ export class StreamServer extends EventEmitter {
     if (callback !== undefined) validateFunction(callback, 'callback');
     if (this.#listener !== undefined) throw new ReactorError('ERR_SERVER_ALREADY_LISTEN', 'the server is already listening');
     const { allowHalfOpen, ...limits } = this.#options;
-    const options: ListenTCPOptions = { ...limits, ...listen, port: validatePort(listen.port ?? 0) };
+    const { fd, ...bind } = listen;
     const onStream = (stream: TransportStream) => this.#connected(stream);
     const factory = streamFactory(onStream, {
       allowHalfOpen,
@@ -97,7 +113,10 @@ export class StreamServer extends EventEmitter {
       idleResetOnWrite: limits.idleResetOnWrite,
     });
     try {
-      this.#listener = this.reactor.listenTCP(options, factory);
+      this.#listener =
+        fd === undefined
+          ? this.reactor.listenTCP({ ...limits, ...bind, port: validatePort(bind.port ?? 0) }, factory)
+          : this.reactor.adoptListener(fd, factory, limits);
     } catch (error) {
       // A refused bind is an event, as node:net's; a bad argument is thrown.
       if (!isSystemError(error)) throw error;

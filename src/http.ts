@@ -12,7 +12,14 @@ import { HttpDescriptor, type NativeHttpConfig, type NativeReactor, NO_LIMIT, pa
 import { validateInteger } from './validate.js';
 
 export interface ListenHTTPOptions extends Omit<ConnectionLimitOptions, 'idleTimeoutMs' | 'idleResetOnWrite'> {
-  port: number;
+  /** The port to bind; required unless `fd` is given. */
+  port?: number | undefined;
+  /**
+   * A listening socket made elsewhere to serve instead of binding one (a
+   * worker's from workerContext().fd, or systemd's), adopted as
+   * reactor.adoptListener() does; excludes port, host, backlog, reusePort, ipv6Only.
+   */
+  fd?: number | undefined;
   /** Numeric address or "localhost". Default: "::" (dual-stack), else "0.0.0.0". */
   host?: string | undefined;
   backlog?: number | undefined;
@@ -72,11 +79,13 @@ export class HTTPServer {
   /**
    * Stops accepting and closes the keep-alive connections waiting between
    * requests (as node:http's close()); one with a request in progress closes
-   * once its response has gone out.
+   * once its response has gone out. Resolves when the last connection the
+   * server accepted has ended (or its reactor closed): a worker's drain.
+   * Throws ERR_SERVER_NOT_RUNNING if already closed.
    */
-  close(): void {
+  close(): Promise<void> {
     this.listener.close();
-    this.exchanges.removeServer(this.listener.id);
+    return this.exchanges.closeServer(this.listener.id);
   }
 }
 
@@ -91,6 +100,8 @@ export interface ExchangeHost {
 /** @internal The HTTP servers of a reactor and their requests in progress, by connection slot. */
 export class HttpExchanges implements ResponseSink {
   readonly #servers = new Map<number, HTTPServer>();
+  // Closed servers waiting for their connections to end, by listener id.
+  readonly #draining = new Map<number, () => void>();
   // The response (holding its request) in progress on each connection.
   readonly #bySlot: (HTTPResponse | undefined)[] = [];
   #words: Int32Array = new Int32Array(0);
@@ -111,12 +122,14 @@ export class HttpExchanges implements ResponseSink {
     this.#corked.push(response);
   }
 
-  /** The batch ended: responses written during it go out, one send each. */
-  uncork(): void {
+  /** The batch ended: responses written during it go out, one send each; closed servers may have drained. */
+  batchEnded(): void {
     const corked = this.#corked;
-    if (corked.length === 0) return;
-    this.#corked = [];
-    for (const response of corked) response.uncork();
+    if (corked.length > 0) {
+      this.#corked = [];
+      for (const response of corked) response.uncork();
+    }
+    if (this.#draining.size > 0) this.settleDrained();
   }
 
   respond(id: number, status: number, reason: string, lines: string, flags: number, body: string | Uint8Array | undefined, end: boolean): number {
@@ -203,8 +216,25 @@ export class HttpExchanges implements ResponseSink {
     }
   }
 
-  /** @internal A server's listener closed. */
-  removeServer(listenerId: number): void {
+  /** @internal A server's listener closed: resolves once its connections have ended. */
+  closeServer(listenerId: number): Promise<void> {
     this.#servers.delete(listenerId);
+    return new Promise((resolve) => {
+      this.#draining.set(listenerId, resolve);
+      this.settleDrained();
+    });
+  }
+
+  /**
+   * Resolves the closed servers whose last connection ended. Called after
+   * every batch (where connections close) and when the reactor closes (the
+   * count is 0 then).
+   */
+  settleDrained(): void {
+    for (const [listenerId, resolve] of this.#draining) {
+      if (this.host.native.listenerConnections(listenerId) > 0) continue;
+      this.#draining.delete(listenerId);
+      resolve();
+    }
   }
 }

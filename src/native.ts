@@ -38,6 +38,8 @@ export interface NativeReactor {
   configureListener(id: number, config: NativeListenerConfig): number;
   /** [served and open, parked] */
   listenerCounts(id: number): [number, number] | number;
+  /** Connections the listener accepted that are still open, the listener closed or not (0 once the reactor closed). */
+  listenerConnections(id: number): number;
   connectTcp(host: string, port: number): number;
   connectUnix(path: string): number;
   /**
@@ -223,6 +225,10 @@ interface Binding {
   backends: ConcreteBackendName[];
   /** Absent from binaries older than the check below. */
   recordLayout?: RecordLayout;
+  /** A listening TCP socket no reactor watches (native listen_tcp): its fd, or -errno. */
+  listenSocket(host: string, port: number, backlog: number, reusePort: boolean, ipv6Only: boolean): number;
+  /** The local address of a socket, or -errno. */
+  socketAddress(fd: number): { address: string; port: number; family: string } | number;
 }
 
 // Record layout (native/loop.h): kind, slot, generation, a, b; checked at load.
@@ -371,6 +377,11 @@ export function createNativeReactor(
   const made = binding.createReactor(dispatch, backend, allocateSlab);
   return made && { ...made, made };
 }
+/** @internal Sockets bound outside any reactor, to be handed to other processes. */
+export const nativeSockets: Pick<Binding, 'listenSocket' | 'socketAddress'> = {
+  listenSocket: binding.listenSocket,
+  socketAddress: binding.socketAddress,
+};
 /** @internal */
 export const nativeBackends: readonly ConcreteBackendName[] = Object.freeze([...binding.backends]);
 

@@ -41,8 +41,12 @@ import {
   validateInteger,
   validateKeys,
   validateObject,
+  validateExclusive,
   validatePort,
 } from './validate.js';
+
+/** @internal What only binding a socket takes: refused beside an `fd` to adopt. */
+export const BIND_KEYS = ['host', 'backlog', 'reusePort', 'ipv6Only'] as const;
 
 export const BACKEND_NAMES = ['auto', 'epoll', 'kqueue', 'poll', 'select', 'io_uring'] as const;
 /** What `new Reactor({ backend })` takes: a backend, or 'auto' for the platform's best. */
@@ -291,16 +295,23 @@ export class Reactor {
   /**
    * A native HTTP/1.1 server (src/http.ts): requests parsed natively, one
    * `handler(request, response)` call per request. Synchronous, like listenTCP.
+   * With `fd` it serves a listening socket made elsewhere, as adoptListener
+   * (a worker's, from runWorkers()), instead of binding one.
    */
   listenHTTP(options: ListenHTTPOptions, handler: RequestHandler): HTTPServer {
     this.checkOpen();
     validateObject(options, 'options');
-    validateKeys(options, 'options', ['port', 'host', 'backlog', 'reusePort', 'ipv6Only', ...HTTP_LIMIT_KEYS, ...HTTP_KEYS]);
+    validateKeys(options, 'options', ['port', 'fd', ...BIND_KEYS, ...HTTP_LIMIT_KEYS, ...HTTP_KEYS]);
+    validateExclusive(options, 'options', 'fd', ['port', ...BIND_KEYS]);
     validateFunction(handler, 'handler');
     const http = parseHttpConfig(options);
-    const { maxHeaderBytes, maxBodyBytes, headersTimeoutMs, keepAliveTimeoutMs, ...tcp } = options;
+    const { maxHeaderBytes, maxBodyBytes, headersTimeoutMs, keepAliveTimeoutMs, fd, ...tcp } = options;
     // Between requests a connection's idle timeout is the keep-alive timeout.
-    const listener = this.listenTCP({ ...tcp, idleTimeoutMs: http.keepAliveTimeoutMs }, () => null);
+    const idleTimeoutMs = http.keepAliveTimeoutMs;
+    const listener =
+      fd === undefined
+        ? this.listenTCP({ ...tcp, port: tcp.port!, idleTimeoutMs }, () => null)
+        : this.adoptListener(fd, () => null, { ...(tcp as ConnectionLimitOptions), idleTimeoutMs });
     this.native.configureHttp(listener.id, http);
     this.#http ??= new HttpExchanges(this);
     const server = new HTTPServer(listener, handler, listener.transportKin.limits.high, this.#http);
@@ -544,6 +555,7 @@ export class Reactor {
     for (const watcher of [...this.#watchers.values()]) watcher.stopped();
     this.#listeners.clear();
     this.#timers.clear();
+    this.#http?.settleDrained();
   }
 
   // ---- hosts' callbacks ----
@@ -684,7 +696,7 @@ export class Reactor {
         this.#failed(transport?.id === id ? transport : undefined, error);
       }
     }
-    this.#http?.uncork();
+    this.#http?.batchEnded();
     this.cork.end();
     this.dispatching = false;
     return !this.#dataKept;

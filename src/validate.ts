@@ -92,6 +92,19 @@ export function validateKeys(value: object, name: string, known: readonly string
   }
 }
 
+/**
+ * @internal
+ * Refuses options that contradict `key` when it is set (a socket passed as
+ * `fd` is bound already: no port, host, backlog to choose).
+ */
+export function validateExclusive(value: object, name: string, key: string, excluded: readonly string[]): void {
+  if ((value as Record<string, unknown>)[key] === undefined) return;
+  for (const other of excluded) {
+    if ((value as Record<string, unknown>)[other] === undefined) continue;
+    throw new ReactorError('ERR_INVALID_ARG_VALUE', `"${name}.${other}" cannot be given with "${name}.${key}"`);
+  }
+}
+
 /** @internal The known name a key is most likely a misspelling of, if any is close. */
 export function closest(key: string, known: readonly string[]): string | undefined {
   const lower = key.toLowerCase();
