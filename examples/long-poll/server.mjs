@@ -1,17 +1,22 @@
 #!/usr/bin/env node
 // Long-polling backed by Redis, on the native HTTP server (see README.md):
 //   node examples/long-poll/server.mjs --port 8080 --redis redis://127.0.0.1:6379
-//        [--host 127.0.0.1] [--max-wait-ms 30000] [--backend epoll]
+//        [--host 127.0.0.1] [--workers N] [--max-wait-ms 30000] [--backend epoll]
 //
 //   GET  /poll?uid=U      held until a message for U arrives (200, the message),
 //                         or --max-wait-ms passed (204)
 //   POST /publish?uid=U   the body is the message (at most 64 KiB): 202
 //
-// Prints "listening PORT" once ready; SIGINT/SIGTERM answer the held polls
-// with 204 and stop. A bad option prints a message on stderr and exits with status 2.
+// --workers N   N worker processes (runWorkers) share the port; SIGHUP restarts
+//               them gracefully (new ones serve before the old ones drain).
+//               Without it, this process serves alone.
+//
+// Prints "listening PORT" once every worker is ready; SIGINT/SIGTERM answer the
+// held polls with 204 and stop (a poll answered so goes again, to a worker still
+// serving). A bad option prints a message on stderr and exits with status 2.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Reactor } from 'native-reactor';
+import { Reactor, runWorkers, workerContext } from 'native-reactor';
 import { parseOptions, UsageError, wholeOption as whole } from '../lib/options.mjs';
 import { Mailbox } from './mailbox.mjs';
 import { longPollRoutes } from './routes.mjs';
@@ -30,6 +35,7 @@ export function parseLongPollArgs(argv) {
     host: { type: 'string', default: '127.0.0.1' },
     redis: { type: 'string' },
     'max-wait-ms': { type: 'string', default: '30000' },
+    workers: { type: 'string' },
     backend: { type: 'string' },
   });
   const port = whole(values, 'port', 0);
@@ -41,24 +47,55 @@ export function parseLongPollArgs(argv) {
     listen: { port, host: values.host, maxBodyBytes: MAX_MESSAGE_BYTES },
     redis: values.redis,
     maxWaitMs: whole(values, 'max-wait-ms', 1),
+    workers: whole(values, 'workers', 1, 1024),
   };
 }
 
-/** Runs the server in this process; resolves with its port and a graceful stop(). */
-export async function serve(options) {
+/**
+ * Serves in this process: on `listen` (a port, or a worker's fd). Resolves
+ * with the port, stats() (the reactor's and the polls held), and drain(): stop accepting, answer the
+ * held polls (204), resolve once every connection has ended.
+ */
+export async function serve(options, listen = options.listen) {
   const mailbox = await Mailbox.open(options.redis);
   const reactor = new Reactor(options.reactor);
   const handle = longPollRoutes(mailbox, { maxWaitMs: options.maxWaitMs, maxMessageBytes: MAX_MESSAGE_BYTES });
-  const server = reactor.listenHTTP(options.listen, (request, response) => handle(request, response, request.signal));
-  let stopping;
-  const stop = () =>
-    (stopping ??= (async () => {
-      server.close();
+  const server = reactor.listenHTTP(listen, (request, response) => handle(request, response, request.signal));
+  let draining;
+  const drain = () =>
+    (draining ??= (async () => {
+      const closed = server.close();
       await mailbox.close();
-      // The connections close once their responses have gone out; the reactor then lets the process exit.
-      setTimeout(() => reactor.closed || reactor.close(), STOP_TIMEOUT_MS).unref();
+      await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, STOP_TIMEOUT_MS).unref())]);
+      reactor.close();
     })());
-  return { port: server.address.port, stop, waiting: () => mailbox.waiting };
+  return { port: server.address.port, stats: () => ({ ...reactor.stats(), waiting: mailbox.waiting }), drain };
+}
+
+async function runWorker(context, options) {
+  const { stats, drain } = await serve(options, { fd: context.fd, maxBodyBytes: MAX_MESSAGE_BYTES });
+  context.ready({ stats, drain });
+}
+
+async function runPrimary(options) {
+  const workers = runWorkers({
+    script: fileURLToPath(import.meta.url),
+    workers: options.workers,
+    listen: { port: options.listen.port, host: options.listen.host },
+    args: process.argv.slice(2),
+    handleSignals: true,
+  });
+  workers.on('error', (error) => process.stderr.write(`long-poll: ${error.message}\n`));
+  await workers.ready;
+  process.stdout.write(`listening ${workers.port}\n`);
+}
+
+async function runAlone(options) {
+  const { port, drain } = await serve(options);
+  const stop = () => void drain();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  process.stdout.write(`listening ${port}\n`);
 }
 
 function fail(error) {
@@ -72,10 +109,10 @@ function fail(error) {
 
 async function main() {
   const options = parseLongPollArgs(process.argv.slice(2));
-  const { port, stop } = await serve(options);
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  process.stdout.write(`listening ${port}\n`);
+  const context = workerContext();
+  if (context !== null) await runWorker(context, options);
+  else if (options.workers !== undefined) await runPrimary(options);
+  else await runAlone(options);
 }
 
 // Run as a program; imported (by tests, the benchmark), it only exports.
