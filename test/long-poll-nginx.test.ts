@@ -1,9 +1,11 @@
-// The long-poll deployment for real: redis-server, the example, and nginx in
-// front with examples/long-poll/nginx.conf, each started here on free
-// loopback ports. 5,000 polls are held through nginx at once and each gets
-// its own message exactly once. The default backend only: 5,000 polls per
+// The long-poll deployment for real: redis-server, the example with two
+// workers, and nginx in front with examples/long-poll/nginx.conf, each
+// started here on free loopback ports. 5,000 polls are held through nginx at
+// once and each gets its own message exactly once, also when the workers are
+// restarted (SIGHUP) while the messages are published. The default backend only: 5,000 polls per
 // backend would cost minutes, and what is tested here is the deployment (the
 // semantics run on every backend in long-poll.test.ts).
+import { readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,10 +32,13 @@ describe.skipIf(!hasRedis || !hasNginx)('long-poll behind nginx', () => {
   let redis: Redis;
   let server: Started;
   let nginx: Started;
+  // The server's descriptors before nginx connected: nginx keeps idle connections to reuse after a test.
+  let baseline: number;
 
   beforeAll(async () => {
     redis = await startRedis();
-    server = await startExample(['--redis', redis.url, '--max-wait-ms', '60000']);
+    server = await startExample(['--redis', redis.url, '--workers', '2', '--max-wait-ms', '60000']);
+    baseline = descriptorsOf(server.child.pid!);
     nginx = await startNginx(server.port);
   });
 
@@ -59,10 +64,10 @@ describe.skipIf(!hasRedis || !hasNginx)('long-poll behind nginx', () => {
     const publishers = new Agent({ keepAlive: true, maxSockets: 32 });
     try {
       const uids = Array.from({ length: POLLS }, (_, i) => `user-${i}`);
-      const before = descriptorsOf(server.child.pid!);
       const replies = Promise.all(uids.map((uid) => poll(polls, nginx.port, uid)));
+      replies.catch(() => undefined); // awaited below; a failure before must not go unhandled
       // Every poll is held: nginx has a connection to the server for each.
-      await until(() => descriptorsOf(server.child.pid!) >= before + POLLS, `the server holds ${POLLS} polls`, 30_000);
+      await until(() => descriptorsOf(server.child.pid!) >= baseline + POLLS, `the server holds ${POLLS} polls`, 30_000);
       const statuses = await mapLimited(uids, 32, (uid) => publish(publishers, nginx.port, uid, `message for ${uid}`));
       expect(statuses.every((status) => status === 202)).toBe(true);
       const got = await replies;
@@ -76,6 +81,66 @@ describe.skipIf(!hasRedis || !hasNginx)('long-poll behind nginx', () => {
       expect(delivered.size).toBe(POLLS);
       expect([...delivered.values()].every((count) => count === 1)).toBe(true);
       expect(await keysLeft()).toBe(0);
+    } finally {
+      polls.destroy();
+      publishers.destroy();
+    }
+  });
+
+  /** The pids of the primary's workers. */
+  function workerPids(): string[] {
+    const pid = server.child.pid!;
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').sort();
+  }
+
+  it(`restarting the workers (SIGHUP) while ${POLLS.toLocaleString('en')} polls are held and messages published loses nothing`, { timeout: 90_000 }, async () => {
+    const polls = new Agent({ keepAlive: true, maxSockets: Infinity });
+    const publishers = new Agent({ keepAlive: true, maxSockets: 32 });
+    try {
+      const uids = Array.from({ length: POLLS }, (_, i) => `restart-${i}`);
+      const oldWorkers = workerPids();
+      let again = 0;
+      // A poll answered 204 (its worker drained) goes again, as a client would.
+      const receive = async (uid: string) => {
+        for (;;) {
+          const reply = await poll(polls, nginx.port, uid);
+          if (reply.status === 200) return reply.body.toString();
+          expect(reply.status).toBe(204);
+          again++;
+        }
+      };
+      const received = Promise.all(uids.map(receive));
+      received.catch(() => undefined); // awaited below; a failure before must not go unhandled
+      await until(() => descriptorsOf(server.child.pid!) >= baseline + POLLS, `the server holds ${POLLS} polls`, 30_000);
+      // Published before the restart, during it (until every old worker has exited), and after.
+      const statuses: number[] = [];
+      let next = 0;
+      const publishWhile = (more: () => boolean) =>
+        Promise.all(
+          Array.from({ length: 32 }, async () => {
+            while (next < POLLS && more()) {
+              const uid = uids[next++]!;
+              statuses.push(await publish(publishers, nginx.port, uid, `message for ${uid}`));
+            }
+          }),
+        );
+      await publishWhile(() => next < POLLS / 5);
+      server.child.kill('SIGHUP');
+      let restarted = false;
+      const restart = until(() => workerPids().every((pid) => !oldWorkers.includes(pid)), 'new workers only', 20_000).then(() => (restarted = true));
+      const beforeRestart = next;
+      await publishWhile(() => !restarted && next < (POLLS * 4) / 5);
+      const duringRestart = next - beforeRestart;
+      await restart;
+      await publishWhile(() => true);
+      expect(duringRestart).toBeGreaterThan(0);
+      expect(statuses.filter((status) => status !== 202)).toEqual([]);
+      const got = await received;
+      got.forEach((body, i) => expect(body).toBe(`message for ${uids[i]}`));
+      expect(new Set(got).size).toBe(POLLS);
+      expect(await keysLeft()).toBe(0);
+      // Held polls were answered 204 by the draining workers and went again.
+      expect(again).toBeGreaterThan(0);
     } finally {
       polls.destroy();
       publishers.destroy();
