@@ -1,13 +1,29 @@
 // The long-poll example (examples/long-poll/server.mjs) against a real
 // redis-server: what a poll and a publish answer, messages kept for users
-// with no poll waiting, a client going away, bad requests, and exactly-once
-// delivery when polls time out or are abandoned just as their messages are
-// taken. Every backend; one redis-server for the file, each backend's users
-// apart by name.
+// with no poll waiting, a client going away, bad requests, a message crossing
+// from one worker to another, and exactly-once delivery when polls time out
+// or are abandoned just as their messages are taken. Every backend; one
+// redis-server for the file, each backend's users apart by name. Then the
+// command line's errors.
+import { readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Reactor } from '../src/index.js';
-import { abandonedPoll, exchange, hasRedis, poll, publish, type Redis, descriptorsOf, type Started, startExample, startRedis, until } from './long-poll-helpers.js';
+import { runProcess } from './helpers.js';
+import {
+  abandonedPoll,
+  descriptorsOf,
+  exchange,
+  freePort,
+  hasRedis,
+  poll,
+  publish,
+  type Redis,
+  type Started,
+  startExample,
+  startRedis,
+  until,
+} from './long-poll-helpers.js';
 
 const MAX_WAIT_MS = 300;
 
@@ -126,6 +142,31 @@ describe.skipIf(!hasRedis).each(Reactor.backends)('long-poll example (%s)', (bac
     expect((await poll(agent, server.port, user('bad'))).status).toBe(204); // nothing was kept
   });
 
+  it('with --workers 2, polls held by one worker get messages published through the other', async () => {
+    const pair = await startExample(['--redis', redis.url, '--backend', backend, '--workers', '2', '--max-wait-ms', '10000']);
+    // A connection each: SO_REUSEPORT spreads them over the workers by address hash.
+    const fresh = new Agent({ keepAlive: false, maxSockets: Infinity });
+    try {
+      const pid = pair.child.pid!;
+      const workers = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').map(Number);
+      expect(workers).toHaveLength(2);
+      const before = workers.map(descriptorsOf);
+      const uids = Array.from({ length: 40 }, (_, i) => user(`cross-${i}`));
+      const replies = Promise.all(uids.map((uid) => poll(fresh, pair.port, uid)));
+      replies.catch(() => undefined); // awaited below
+      const held = () => workers.map((worker, i) => descriptorsOf(worker) - before[i]!);
+      // Both workers hold polls; the 40 publishes land on either, so (but for odds of 2^-40) some
+      // message goes through the worker that does not hold its poll.
+      await until(() => held().every((count) => count > 0) && held()[0]! + held()[1]! >= uids.length, 'both workers hold polls', 5000);
+      for (const uid of uids) expect(await publish(fresh, pair.port, uid, `for ${uid}`)).toBe(202);
+      const got = await replies;
+      expect(got.map((reply) => [reply.status, reply.body.toString()])).toEqual(uids.map((uid) => [200, `for ${uid}`]));
+    } finally {
+      fresh.destroy();
+      expect(await pair.stop()).toBe(0);
+    }
+  });
+
   const expected = (uid: string, count: number) => Array.from({ length: count }, (_, i) => `${uid}#${i}`);
 
   it('polls timing out just as their messages are taken: every message delivered once, in order', async () => {
@@ -174,5 +215,28 @@ describe.skipIf(!hasRedis).each(Reactor.backends)('long-poll example (%s)', (bac
     for (const uid of users) expect(received.get(uid)).toEqual(expected(uid, 30));
     expect(abandoned).toBeGreaterThan(30);
     for (const uid of users) expect((await poll(agent, server.port, uid)).status).toBe(204);
+  });
+});
+
+describe('long-poll example command line', () => {
+  const run = (args: string[]) => runProcess(process.execPath, ['examples/long-poll/server.mjs', ...args], 10_000);
+
+  it('refuses a bad option with status 2, saying which', async () => {
+    const cases: [string[], string][] = [
+      [[], '--redis redis://HOST:PORT is required'],
+      [['--redis', 'localhost:6379'], '--redis must be a redis:// URL'],
+      [['--redis', 'redis://127.0.0.1:1', '--max-wait-ms', '0'], '--max-wait-ms must be a whole number from 1'],
+      [['--redis', 'redis://127.0.0.1:1', '--workers', 'two'], '--workers must be a whole number from 1 to 1024'],
+      [['--redis', 'redis://127.0.0.1:1', '--max-wait'], "Unknown option '--max-wait'"],
+    ];
+    for (const [args, message] of cases) {
+      const result = await run(args);
+      expect([result.code, result.stderr]).toEqual([2, expect.stringContaining(message)]);
+    }
+  });
+
+  it('exits with status 1 when Redis cannot be reached at start', async () => {
+    const result = await run(['--redis', `redis://127.0.0.1:${await freePort()}`]);
+    expect([result.code, result.stderr]).toEqual([1, expect.stringContaining('ECONNREFUSED')]);
   });
 });
