@@ -7,6 +7,8 @@
 
 /** Longest uid: it is part of a Redis key and of every announcement. */
 export const MAX_UID_LENGTH = 256;
+/** Largest message (a publish's body). */
+export const MAX_MESSAGE_BYTES = 64 * 1024;
 
 const ROUTES = { '/poll': 'GET', '/publish': 'POST' };
 
@@ -35,7 +37,7 @@ function readBody(request, maxBytes, done) {
  * handle(request, response, clientGone): clientGone is an AbortSignal that
  * aborts when the client goes away before the response ends.
  */
-export function longPollRoutes(mailbox, { maxWaitMs, maxMessageBytes }) {
+export function longPollRoutes(mailbox, { maxWaitMs }) {
   return (request, response, clientGone) => {
     const url = new URL(request.url, 'http://host');
     const method = ROUTES[url.pathname];
@@ -50,8 +52,8 @@ export function longPollRoutes(mailbox, { maxWaitMs, maxMessageBytes }) {
       mailbox.wait(uid, maxWaitMs, clientGone, (message) => (message === null ? reply(response, 204) : reply(response, 200, message)));
       return;
     }
-    readBody(request, maxMessageBytes, (message) => {
-      if (message === null) return reply(response, 413, `a message is at most ${maxMessageBytes} bytes\n`);
+    readBody(request, MAX_MESSAGE_BYTES, (message) => {
+      if (message === null) return reply(response, 413, `a message is at most ${MAX_MESSAGE_BYTES} bytes\n`);
       mailbox.publish(uid, message).then(
         () => reply(response, 202),
         (error) => reply(response, 503, `redis: ${error.message}\n`),

@@ -19,11 +19,10 @@ import { fileURLToPath } from 'node:url';
 import { Reactor, runWorkers, workerContext } from 'native-reactor';
 import { parseOptions, UsageError, wholeOption as whole } from '../lib/options.mjs';
 import { Mailbox } from './mailbox.mjs';
-import { longPollRoutes } from './routes.mjs';
+import { longPollRoutes, MAX_MESSAGE_BYTES } from './routes.mjs';
 
 export { UsageError };
 
-export const MAX_MESSAGE_BYTES = 64 * 1024;
 const USAGE_CODES = /^ERR_(INVALID_ARG|OUT_OF_RANGE|SOCKET_BAD_PORT|REACTOR_BACKEND_UNAVAILABLE)/;
 // Held polls are answered at once on a stop; this bounds the rest (responses going out).
 const STOP_TIMEOUT_MS = 10_000;
@@ -59,7 +58,7 @@ export function parseLongPollArgs(argv) {
 export async function serve(options, listen = options.listen) {
   const mailbox = await Mailbox.open(options.redis);
   const reactor = new Reactor(options.reactor);
-  const handle = longPollRoutes(mailbox, { maxWaitMs: options.maxWaitMs, maxMessageBytes: MAX_MESSAGE_BYTES });
+  const handle = longPollRoutes(mailbox, { maxWaitMs: options.maxWaitMs });
   const server = reactor.listenHTTP(listen, (request, response) => handle(request, response, request.signal));
   let draining;
   const drain = () =>
