@@ -13,13 +13,10 @@ const values = parseOptions(process.argv.slice(2), {
   redis: { type: 'string' },
   'max-wait-ms': { type: 'string', default: '30000' },
 });
-const mailbox = await Mailbox.open(values.redis);
-const handle = longPollRoutes(mailbox, { maxWaitMs: whole(values, 'max-wait-ms', 1) });
-const server = createServer({ keepAliveTimeout: 60_000 }, (request, response) => {
-  const gone = new AbortController();
-  response.once('close', () => response.writableFinished || gone.abort());
-  handle(request, response, gone.signal);
-});
+const mailbox = await Mailbox.open(values.redis, { maxWaitMs: whole(values, 'max-wait-ms', 1) });
+const handle = longPollRoutes(mailbox);
+// 'close' comes after the response ended too; cancelling an answered wait does nothing.
+const server = createServer({ keepAliveTimeout: 60_000 }, (request, response) => handle(request, response, (cancel) => response.on('close', cancel)));
 server.listen(whole(values, 'port', 0), '127.0.0.1', () => process.stdout.write(`listening ${server.address().port}\n`));
 const stop = async () => {
   server.close();

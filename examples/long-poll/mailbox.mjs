@@ -37,11 +37,29 @@ const storeAndAnnounce = (push) =>
 
 const SCRIPTS = { append: storeAndAnnounce('RPUSH'), putBack: storeAndAnnounce('LPUSH') };
 
+// A waiter's states: waiting; its maximum wait passed while a take for its user was in flight (that
+// take answers it); answered or cancelled.
+const WAITING = 0;
+const EXPIRED = 1;
+const GONE = 2;
+
 /** The messages of users as bytes in Redis, and this process's polls waiting for them. */
 export class Mailbox {
   #commands;
   #announcements;
   #log;
+  #maxWaitMs;
+  /**
+   * Every waiter in the order its wait ends, which is the order the waits
+   * began (they all last maxWaitMs), from #first on: one timer for the
+   * first instead of one per waiter. Finished ones stay until they reach
+   * the front, or until they are most of it.
+   */
+  #byDeadline = [];
+  #first = 0;
+  #timer = undefined;
+  /** Waiters not answered nor cancelled. */
+  #pending = 0;
   /** uid → the waiters for it here, oldest first. */
   #waiters = new Map();
   /** uid → { again } while a take (LPOP) for it is in flight. */
@@ -51,16 +69,23 @@ export class Mailbox {
   #closing = false;
   #settled = undefined; // resolves once no take is in flight, while closing
 
-  /** Connects to Redis (a redis:// URL): one connection for commands, one subscribed to the announcements. */
-  static async open(url, { log = (line) => process.stderr.write(`${line}\n`) } = {}) {
+  /**
+   * Connects to Redis (a redis:// URL): one connection for commands, one
+   * subscribed to the announcements. A wait lasts maxWaitMs at most.
+   */
+  static async open(url, { maxWaitMs, log = (line) => process.stderr.write(`${line}\n`) }) {
     // A Redis that cannot be reached at start is an error; once connected, a lost connection is retried.
     let started = false;
     const reconnectStrategy = (retries, cause) => (started ? Math.min(50 * 2 ** retries, 2000) : cause);
-    const commands = createClient({ url, scripts: SCRIPTS, socket: { reconnectStrategy } }).withTypeMapping({
+    // No command timeout: an LPOP given up on client-side may still have run, its message then lost;
+    // a lost connection fails the commands in flight anyway. (It would cost an AbortSignal and a
+    // timer per command, too.)
+    const commandOptions = { timeout: 0 };
+    const commands = createClient({ url, scripts: SCRIPTS, socket: { reconnectStrategy }, commandOptions }).withTypeMapping({
       [RESP_TYPES.BLOB_STRING]: Buffer,
     });
     const announcements = commands.duplicate();
-    const mailbox = new Mailbox(commands, announcements, log);
+    const mailbox = new Mailbox(commands, announcements, maxWaitMs, log);
     for (const client of [commands, announcements]) client.on('error', (error) => started && log(`redis: ${error.message}`));
     try {
       await Promise.all([commands.connect(), announcements.connect()]);
@@ -77,37 +102,43 @@ export class Mailbox {
     return mailbox;
   }
 
-  constructor(commands, announcements, log) {
+  constructor(commands, announcements, maxWaitMs, log) {
     this.#commands = commands;
     this.#announcements = announcements;
+    this.#maxWaitMs = maxWaitMs;
     this.#log = log;
   }
 
   /** Polls held here now. */
   get waiting() {
-    let count = 0;
-    for (const queue of this.#waiters.values()) count += queue.length;
-    return count;
+    return this.#pending;
   }
 
   /**
    * Waits for uid's next message: answer(message: Buffer) once it is taken,
-   * answer(null) after maxWaitMs (or when the mailbox closes). Once signal
-   * aborts, answer is never called and nothing of the wait is left.
+   * answer(null) after maxWaitMs (or when the mailbox closes). Returns
+   * cancel(), for a client gone: answer is not called then, and nothing of
+   * the wait is left but its place in the deadline order, dropped when it
+   * comes first. cancel() after the answer does nothing.
    */
-  wait(uid, maxWaitMs, signal, answer) {
+  wait(uid, answer) {
     if (this.#closing) {
       answer(null);
-      return;
+      return () => {};
     }
-    const waiter = { uid, answer, signal, timer: undefined, expired: false, onAbort: undefined };
-    waiter.timer = setTimeout(() => this.#expire(waiter), maxWaitMs);
-    waiter.onAbort = () => this.#remove(waiter);
-    signal.addEventListener('abort', waiter.onAbort, { once: true });
+    const waiter = { uid, answer, deadline: performance.now() + this.#maxWaitMs, state: WAITING };
+    this.#pending++;
+    if (this.#byDeadline.length - this.#first > 2 * this.#pending + 1024) {
+      this.#byDeadline = this.#byDeadline.filter((w, i) => i >= this.#first && w.state !== GONE);
+      this.#first = 0;
+    }
+    this.#byDeadline.push(waiter);
+    this.#timer ??= setTimeout(() => this.#expireDue(), this.#maxWaitMs);
     const queue = this.#waiters.get(uid);
     if (queue === undefined) this.#waiters.set(uid, [waiter]);
     else queue.push(waiter);
     this.#take(uid);
+    return () => this.#remove(waiter);
   }
 
   /** Appends a message to uid's list and announces it; resolves once Redis has both. */
@@ -123,8 +154,12 @@ export class Mailbox {
   async close() {
     if (this.#closing) return;
     this.#closing = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#byDeadline = [];
+    this.#first = 0;
     for (const [uid, queue] of this.#waiters) {
-      if (this.#taking.has(uid)) for (const waiter of queue) waiter.expired = true;
+      if (this.#taking.has(uid)) for (const waiter of queue) waiter.state = EXPIRED;
       else for (const waiter of [...queue]) this.#finish(waiter, null);
     }
     if (this.#taking.size > 0) await new Promise((resolve) => (this.#settled = resolve));
@@ -175,7 +210,7 @@ export class Mailbox {
     if (message !== null) this.#finish(queue[0], message);
     // Waiters whose wait ended during the take, and all of them when closing.
     const left = this.#waiters.get(uid);
-    if (left !== undefined) for (const waiter of left.filter((w) => w.expired)) this.#finish(waiter, null);
+    if (left !== undefined) for (const waiter of left.filter((w) => w.state === EXPIRED)) this.#finish(waiter, null);
     if (this.#closing) {
       if (this.#taking.size === 0) this.#settled?.();
     } else if (message !== null || take.again) {
@@ -183,25 +218,41 @@ export class Mailbox {
     }
   }
 
-  #expire(waiter) {
-    waiter.timer = undefined;
-    if (this.#taking.has(waiter.uid)) waiter.expired = true;
-    else this.#finish(waiter, null);
+  // The waits that ended, in order; the timer then for the next one still waiting.
+  #expireDue() {
+    this.#timer = undefined;
+    const now = performance.now();
+    const order = this.#byDeadline;
+    while (this.#first < order.length) {
+      const waiter = order[this.#first];
+      if (waiter.state === WAITING && waiter.deadline > now) {
+        this.#timer = setTimeout(() => this.#expireDue(), waiter.deadline - now);
+        break;
+      }
+      order[this.#first++] = undefined;
+      if (waiter.state !== WAITING) continue;
+      if (this.#taking.has(waiter.uid)) waiter.state = EXPIRED;
+      else this.#finish(waiter, null);
+    }
+    if (this.#first > 1024 && this.#first * 2 > order.length) {
+      this.#byDeadline = order.slice(this.#first);
+      this.#first = 0;
+    }
   }
 
   #finish(waiter, message) {
+    const answer = waiter.answer;
     this.#remove(waiter);
-    waiter.answer(message);
+    answer(message);
   }
 
   #remove(waiter) {
+    if (waiter.state === GONE) return;
+    waiter.state = GONE;
+    waiter.answer = undefined; // what it held (the response) is not kept until the wait would have ended
+    this.#pending--;
     const queue = this.#waiters.get(waiter.uid);
-    if (queue === undefined) return;
-    const at = queue.indexOf(waiter);
-    if (at < 0) return;
-    queue.splice(at, 1);
+    queue.splice(queue.indexOf(waiter), 1);
     if (queue.length === 0) this.#waiters.delete(waiter.uid);
-    if (waiter.timer !== undefined) clearTimeout(waiter.timer);
-    waiter.signal.removeEventListener('abort', waiter.onAbort);
   }
 }

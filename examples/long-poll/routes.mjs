@@ -34,11 +34,12 @@ function readBody(request, maxBytes, done) {
 }
 
 /**
- * handle(request, response, clientGone): clientGone is an AbortSignal that
- * aborts when the client goes away before the response ends.
+ * handle(request, response, whenGone): whenGone(cancel) has the server call
+ * cancel() if the client goes away before the response ends (a call after
+ * it ended does nothing).
  */
-export function longPollRoutes(mailbox, { maxWaitMs }) {
-  return (request, response, clientGone) => {
+export function longPollRoutes(mailbox) {
+  return (request, response, whenGone) => {
     const url = new URL(request.url, 'http://host');
     const method = ROUTES[url.pathname];
     if (method === undefined) return reply(response, 404, 'no such path: use GET /poll?uid=U or POST /publish?uid=U\n');
@@ -49,7 +50,7 @@ export function longPollRoutes(mailbox, { maxWaitMs }) {
     const uid = url.searchParams.get('uid');
     if (!uid || uid.length > MAX_UID_LENGTH) return reply(response, 400, `uid must be 1 to ${MAX_UID_LENGTH} characters\n`);
     if (method === 'GET') {
-      mailbox.wait(uid, maxWaitMs, clientGone, (message) => (message === null ? reply(response, 204) : reply(response, 200, message)));
+      whenGone(mailbox.wait(uid, (message) => (message === null ? reply(response, 204) : reply(response, 200, message))));
       return;
     }
     readBody(request, MAX_MESSAGE_BYTES, (message) => {

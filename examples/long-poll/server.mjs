@@ -56,10 +56,10 @@ export function parseLongPollArgs(argv) {
  * held polls (204), resolve once every connection has ended.
  */
 export async function serve(options, listen = options.listen) {
-  const mailbox = await Mailbox.open(options.redis);
+  const mailbox = await Mailbox.open(options.redis, { maxWaitMs: options.maxWaitMs });
   const reactor = new Reactor(options.reactor);
-  const handle = longPollRoutes(mailbox, { maxWaitMs: options.maxWaitMs });
-  const server = reactor.listenHTTP(listen, (request, response) => handle(request, response, request.signal));
+  const handle = longPollRoutes(mailbox);
+  const server = reactor.listenHTTP(listen, (request, response) => handle(request, response, (cancel) => request.on('aborted', cancel)));
   let draining;
   const drain = () =>
     (draining ??= (async () => {
