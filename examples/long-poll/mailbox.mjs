@@ -218,24 +218,24 @@ export class Mailbox {
     }
   }
 
-  // The waits that ended, in order; the timer then for the next one still waiting.
+  // The waits that ended, in order; the timer then for the next one still waiting. (An answer may
+  // start a wait, which may compact #byDeadline: it is read afresh each time.)
   #expireDue() {
     this.#timer = undefined;
     const now = performance.now();
-    const order = this.#byDeadline;
-    while (this.#first < order.length) {
-      const waiter = order[this.#first];
+    while (this.#first < this.#byDeadline.length) {
+      const waiter = this.#byDeadline[this.#first];
       if (waiter.state === WAITING && waiter.deadline > now) {
         this.#timer = setTimeout(() => this.#expireDue(), waiter.deadline - now);
         break;
       }
-      order[this.#first++] = undefined;
+      this.#byDeadline[this.#first++] = undefined;
       if (waiter.state !== WAITING) continue;
       if (this.#taking.has(waiter.uid)) waiter.state = EXPIRED;
       else this.#finish(waiter, null);
     }
-    if (this.#first > 1024 && this.#first * 2 > order.length) {
-      this.#byDeadline = order.slice(this.#first);
+    if (this.#first > 1024 && this.#first * 2 > this.#byDeadline.length) {
+      this.#byDeadline = this.#byDeadline.slice(this.#first);
       this.#first = 0;
     }
   }
