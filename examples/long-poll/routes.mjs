@@ -6,7 +6,7 @@
 // Anything else: 400 (no or bad uid), 404 (path), 405 (method), 413 (body too big).
 
 /** Longest uid: it is part of a Redis key and of every announcement. */
-export const MAX_UID_LENGTH = 256;
+const MAX_UID_LENGTH = 256;
 /** Largest message (a publish's body). */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 

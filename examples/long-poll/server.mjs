@@ -14,21 +14,18 @@
 // Prints "listening PORT" once every worker is ready; SIGINT/SIGTERM answer the
 // held polls with 204 and stop (a poll answered so goes again, to a worker still
 // serving). A bad option prints a message on stderr and exits with status 2.
-import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Reactor, runWorkers, workerContext } from 'native-reactor';
 import { parseOptions, UsageError, wholeOption as whole } from '../lib/options.mjs';
 import { Mailbox } from './mailbox.mjs';
 import { longPollRoutes, MAX_MESSAGE_BYTES } from './routes.mjs';
 
-export { UsageError };
-
 const USAGE_CODES = /^ERR_(INVALID_ARG|OUT_OF_RANGE|SOCKET_BAD_PORT|REACTOR_BACKEND_UNAVAILABLE)/;
 // Held polls are answered at once on a stop; this bounds the rest (responses going out).
 const STOP_TIMEOUT_MS = 10_000;
 
 /** The command line (without node and the script) as the server's options. Throws UsageError. */
-export function parseLongPollArgs(argv) {
+function parseLongPollArgs(argv) {
   const values = parseOptions(argv, {
     port: { type: 'string', default: '0' },
     host: { type: 'string', default: '127.0.0.1' },
@@ -51,11 +48,12 @@ export function parseLongPollArgs(argv) {
 }
 
 /**
- * Serves in this process: on `listen` (a port, or a worker's fd). Resolves
- * with the port, stats() (the reactor's and the polls held), and drain(): stop accepting, answer the
- * held polls (204), resolve once every connection has ended.
+ * Serves in this process, on `listen` (a port, or a worker's fd). Resolves
+ * with the port, stats() (the reactor's, and the polls held) and drain():
+ * stops accepting, answers the held polls (204), and resolves once every
+ * connection has ended.
  */
-export async function serve(options, listen = options.listen) {
+async function serve(options, listen = options.listen) {
   const mailbox = await Mailbox.open(options.redis, { maxWaitMs: options.maxWaitMs });
   const reactor = new Reactor(options.reactor);
   const handle = longPollRoutes(mailbox);
@@ -114,5 +112,4 @@ async function main() {
   else await runAlone(options);
 }
 
-// Run as a program; imported (by tests, the benchmark), it only exports.
-if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) main().catch(fail);
+main().catch(fail);
