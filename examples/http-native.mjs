@@ -8,16 +8,16 @@
 //                     (default 60000; 0 keeps them forever)
 // --max-connections   serve at most N connections at once; the others wait, parked
 //                     without being read, and are served as served ones close
-// --workers           N processes sharing the port (SO_REUSEPORT; Linux spreads the
-//                     connections over them); default 1
+// --workers           N processes sharing the port (README: Workers on every core): the
+//                     primary binds it, SIGHUP restarts the workers gracefully; default 1
 //
-// Prints "listening PORT" once every worker is ready; SIGINT/SIGTERM stop it. A bad
-// option prints a message on stderr and exits with status 2.
-import { fork } from 'node:child_process';
+// Prints "listening PORT" once every worker is ready; SIGINT/SIGTERM stop it gracefully.
+// A bad option prints a message on stderr and exits with status 2.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Reactor } from 'native-reactor';
+import { Reactor, workerContext } from 'native-reactor';
 import { parseOptions, UsageError, wholeOption as whole } from './lib/options.mjs';
+import { startWorkers } from './lib/workers.mjs';
 
 export { UsageError };
 
@@ -35,62 +35,40 @@ export function parseHttpArgs(argv) {
   });
   const port = whole(values, 'port', 0);
   if (port > 65535) throw new UsageError(`--port must be from 0 to 65535, got ${port}`);
-  const listen = { port, host: values.host, keepAliveTimeoutMs: whole(values, 'idle-timeout-ms', 0) };
+  const limits = { keepAliveTimeoutMs: whole(values, 'idle-timeout-ms', 0) };
   const maxConnections = whole(values, 'max-connections', 1);
-  if (maxConnections !== undefined) listen.maxConnections = maxConnections;
-  const workers = whole(values, 'workers', 1);
-  if (workers > 1) listen.reusePort = true;
-  return { reactor: values.backend ? { backend: values.backend } : {}, listen, workers };
+  if (maxConnections !== undefined) limits.maxConnections = maxConnections;
+  return {
+    reactor: values.backend ? { backend: values.backend } : {},
+    listen: { port, host: values.host },
+    limits,
+    workers: whole(values, 'workers', 1, 1024),
+  };
 }
 
-function serve(options) {
-  let reactor;
-  let server;
+// A reactor and its server, on `fd` (a worker's socket) or bound here.
+function serve(options, fd) {
+  return orExit(() => {
+    const reactor = new Reactor(options.reactor);
+    const listen = fd === undefined ? { ...options.listen, ...options.limits } : { fd, ...options.limits };
+    const server = reactor.listenHTTP(listen, (_request, response) => response.end('hello world'));
+    return { reactor, server };
+  });
+}
+
+// make()'s result; an error with a code (an unknown backend, a port in use)
+// exits, with status 2 for a usage error.
+function orExit(make) {
   try {
-    reactor = new Reactor(options.reactor);
-    server = reactor.listenHTTP(options.listen, (_request, response) => response.end('hello world'));
+    return make();
   } catch (error) {
     if (typeof error?.code !== 'string') throw error;
     process.stderr.write(`http-native: ${error.message} (${error.code})\n`);
     process.exit(USAGE_CODES.test(error.code) ? 2 : 1);
   }
-  const stop = () => {
-    if (!reactor.closed) reactor.close();
-    if (process.connected) process.disconnect();
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  process.on('disconnect', stop);
-  return server.address.port;
 }
 
-// The first worker binds (port 0: a free one), the others join its port.
-function startWorkers(options) {
-  const children = [];
-  const stopAll = () => children.forEach((child) => child.kill('SIGTERM'));
-  process.on('SIGINT', stopAll);
-  process.on('SIGTERM', stopAll);
-  const start = (port, index) =>
-    new Promise((resolve) => {
-      const child = fork(fileURLToPath(import.meta.url), process.argv.slice(2), {
-        env: { ...process.env, HTTP_NATIVE_WORKER_PORT: String(port) },
-        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-      });
-      children.push(child);
-      child.once('message', (message) => resolve(message.port));
-      child.once('exit', (code) => {
-        if (index === 0 || code) process.exitCode = code ?? 1;
-        stopAll();
-      });
-    });
-  return (async () => {
-    const port = await start(options.listen.port, 0);
-    await Promise.all(Array.from({ length: options.workers - 1 }, (_, i) => start(port, i + 1)));
-    process.stdout.write(`listening ${port}\n`);
-  })();
-}
-
-function main() {
+async function main() {
   let options;
   try {
     options = parseHttpArgs(process.argv.slice(2));
@@ -99,16 +77,26 @@ function main() {
     process.stderr.write(`http-native: ${error.message}\n`);
     process.exit(2);
   }
-  const workerPort = process.env.HTTP_NATIVE_WORKER_PORT;
-  if (workerPort !== undefined) {
-    options.listen.port = Number(workerPort);
-    process.send({ port: serve(options) });
+  const context = workerContext();
+  if (context !== null) {
+    const { reactor, server } = serve(options, context.fd);
+    context.ready({
+      stats: () => reactor.stats(),
+      drain: async () => {
+        await server.drain();
+        reactor.close();
+      },
+    });
   } else if (options.workers > 1) {
-    void startWorkers(options);
+    orExit(() => new Reactor(options.reactor).close()); // an unknown backend is refused before any worker starts
+    await startWorkers('http-native', import.meta.url, { workers: options.workers, ...options.listen });
   } else {
-    process.stdout.write(`listening ${serve(options)}\n`);
+    const { reactor, server } = serve(options, undefined);
+    process.stdout.write(`listening ${server.address.port}\n`);
+    const stop = () => void server.close().then(() => reactor.close());
+    process.once('SIGINT', stop).once('SIGTERM', stop);
   }
 }
 
 // Run as a program; imported (by tests), it only exports the parser.
-if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) main();
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) await main();

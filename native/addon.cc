@@ -1209,6 +1209,7 @@ constexpr std::pair<const char*, napi_callback> kMethods[] = {
     {"configureListener", guarded<configure_listener>},
     {"listenerCounts", guarded<listener_counts>},
     {"listenerConnections", guarded<listener_connections>},
+    {"stopAccepting", guarded<on_id<&Loop::stop_accepting>>},
     {"connectTcp", guarded<connect_tcp>},
     {"connectUnix", guarded<connect_unix>},
     {"adoptListener", guarded<adopt_listener>},

@@ -81,6 +81,15 @@ size_t LoopCore::connections_of(Id listener) const {
   return count;
 }
 
+int LoopCore::stop_accepting(uint64_t packed) {
+  Id id = Id::unpack(packed);
+  Listener* listener = listener_at(id);
+  if (!listener) return -EBADF;
+  listener->stopped = true;
+  mark_dirty(id, table_.get(id));
+  return 0;
+}
+
 Admission* LoopCore::admission_of(Id id) {
   Listener* listener = listener_at(id);
   return listener ? &listener->admission : nullptr;
@@ -104,7 +113,7 @@ uint32_t LoopCore::desired_interest(const Handle& c) const {
   }
   if (c.kind == Kind::kListener) {
     const Listener& listener = *c.listening();
-    if (listener.backoff || listener.at_cap) return kNone;
+    if (listener.backoff || listener.at_cap || listener.stopped) return kNone;
     // A cap that leaves clients in the backlog accepts on readiness: a
     // multishot accept would take them all.
     bool in_backlog = listener.admission.policy.wait_in_backlog;
@@ -385,6 +394,7 @@ int Loop::listener_counts(uint64_t id, uint32_t* open, uint32_t* queued) {
 size_t Loop::connections_of(uint64_t listener) const {
   return core_->connections_of(Id::unpack(listener));
 }
+int Loop::stop_accepting(uint64_t listener) { return core_->stop_accepting(listener); }
 int64_t Loop::connect_tcp(const std::string& host, int port) {
   return core_->connect_tcp(host, port);
 }

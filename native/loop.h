@@ -138,6 +138,11 @@ class Loop {
   // Connections a listener accepted that are still open, whether or not the
   // listener still is (a closed server draining): a walk of the table.
   size_t connections_of(uint64_t listener) const;
+  // Stops taking connections from a listening socket without closing it (a
+  // draining worker's, shared with its replacement): those accepted already,
+  // or completed by the backend meanwhile, are served as usual. -EBADF if
+  // `listener` is none.
+  int stop_accepting(uint64_t listener);
   int64_t connect_tcp(const std::string& host, int port);
   int64_t connect_unix(const std::string& path);
   // Sockets made elsewhere (inherited, passed by a parent, systemd socket

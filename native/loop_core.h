@@ -49,6 +49,9 @@ struct Listener : KindRecord {
   std::string unix_path;  // removed when the listener closes; empty when not ours
   bool backoff = false;   // accepting paused after EMFILE/ENFILE
   bool at_cap = false;    // accepting paused at the cap (clients wait in the backlog)
+  // Told to stop accepting (a draining worker): the socket stays open, and its
+  // clients wait for the processes sharing it. Accepts already made are served.
+  bool stopped = false;
   std::unique_ptr<http::ListenerHttp> http;  // an HTTP listener's (http_connections.cc)
 };
 
@@ -64,6 +67,7 @@ class LoopCore {
   int configure_listener(uint64_t id, const AdmissionPolicy& policy, const ConnDefaults& defaults);
   int listener_counts(uint64_t id, uint32_t* open, uint32_t* queued);
   size_t connections_of(Id listener) const;
+  int stop_accepting(uint64_t listener);
   int64_t connect_tcp(const std::string& host, int port);
   int64_t connect_unix(const std::string& path);
   int64_t adopt_listener(int fd, bool require_tcp);

@@ -63,6 +63,8 @@ export function parseHttpConfig(options: ListenHTTPOptions): NativeHttpConfig {
 
 /** A native HTTP/1.1 server: `reactor.listenHTTP(options, handler)`. */
 export class HTTPServer {
+  #drained: Promise<void> | undefined;
+
   /** @internal */
   constructor(
     /** The listening socket: its address, connections, queue and close(). */
@@ -87,6 +89,25 @@ export class HTTPServer {
     this.listener.close();
     return this.exchanges.closeServer(this.listener.id);
   }
+
+  /**
+   * A worker's graceful stop (runWorkers): stops accepting without closing
+   * the socket (the processes sharing it take the new clients), waits until
+   * every connection it accepted has sent its first request — closing one
+   * before would drop a request already on its way; one that stays silent
+   * holds this until its idle timeout (keepAliveTimeoutMs) — then closes as
+   * close() does. Resolves when the last connection has ended.
+   */
+  drain(): Promise<void> {
+    this.#drained ??= this.#drain();
+    return this.#drained;
+  }
+
+  async #drain(): Promise<void> {
+    this.listener.stopAccepting();
+    await this.exchanges.requestsArrived(this.listener.id);
+    if (this.listener.listening) await this.close();
+  }
 }
 
 /** @internal What the requests need from the reactor. */
@@ -102,6 +123,14 @@ export class HttpExchanges implements ResponseSink {
   readonly #servers = new Map<number, HTTPServer>();
   // Closed servers waiting for their connections to end, by listener id.
   readonly #draining = new Map<number, () => void>();
+  // Draining servers waiting for the first request of each connection.
+  readonly #awaitingRequests = new Map<number, () => void>();
+  // A connection counts as served from its first request to its close
+  // record: the connection a slot's last request came on, and its listener;
+  // and the served connections open, by listener id.
+  readonly #servedConnection: (number | undefined)[] = [];
+  readonly #servedListener: number[] = [];
+  readonly #served = new Map<number, number>();
   // The response (holding its request) in progress on each connection.
   readonly #bySlot: (HTTPResponse | undefined)[] = [];
   #words: Int32Array = new Int32Array(0);
@@ -129,7 +158,7 @@ export class HttpExchanges implements ResponseSink {
       this.#corked = [];
       for (const response of corked) response.uncork();
     }
-    if (this.#draining.size > 0) this.settleDrained();
+    if (this.#draining.size > 0 || this.#awaitingRequests.size > 0) this.settleDrained();
   }
 
   respond(id: number, status: number, reason: string, lines: string, flags: number, body: string | Uint8Array | undefined, end: boolean): number {
@@ -179,6 +208,12 @@ export class HttpExchanges implements ResponseSink {
     }
     if (kind !== RecordKind.Eof && kind !== RecordKind.Closed) return;
     if (kind === RecordKind.Eof) this.host.native.close(id);
+    else if (this.#servedConnection[slot] === id) {
+      this.#servedConnection[slot] = undefined;
+      const listener = this.#servedListener[slot]!;
+      const count = this.#served.get(listener);
+      if (count !== undefined) this.#served.set(listener, count - 1); // not once its server drained
+    }
     if (response === undefined) return;
     this.#bySlot[slot] = undefined;
     response.destroy();
@@ -198,6 +233,11 @@ export class HttpExchanges implements ResponseSink {
       this.host.native.abort(id); // its server closed earlier in this batch
       return;
     }
+    if (this.#servedConnection[slot] !== id) {
+      this.#servedConnection[slot] = id;
+      this.#servedListener[slot] = listener;
+      this.#served.set(listener, (this.#served.get(listener) ?? 0) + 1);
+    }
     const response = new HTTPResponse(this, id, server.highWaterMark, slab, words, first);
     this.#bySlot[slot] = response;
     try {
@@ -216,6 +256,14 @@ export class HttpExchanges implements ResponseSink {
     }
   }
 
+  /** @internal Resolves once every connection a (no longer accepting) listener has is served or ended. */
+  requestsArrived(listenerId: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.#awaitingRequests.set(listenerId, resolve);
+      this.settleDrained();
+    });
+  }
+
   /** @internal A server's listener closed: resolves once its connections have ended. */
   closeServer(listenerId: number): Promise<void> {
     this.#servers.delete(listenerId);
@@ -231,9 +279,16 @@ export class HttpExchanges implements ResponseSink {
    * count is 0 then).
    */
   settleDrained(): void {
+    const native = this.host.native;
+    for (const [listenerId, resolve] of this.#awaitingRequests) {
+      if (native.listenerConnections(listenerId) > (this.#served.get(listenerId) ?? 0)) continue;
+      this.#awaitingRequests.delete(listenerId);
+      resolve();
+    }
     for (const [listenerId, resolve] of this.#draining) {
-      if (this.host.native.listenerConnections(listenerId) > 0) continue;
+      if (native.listenerConnections(listenerId) > 0) continue;
       this.#draining.delete(listenerId);
+      this.#served.delete(listenerId);
       resolve();
     }
   }

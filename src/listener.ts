@@ -9,6 +9,7 @@ export interface ListenerHost {
   closeListener(listener: Listener): void;
   /** [served and open, parked] */
   listenerCounts(listener: Listener): [number, number];
+  stopAccepting(listener: Listener): void;
 }
 
 /** A listening socket. Accepted connections get their protocol from `factory`. */
@@ -41,6 +42,18 @@ export class Listener {
   /** Connections parked over `maxConnections`, waiting for a slot (0 once it is closed). */
   get queued(): number {
     return this.#listening ? this.host.listenerCounts(this)[1] : 0;
+  }
+
+  /**
+   * Takes no more connections without closing the socket: clients go on
+   * queueing in its backlog for the other processes sharing it (a worker's
+   * drain, workerContext()). Connections accepted already are served; close()
+   * still ends it. Throws ERR_SERVER_NOT_RUNNING if closed.
+   */
+  stopAccepting(): void {
+    this.host.checkOpen();
+    if (!this.#listening) throw new ReactorError('ERR_SERVER_NOT_RUNNING', 'the listener is not listening');
+    this.host.stopAccepting(this);
   }
 
   /**

@@ -40,6 +40,8 @@ export interface NativeReactor {
   listenerCounts(id: number): [number, number] | number;
   /** Connections the listener accepted that are still open, the listener closed or not (0 once the reactor closed). */
   listenerConnections(id: number): number;
+  /** Takes no more connections from the listener's socket, which stays open; 0 or -errno. */
+  stopAccepting(id: number): number;
   connectTcp(host: string, port: number): number;
   connectUnix(path: string): number;
   /**

@@ -609,6 +609,11 @@ export class Reactor {
   }
 
   /** @internal */
+  stopAccepting(listener: Listener): void {
+    this.native.stopAccepting(listener.id);
+  }
+
+  /** @internal */
   listenerCounts(listener: Listener): [number, number] {
     this.checkOpen();
     const counts = this.native.listenerCounts(listener.id);

@@ -247,7 +247,8 @@ export class Workers extends EventEmitter {
       await fresh.ready;
     } catch (error) {
       slot.incoming = undefined;
-      if (slot.current === undefined && !this.#closing) this.#scheduleRestart(slot, fresh);
+      if (this.#closing) throw closedError(); // close() stopped it
+      if (slot.current === undefined) this.#scheduleRestart(slot, fresh);
       throw error;
     }
     slot.incoming = undefined;

@@ -1,9 +1,9 @@
-// What the bridge examples share: the command line, the workers (threads
-// sharing the port with SO_REUSEPORT, one reactor each) and the server made
-// of a node:http (or https) server fed by a StreamServer.
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { createStreamServer, Reactor } from 'native-reactor';
+// What the bridge examples share: the command line, the workers (processes
+// sharing the port: lib/workers.mjs) and the server made of a node:http (or
+// https) server fed by a StreamServer.
+import { createStreamServer, Reactor, workerContext } from 'native-reactor';
 import { parseOptions, UsageError, wholeOption as whole } from './options.mjs';
+import { startWorkers } from './workers.mjs';
 
 export { UsageError };
 
@@ -37,30 +37,36 @@ export function parseBridgeArgs(argv, extra = {}, required = []) {
   };
 }
 
-/** Serves `makeServer(extra)` (a node:http or https Server) over the bridge; resolves with the bound port. */
-function serve(options, makeServer, reusePort) {
+/**
+ * Serves `makeServer(extra)` (a node:http or https Server) over the bridge, on
+ * `fd` (a worker's socket) or bound here; resolves with the bound port and
+ * `stop()`, which resolves once every connection has ended.
+ */
+function serve(options, makeServer, fd) {
   const reactor = new Reactor(options.backend ? { backend: options.backend } : {});
   const httpServer = makeServer(options.extra);
   const bridge = createStreamServer(reactor, options.limits, (stream) => httpServer.emit('connection', stream));
-  const stop = () => bridge.close(() => reactor.close());
+  const stop = () =>
+    new Promise((resolve) => {
+      bridge.close(() => {
+        reactor.close();
+        resolve();
+      });
+      httpServer.closeIdleConnections(); // the keep-alive ones; the others close after their response
+    });
   return new Promise((resolve, reject) => {
     bridge.once('error', reject);
-    bridge.listen({ port: options.port, host: options.host, reusePort }, () => resolve({ port: bridge.address().port, stop }));
+    bridge.listen(fd === undefined ? { port: options.port, host: options.host } : { fd }, () => resolve({ port: bridge.address().port, reactor, stop }));
   });
 }
 
 /**
- * The example's main: parses the command line, serves in this thread or in
- * `--workers` threads, prints `listening PORT` once every one listens, and
- * stops on SIGINT/SIGTERM. A bad option exits with status 2.
+ * The example's main: parses the command line, serves in this process or in
+ * `--workers` processes, prints `listening PORT` once every one listens, and
+ * stops on SIGINT/SIGTERM (SIGHUP restarts the workers). A bad option exits
+ * with status 2.
  */
 export async function runBridgeExample(name, scriptUrl, makeServer, extra = {}, required = []) {
-  if (!isMainThread) {
-    const { port, stop } = await serve(workerData, makeServer, true);
-    parentPort.postMessage(port);
-    parentPort.once('message', stop);
-    return;
-  }
   let options;
   try {
     options = parseBridgeArgs(process.argv.slice(2), extra, required);
@@ -70,22 +76,15 @@ export async function runBridgeExample(name, scriptUrl, makeServer, extra = {}, 
     process.stderr.write(`${name}: ${error.message}\n`);
     process.exit(2);
   }
-  if (options.workers === 1) {
-    const { port, stop } = await serve(options, makeServer, false);
+  const context = workerContext();
+  if (context !== null) {
+    const { reactor, stop } = await serve(options, makeServer, context.fd);
+    context.ready({ stats: () => reactor.stats(), drain: stop });
+  } else if (options.workers > 1) {
+    await startWorkers(name, scriptUrl, options);
+  } else {
+    const { port, stop } = await serve(options, makeServer, undefined);
     process.stdout.write(`listening ${port}\n`);
     process.once('SIGINT', stop).once('SIGTERM', stop);
-    return;
   }
-  // The first worker binds (port 0: picks one); the others share its port.
-  const start = (port) =>
-    new Promise((resolve, reject) => {
-      const worker = new Worker(new URL(scriptUrl), { workerData: { ...options, port } });
-      worker.once('message', (bound) => resolve({ worker, port: bound })).once('error', reject);
-    });
-  const first = await start(options.port);
-  const rest = await Promise.all(Array.from({ length: options.workers - 1 }, () => start(first.port)));
-  const workers = [first, ...rest].map((started) => started.worker);
-  process.stdout.write(`listening ${first.port}\n`);
-  const stop = () => workers.forEach((worker) => worker.postMessage('stop'));
-  process.once('SIGINT', stop).once('SIGTERM', stop);
 }

@@ -1005,6 +1005,36 @@ TEST(loop_cap_parks_in_fifo_order_and_serves_bytes_intact) {
   for (int fd : clients) close_socket(fd);
 }
 
+TEST(loop_stopped_listener_serves_its_connections_and_leaves_new_clients_in_the_backlog) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  Configured server = configured_listener(h, AdmissionPolicy{});
+  REQUIRE(server.port > 0);
+  int early = raw_connect(server.port);
+  REQUIRE(early >= 0);
+  CHECK(h.pump_until([&] { return accepted_ids(h).size() == 1; }));
+  uint64_t served = accepted_ids(h)[0];
+  CHECK_EQ(h.loop->stop_accepting(server.listener), 0);
+  CHECK_EQ(h.loop->stop_accepting(served), -EBADF);  // a connection is no listener
+  CHECK_EQ(h.loop->connections_of(server.listener), 1u);
+  int late = raw_connect(server.port);  // completes in the kernel: the socket still listens
+  REQUIRE(late >= 0);
+  const std::string sent = pattern(500, 7);
+  REQUIRE(::send(native_socket(early), sent.data(), sent.size(), 0) ==
+          static_cast<ssize_t>(sent.size()));
+  CHECK(h.pump_until([&] { return h.received_size(served) == sent.size(); }));
+  CHECK(h.received(served) == sent);
+  h.pump_for(50);
+  CHECK_EQ(h.loop->stats().accepted, 1u);
+  // Its connections are counted after the listener closed too, until they end.
+  CHECK_EQ(h.loop->close(server.listener), 1);
+  CHECK_EQ(h.loop->connections_of(server.listener), 1u);
+  CHECK_EQ(h.loop->close(served), 1);
+  CHECK_EQ(h.loop->connections_of(server.listener), 0u);
+  close_socket(early);
+  close_socket(late);
+}
+
 TEST(loop_queue_limit_rejects_with_canned_bytes_then_a_clean_close) {
   Harness h;
   REQUIRE(h.loop != nullptr);
