@@ -66,8 +66,9 @@ export class Mailbox {
   #taking = new Map();
   /** Writes to Redis not answered yet (publishes, messages put back). */
   #writes = new Set();
-  #closing = false;
-  #settled = undefined; // resolves once no take is in flight, while closing
+  /** stopWaiting()'s promise, once called. */
+  #stopped = undefined;
+  #settled = undefined; // resolves #stopped once no take is in flight
 
   /**
    * Connects to Redis (a redis:// URL): one connection for commands, one
@@ -109,6 +110,11 @@ export class Mailbox {
     this.#log = log;
   }
 
+  /** True once stopWaiting() was called: the server is draining. */
+  get stopped() {
+    return this.#stopped !== undefined;
+  }
+
   /** Polls held here now. */
   get waiting() {
     return this.#pending;
@@ -116,13 +122,13 @@ export class Mailbox {
 
   /**
    * Waits for uid's next message: answer(message: Buffer) once it is taken,
-   * answer(null) after maxWaitMs (or when the mailbox closes). Returns
+   * answer(null) after maxWaitMs (or once waits stopped). Returns
    * cancel(), for a client gone: answer is not called then, and nothing of
    * the wait is left but its place in the deadline order, dropped when it
    * comes first. cancel() after the answer does nothing.
    */
   wait(uid, answer) {
-    if (this.#closing) {
+    if (this.#stopped !== undefined) {
       answer(null);
       return () => {};
     }
@@ -147,22 +153,28 @@ export class Mailbox {
   }
 
   /**
-   * Stops taking waits, answers the held ones with null once no take is in
-   * flight (a take in flight still delivers its message), waits for the
-   * writes, and disconnects.
+   * Answers the held waits with null (one whose take is in flight gets what
+   * the take brings) and every later wait at once, for a server that is
+   * draining: publishing goes on. Resolves once no take is in flight.
    */
+  stopWaiting() {
+    return (this.#stopped ??= new Promise((resolve) => {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#byDeadline = [];
+      this.#first = 0;
+      for (const [uid, queue] of this.#waiters) {
+        if (this.#taking.has(uid)) for (const waiter of queue) waiter.state = EXPIRED;
+        else for (const waiter of [...queue]) this.#finish(waiter, null);
+      }
+      this.#settled = resolve;
+      if (this.#taking.size === 0) resolve();
+    }));
+  }
+
+  /** stopWaiting(), then disconnects once the writes in flight are answered. */
   async close() {
-    if (this.#closing) return;
-    this.#closing = true;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#byDeadline = [];
-    this.#first = 0;
-    for (const [uid, queue] of this.#waiters) {
-      if (this.#taking.has(uid)) for (const waiter of queue) waiter.state = EXPIRED;
-      else for (const waiter of [...queue]) this.#finish(waiter, null);
-    }
-    if (this.#taking.size > 0) await new Promise((resolve) => (this.#settled = resolve));
+    await this.stopWaiting();
     await Promise.allSettled([...this.#writes]);
     await Promise.allSettled([this.#announcements.close(), this.#commands.close()]);
   }
@@ -208,11 +220,11 @@ export class Mailbox {
     }
     this.#taking.delete(uid);
     if (message !== null) this.#finish(queue[0], message);
-    // Waiters whose wait ended during the take, and all of them when closing.
+    // Waiters whose wait ended during the take, and all of them once waits stopped.
     const left = this.#waiters.get(uid);
     if (left !== undefined) for (const waiter of left.filter((w) => w.state === EXPIRED)) this.#finish(waiter, null);
-    if (this.#closing) {
-      if (this.#taking.size === 0) this.#settled?.();
+    if (this.#stopped !== undefined) {
+      if (this.#taking.size === 0) this.#settled();
     } else if (message !== null || take.again) {
       this.#take(uid);
     }

@@ -12,8 +12,10 @@ export const MAX_MESSAGE_BYTES = 64 * 1024;
 
 const ROUTES = { '/poll': 'GET', '/publish': 'POST' };
 
-function reply(response, status, body = '') {
+function reply(mailbox, response, status, body = '') {
   response.statusCode = status;
+  // The server is draining (a restart): the client opens its next connection to a server staying.
+  if (mailbox.stopped) response.setHeader('Connection', 'close');
   if (body !== '') response.setHeader('Content-Type', status === 200 ? 'application/octet-stream' : 'text/plain');
   response.end(body);
 }
@@ -42,22 +44,22 @@ export function longPollRoutes(mailbox) {
   return (request, response, whenGone) => {
     const url = new URL(request.url, 'http://host');
     const method = ROUTES[url.pathname];
-    if (method === undefined) return reply(response, 404, 'no such path: use GET /poll?uid=U or POST /publish?uid=U\n');
+    if (method === undefined) return reply(mailbox, response, 404, 'no such path: use GET /poll?uid=U or POST /publish?uid=U\n');
     if (request.method !== method) {
       response.setHeader('Allow', method);
-      return reply(response, 405, `${url.pathname} takes ${method}\n`);
+      return reply(mailbox, response, 405, `${url.pathname} takes ${method}\n`);
     }
     const uid = url.searchParams.get('uid');
-    if (!uid || uid.length > MAX_UID_LENGTH) return reply(response, 400, `uid must be 1 to ${MAX_UID_LENGTH} characters\n`);
+    if (!uid || uid.length > MAX_UID_LENGTH) return reply(mailbox, response, 400, `uid must be 1 to ${MAX_UID_LENGTH} characters\n`);
     if (method === 'GET') {
-      whenGone(mailbox.wait(uid, (message) => (message === null ? reply(response, 204) : reply(response, 200, message))));
+      whenGone(mailbox.wait(uid, (message) => (message === null ? reply(mailbox, response, 204) : reply(mailbox, response, 200, message))));
       return;
     }
     readBody(request, MAX_MESSAGE_BYTES, (message) => {
-      if (message === null) return reply(response, 413, `a message is at most ${MAX_MESSAGE_BYTES} bytes\n`);
+      if (message === null) return reply(mailbox, response, 413, `a message is at most ${MAX_MESSAGE_BYTES} bytes\n`);
       mailbox.publish(uid, message).then(
-        () => reply(response, 202),
-        (error) => reply(response, 503, `redis: ${error.message}\n`),
+        () => reply(mailbox, response, 202),
+        (error) => reply(mailbox, response, 503, `redis: ${error.message}\n`),
       );
     });
   };

@@ -9,14 +9,14 @@
 //
 // --workers N   N worker processes (runWorkers) share the port; SIGHUP restarts
 //               them gracefully (new ones serve before the old ones drain).
-//               Without it, this process serves alone.
+//               Default 1: this process serves alone.
 //
 // Prints "listening PORT" once every worker is ready; SIGINT/SIGTERM answer the
 // held polls with 204 and stop (a poll answered so goes again, to a worker still
 // serving). A bad option prints a message on stderr and exits with status 2.
-import { fileURLToPath } from 'node:url';
-import { Reactor, runWorkers, workerContext } from 'native-reactor';
+import { Reactor, workerContext } from 'native-reactor';
 import { parseOptions, UsageError, wholeOption as whole } from '../lib/options.mjs';
+import { startWorkers } from '../lib/workers.mjs';
 import { Mailbox } from './mailbox.mjs';
 import { longPollRoutes, MAX_MESSAGE_BYTES } from './routes.mjs';
 
@@ -31,7 +31,7 @@ function parseLongPollArgs(argv) {
     host: { type: 'string', default: '127.0.0.1' },
     redis: { type: 'string' },
     'max-wait-ms': { type: 'string', default: '30000' },
-    workers: { type: 'string' },
+    workers: { type: 'string', default: '1' },
     backend: { type: 'string' },
   });
   const port = whole(values, 'port', 0);
@@ -61,9 +61,11 @@ async function serve(options, listen = options.listen) {
   let draining;
   const drain = () =>
     (draining ??= (async () => {
-      const closed = server.close();
+      const drained = server.drain();
+      // Held polls answered, the connections' other requests (publishes too) served, then Redis closed.
+      await mailbox.stopWaiting();
+      await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, STOP_TIMEOUT_MS).unref())]);
       await mailbox.close();
-      await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, STOP_TIMEOUT_MS).unref())]);
       reactor.close();
     })());
   return { port: server.address.port, stats: () => ({ ...reactor.stats(), waiting: mailbox.waiting }), drain };
@@ -72,19 +74,6 @@ async function serve(options, listen = options.listen) {
 async function runWorker(context, options) {
   const { stats, drain } = await serve(options, { fd: context.fd, maxBodyBytes: MAX_MESSAGE_BYTES });
   context.ready({ stats, drain });
-}
-
-async function runPrimary(options) {
-  const workers = runWorkers({
-    script: fileURLToPath(import.meta.url),
-    workers: options.workers,
-    listen: { port: options.listen.port, host: options.listen.host },
-    args: process.argv.slice(2),
-    handleSignals: true,
-  });
-  workers.on('error', (error) => process.stderr.write(`long-poll: ${error.message}\n`));
-  await workers.ready;
-  process.stdout.write(`listening ${workers.port}\n`);
 }
 
 async function runAlone(options) {
@@ -108,7 +97,7 @@ async function main() {
   const options = parseLongPollArgs(process.argv.slice(2));
   const context = workerContext();
   if (context !== null) await runWorker(context, options);
-  else if (options.workers !== undefined) await runPrimary(options);
+  else if (options.workers > 1) await startWorkers('long-poll', import.meta.url, { workers: options.workers, port: options.listen.port, host: options.listen.host });
   else await runAlone(options);
 }
 
