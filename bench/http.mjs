@@ -5,11 +5,12 @@
 // "hello world": `wrk -t1 -cC` for D seconds per server and round, the server
 // pinned to CPU 0, wrk to CPU 1, rounds alternating the order of servers.
 // The figure is the server's CPU time per request (all threads), as a ratio
-// to nginx's; requests per second are printed too. Then each server holds N
-// idle keep-alive connections (each had one request answered) and its
-// anonymous RSS growth per connection is read after a garbage collection.
+// to nginx's; requests per second are printed too. Then each server, having
+// answered 10,000 requests, holds N idle keep-alive connections (each had one
+// request answered) and its anonymous RSS growth per connection is read after
+// a garbage collection (--cold-baseline: from a server that answered 200).
 //   node bench/http.mjs [--duration 5] [--rounds 3] [--connections 100] [--idle 10000]
-//                       [--servers nginx,node:http,bun,native] [--json FILE]
+//                       [--servers nginx,node:http,bun,native] [--cold-baseline] [--json FILE]
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -33,6 +34,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '100' },
     idle: { type: 'string', default: '10000' },
+    'cold-baseline': { type: 'boolean', default: false },
     servers: { type: 'string', default: 'nginx,node:http,bun,native' },
     json: { type: 'string' },
   },
@@ -41,6 +43,7 @@ const duration = Number(values.duration);
 const rounds = Number(values.rounds);
 const connections = Number(values.connections);
 const idleCount = Number(values.idle);
+const coldBaseline = values['cold-baseline'];
 
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -185,10 +188,11 @@ async function throughput(names) {
 }
 
 const WARM_UP_CONNECTIONS = 200;
+const WARM_UP_REQUESTS_EACH = 50;
 
-/** A client process holding `count` keep-alive connections, each answered once. */
-async function hold(port, count) {
-  const [command, ...args] = pinned([process.execPath, here('./lib/http-idle-client.mjs'), String(port), String(count)], 1);
+/** A client process holding `count` keep-alive connections, each answered `requestsEach` times. */
+async function hold(port, count, requestsEach = 1) {
+  const [command, ...args] = pinned([process.execPath, here('./lib/http-idle-client.mjs'), String(port), String(count), String(requestsEach)], 1);
   const client = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   await new Promise((resolve, reject) => {
     createInterface({ input: client.stdout }).on('line', (line) => line.startsWith('holding') && resolve());
@@ -215,9 +219,13 @@ async function idleMemory(name) {
       await delay(SETTLE_MS);
       return { rss: rssBytes(server.child.pid), young };
     };
-    // A warm-up as the echo bench's idle hold has (200 connections, one
-    // request each, then closed): the server has served before its baseline.
-    await release(await hold(server.port, WARM_UP_CONNECTIONS));
+    // The baseline is a server in service: it has answered 10,000 requests
+    // (200 connections, 50 each, then closed).
+    // What serving commits whatever the connections (V8's young generation:
+    // ~2 MB that 10,000 requests' garbage touches, here) is then in the
+    // baseline, not charged to the idle connections; --cold-baseline reads
+    // from a server that has answered only 200.
+    await release(await hold(server.port, WARM_UP_CONNECTIONS, coldBaseline ? 1 : WARM_UP_REQUESTS_EACH));
     const before = await reading();
     const client = await hold(server.port, idleCount);
     await delay(SETTLE_MS);

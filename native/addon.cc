@@ -886,6 +886,7 @@ napi_value configure_http(napi_env env, napi_callback_info info) {
   uint32_t max_body = config.u32("maxBodyBytes");
   server.limits.max_body_bytes = max_body == UINT32_MAX ? UINT64_MAX : max_body;
   server.header_timeout_ms = config.u32("headersTimeoutMs");
+  server.request_timeout_ms = config.u32("requestTimeoutMs");
   server.keep_alive_ms = config.u32("keepAliveTimeoutMs");
   server.max_pending_bytes = config.u32("maxPendingBytes");
   if (!config.ok()) return nullptr;

@@ -151,7 +151,7 @@ void LoopCore::on_deadline(Id id, Handle* c, uint64_t now) {
     emit(kIdle, id);
     return;
   }
-  if (c->http && http_head_timed_out(id, c)) return;
+  if (c->http && http_request_timed_out(id, c)) return;
   reap(id, c);
 }
 

@@ -91,8 +91,16 @@ bool LoopCore::http_parse(Id id, Handle* c, const uint8_t* data, size_t length) 
           x->parser = std::move(listener->shared);
           reset_shared_parser(listener);
         }
-        if (x->head_done) return true;
         uint64_t now = activity_ms();
+        if (x->head_done) {
+          // A body trickling in: its reads keep the idle clock going, the
+          // request's own clock does not restart.
+          uint32_t limit = listener->config.request_timeout_ms;
+          if (limit != 0 && !x->message_done && now - x->head_started_ms >= limit) {
+            return http_refuse(id, c, 408);
+          }
+          return true;
+        }
         if (x->head_started_ms == 0) {
           x->head_started_ms = now;
           c->idle_ms = listener->config.header_timeout_ms;
@@ -113,8 +121,15 @@ bool LoopCore::http_parse(Id id, Handle* c, const uint8_t* data, size_t length) 
         x->version_minor = head.version_minor;
         bool expects_body = head.framing != http::BodyFraming::kNone;
         bool send_continue = head.expect_continue && head.version_minor >= 1 && expects_body;
-        // A response may take its time (a long-poll): no idle clock meanwhile.
-        c->idle_ms = 0;
+        uint64_t now = activity_ms();
+        if (x->head_started_ms == 0) x->head_started_ms = now;
+        // The body has what is left of the request's time; a response may
+        // take its own (a long-poll): no idle clock then.
+        uint32_t limit = listener->config.request_timeout_ms;
+        uint64_t elapsed = now - x->head_started_ms;
+        c->idle_ms = expects_body && limit != 0
+                         ? static_cast<uint32_t>(elapsed < limit ? limit - elapsed : 1)
+                         : 0;
         start_idle_clock(id, c);
         stats_.http_requests++;
         const uint8_t* slab_before = slab_.data;
@@ -145,6 +160,11 @@ bool LoopCore::http_parse(Id id, Handle* c, const uint8_t* data, size_t length) 
         emit(kHttpEnd, id);
         x->message_done = true;
         x->parser.reset();
+        if (c->idle_ms != 0) {
+          // The body's clock: the response takes its own time.
+          c->idle_ms = 0;
+          start_idle_clock(id, c);
+        }
         if (length > 0) http_received(id, c, reinterpret_cast<const uint8_t*>(at), length);
         return true;
       case http::RequestParser::Event::kUpgraded:
@@ -210,9 +230,9 @@ bool LoopCore::http_refuse(Id id, Handle* c, int status) {
   return table_.get(id) != nullptr;
 }
 
-bool LoopCore::http_head_timed_out(Id id, Handle* c) {
+bool LoopCore::http_request_timed_out(Id id, Handle* c) {
   http::Exchange* x = http_.find(id.slot);
-  if (!x || x->head_done || x->head_started_ms == 0) return false;
+  if (!x || x->message_done || (!x->head_done && x->head_started_ms == 0)) return false;
   http_refuse(id, c, 408);
   return true;
 }

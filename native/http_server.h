@@ -24,6 +24,10 @@ struct ServerConfig {
   // From a request's first byte to its complete head; over it: 408. Against
   // slowloris; node:http's headersTimeout is 60 s.
   uint32_t header_timeout_ms = 30000;
+  // From a request's first byte to its complete body; over it: 408 (the
+  // connection closed, if a response is under way). Against bodies that
+  // trickle in; node:http's requestTimeout is 300 s. 0: none.
+  uint32_t request_timeout_ms = 300000;
   // Between requests of a keep-alive connection: closed without a word.
   uint32_t keep_alive_ms = 60000;
   // Unparsed bytes kept for a connection while its request is answered (the
@@ -47,8 +51,8 @@ struct Exchange {
   // The parser while a message is split across reads; otherwise the
   // listener's shared one serves, so a request that arrives whole needs none.
   std::unique_ptr<RequestParser> parser;
-  std::string pending;  // read, not parsed yet: the next requests, or a paused body
-  uint64_t head_started_ms = 0;
+  std::string pending;           // read, not parsed yet: the next requests, or a paused body
+  uint64_t head_started_ms = 0;  // the request's first byte (0: its head came in one read)
   uint8_t version_minor = 1;
   bool head_done = false;     // JavaScript has the request
   bool message_done = false;  // its body is all delivered

@@ -302,8 +302,8 @@ class LoopCore {
   // The request head as a descriptor in the slab, one kHttpRequest record.
   bool http_deliver_head(Id id, Handle* c, const http::RequestHead& head);
   http::ListenerHttp* http_listener(const Handle& c);
-  // An idle deadline of an HTTP connection whose head is incomplete: 408.
-  bool http_head_timed_out(Id id, Handle* c);
+  // An idle deadline of an HTTP connection whose head or body is incomplete: 408.
+  bool http_request_timed_out(Id id, Handle* c);
   void http_response_ended(Id id, Handle* c, http::Exchange* x);
   // Its listener closes: the connections between requests close now, as
   // node:http's server.close() does (the others after their response).

@@ -9,6 +9,11 @@ type Wrapped = Listener & { listener?: Listener };
 export class HTTPEvents {
   private events: Map<string | symbol, Wrapped[]> | undefined;
 
+  /** @internal Whether any listener is set: emitting costs an arguments array even with none. */
+  protected get listened(): boolean {
+    return this.events !== undefined;
+  }
+
   on(event: string | symbol, listener: Listener): this {
     const events = (this.events ??= new Map());
     const list = events.get(event);

@@ -4,6 +4,12 @@
 import { HTTPEvents } from './http-events.js';
 import { HttpDescriptor, HttpHeadFlags } from './native.js';
 
+// Request states, one bit each.
+const PAUSED = 1;
+const COMPLETE = 2; // the whole body has arrived
+const ABORTED = 4;
+const END_EMITTED = 8;
+
 /** @internal What a request needs from its connection. */
 export interface RequestSource {
   /** Pauses (false) or resumes the native body records. */
@@ -22,9 +28,7 @@ export class HTTPRequest extends HTTPEvents {
   private urlText: string | undefined;
   private headerTable: Record<string, string | string[]> | undefined;
   private pending: Buffer[] | undefined; // body bytes that came before a 'data' listener
-  private paused = false;
-  private isComplete = false;
-  private isAborted = false;
+  private state = 0; // PAUSED | COMPLETE | ABORTED | END_EMITTED: one field, not four, per request
 
   /** @internal */
   constructor(
@@ -108,11 +112,11 @@ export class HTTPRequest extends HTTPEvents {
 
   /** True once the whole body has arrived. */
   get complete(): boolean {
-    return this.isComplete;
+    return (this.state & COMPLETE) !== 0;
   }
 
   get aborted(): boolean {
-    return this.isAborted;
+    return (this.state & ABORTED) !== 0;
   }
 
   /** Aborted (reason: an Error with code ECONNRESET) when the client goes away mid-request. */
@@ -123,28 +127,28 @@ export class HTTPRequest extends HTTPEvents {
 
   /** Stops the body's 'data' events; the connection is not read further meanwhile. */
   pause(): this {
-    if (!this.paused && !this.isComplete) this.source.bodyReading(false);
-    this.paused = true;
+    if ((this.state & (PAUSED | COMPLETE)) === 0) this.source.bodyReading(false);
+    this.state |= PAUSED;
     return this;
   }
 
   resume(): this {
-    if (!this.paused) return this;
-    this.paused = false;
+    if ((this.state & PAUSED) === 0) return this;
+    this.state &= ~PAUSED;
     this.flush();
-    if (!this.paused && !this.isComplete) this.source.bodyReading(true);
+    if ((this.state & (PAUSED | COMPLETE)) === 0) this.source.bodyReading(true);
     return this;
   }
 
   isPaused(): boolean {
-    return this.paused;
+    return (this.state & PAUSED) !== 0;
   }
 
   /** Body bytes held until a 'data' listener comes are given to it. */
   override on(event: string | symbol, listener: (...args: any[]) => void): this {
     super.on(event, listener);
     if (event === 'data' && this.pending !== undefined) queueMicrotask(() => this.flush());
-    if (event === 'end' && this.isComplete && this.pending === undefined) queueMicrotask(() => this.emitEnd());
+    if (event === 'end' && (this.state & COMPLETE) !== 0 && this.pending === undefined) queueMicrotask(() => this.emitEnd());
     return this;
   }
 
@@ -161,7 +165,7 @@ export class HTTPRequest extends HTTPEvents {
 
   /** @internal */
   received(chunk: Buffer): void {
-    if (this.pending !== undefined || this.paused || this.listenerCount('data') === 0) {
+    if (this.pending !== undefined || (this.state & PAUSED) !== 0 || this.listenerCount('data') === 0) {
       (this.pending ??= []).push(chunk);
       return;
     }
@@ -170,14 +174,13 @@ export class HTTPRequest extends HTTPEvents {
 
   /** @internal */
   ended(): void {
-    this.isComplete = true;
+    this.state |= COMPLETE;
     if (this.pending === undefined) this.emitEnd();
   }
 
-  private endEmitted = false;
   private emitEnd(): void {
-    if (this.endEmitted || this.listenerCount('end') === 0) return;
-    this.endEmitted = true;
+    if ((this.state & END_EMITTED) !== 0 || this.listenerCount('end') === 0) return;
+    this.state |= END_EMITTED;
     this.emit('end');
   }
 
@@ -186,19 +189,19 @@ export class HTTPRequest extends HTTPEvents {
     if (pending === undefined || this.listenerCount('data') === 0) return;
     this.pending = undefined;
     for (let i = 0; i < pending.length; i++) {
-      if (this.paused) {
+      if ((this.state & PAUSED) !== 0) {
         this.pending = pending.slice(i);
         return;
       }
       this.emit('data', pending[i]);
     }
-    if (this.isComplete) this.emitEnd();
+    if ((this.state & COMPLETE) !== 0) this.emitEnd();
   }
 
   /** @internal The client went away before the response ended. */
   abort(reason: Error): void {
-    if (this.isAborted) return;
-    this.isAborted = true;
+    if ((this.state & ABORTED) !== 0) return;
+    this.state |= ABORTED;
     this.controller?.abort(reason);
     this.emit('aborted');
     this.emit('close');

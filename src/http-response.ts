@@ -40,6 +40,7 @@ const REASON = FIELD_VALUE;
 const HEAD_DECIDED = 1; // headersSent: the head is decided (it goes with the first bytes sent)
 const ENDED = 2;
 const DESTROYED = 4; // the client went away, or the connection failed, before end()
+const HEAD_SENT = 8;
 
 /**
  * The response to one request, and that request's exchange with the
@@ -62,8 +63,6 @@ export class HTTPResponse extends HTTPEvents {
   // Writes made during a batch, sent together at its end or with end() (then
   // with a Content-Length if the head had not gone yet).
   private corking: { chunks: (string | Uint8Array)[]; bytes: number } | undefined;
-  private headLines: string | undefined; // decided, not sent yet
-  private headFlags = 0;
 
   /** @internal */
   constructor(
@@ -174,8 +173,10 @@ export class HTTPResponse extends HTTPEvents {
     }
     this.result(this.send(body, true));
     this.sink.finished(this);
-    this.emit('finish');
-    this.emit('close');
+    if (this.listened) {
+      this.emit('finish');
+      this.emit('close');
+    }
     return this;
   }
 
@@ -201,10 +202,24 @@ export class HTTPResponse extends HTTPEvents {
   }
 
   private send(chunk: string | Uint8Array | undefined, end: boolean): number {
-    const lines = this.headLines;
-    if (lines === undefined) return this.sink.send(this.id, chunk, end);
-    this.headLines = undefined;
-    return this.sink.respond(this.id, this.statusCode, this.statusMessage, lines, this.headFlags, chunk, end);
+    if (this.state & HEAD_SENT) return this.sink.send(this.id, chunk, end);
+    this.state |= HEAD_SENT;
+    const headerMap = this.headerMap;
+    if (headerMap === undefined) return this.sink.respond(this.id, this.statusCode, this.statusMessage, '', 0, chunk, end);
+    // The head's lines are made as it goes out, not kept: headers cannot change once decided.
+    let lines = '';
+    let flags = 0;
+    for (const [lower, [name, value]] of headerMap) {
+      if (lower === 'content-length') flags |= HttpResponseFlags.UserLength;
+      else if (lower === 'connection' || lower === 'transfer-encoding' || lower === 'date') {
+        // The server writes these itself: the user's close is a flag.
+        if (lower === 'connection' && /(^|,)\s*close\s*(,|$)/i.test(String(value))) flags |= HttpResponseFlags.UserClose;
+        continue;
+      }
+      if (Array.isArray(value)) for (const v of value) lines += `${name}: ${v}\r\n`;
+      else lines += `${name}: ${value as string}\r\n`;
+    }
+    return this.sink.respond(this.id, this.statusCode, this.statusMessage, lines, flags, chunk, end);
   }
 
   // The head is decided at the first write or end (headersSent from then
@@ -214,22 +229,6 @@ export class HTTPResponse extends HTTPEvents {
     checkStatus(this.statusCode);
     if (this.statusMessage !== '' && !REASON.test(this.statusMessage)) throw new ReactorError('ERR_INVALID_CHAR', 'invalid character in statusMessage');
     this.state |= HEAD_DECIDED;
-    let lines = '';
-    let flags = 0;
-    if (this.headerMap !== undefined) {
-      for (const [lower, [name, value]] of this.headerMap) {
-        if (lower === 'content-length') flags |= HttpResponseFlags.UserLength;
-        else if (lower === 'connection' || lower === 'transfer-encoding' || lower === 'date') {
-          // The server writes these itself: the user's close is a flag.
-          if (lower === 'connection' && /(^|,)\s*close\s*(,|$)/i.test(String(value))) flags |= HttpResponseFlags.UserClose;
-          continue;
-        }
-        if (Array.isArray(value)) for (const v of value) lines += `${name}: ${v}\r\n`;
-        else lines += `${name}: ${value as string}\r\n`;
-      }
-    }
-    this.headLines = lines;
-    this.headFlags = flags;
   }
 
   // A failure means the connection is gone (its close is reported with it).

@@ -31,6 +31,12 @@ export interface ListenHTTPOptions extends Omit<ConnectionLimitOptions, 'idleTim
   maxBodyBytes?: number | undefined;
   /** From a request's first byte to its complete head; longer: 408 (slowloris). Default 30 s. */
   headersTimeoutMs?: number | undefined;
+  /**
+   * From a request's first byte to its complete body; longer: 408, or the
+   * connection closed if the response has begun (slow bodies). The response
+   * itself may take any time (long-polls). Default 300 s (node:http's); 0: none.
+   */
+  requestTimeoutMs?: number | undefined;
   /** A keep-alive connection idle between requests is closed after this. Default 60 s; 0: never. */
   keepAliveTimeoutMs?: number | undefined;
 }
@@ -40,11 +46,12 @@ export type RequestHandler = (request: HTTPRequest, response: HTTPResponse) => v
 /** @internal The connection limits an HTTP listener takes (its idle timeout is keepAliveTimeoutMs). */
 export const HTTP_LIMIT_KEYS = LIMIT_KEYS.filter((key) => key !== 'idleTimeoutMs' && key !== 'idleResetOnWrite');
 /** @internal */
-export const HTTP_KEYS = ['maxHeaderBytes', 'maxBodyBytes', 'headersTimeoutMs', 'keepAliveTimeoutMs'] as const;
+export const HTTP_KEYS = ['maxHeaderBytes', 'maxBodyBytes', 'headersTimeoutMs', 'requestTimeoutMs', 'keepAliveTimeoutMs'] as const;
 
 const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
 const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 60_000;
 // Unparsed bytes held for a connection (pipelined requests, a paused body).
 const MAX_PENDING_BYTES = 64 * 1024;
@@ -56,6 +63,7 @@ export function parseHttpConfig(options: ListenHTTPOptions): NativeHttpConfig {
     maxHeaderBytes: validateInteger(options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES, 'maxHeaderBytes', 64, 1024 * 1024),
     maxBodyBytes: maxBody === Infinity ? NO_LIMIT : validateInteger(maxBody, 'maxBodyBytes', 0, NO_LIMIT - 1),
     headersTimeoutMs: validateMs(options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS, 'headersTimeoutMs'),
+    requestTimeoutMs: validateMs(options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs'),
     keepAliveTimeoutMs: validateMs(options.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS, 'keepAliveTimeoutMs'),
     maxPendingBytes: MAX_PENDING_BYTES,
   };

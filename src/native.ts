@@ -133,6 +133,7 @@ export interface NativeHttpConfig {
   maxHeaderBytes: number;
   maxBodyBytes: number;
   headersTimeoutMs: number;
+  requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
   maxPendingBytes: number;
 }

@@ -305,7 +305,7 @@ export class Reactor {
     validateExclusive(options, 'options', 'fd', ['port', ...BIND_KEYS]);
     validateFunction(handler, 'handler');
     const http = parseHttpConfig(options);
-    const { maxHeaderBytes, maxBodyBytes, headersTimeoutMs, keepAliveTimeoutMs, fd, ...tcp } = options;
+    const { maxHeaderBytes, maxBodyBytes, headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs, fd, ...tcp } = options;
     // Between requests a connection's idle timeout is the keep-alive timeout.
     const idleTimeoutMs = http.keepAliveTimeoutMs;
     const listener =

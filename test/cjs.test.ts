@@ -111,10 +111,14 @@ describe('the package by its name', () => {
       'TransportStream',
       'UDPSocket',
       'Watcher',
+      'WorkerContext',
+      'Workers',
       'connectStream',
       'createStreamServer',
+      'runWorkers',
       'streamFactory',
       'systemdListenFds',
+      'workerContext',
     ]);
     expect(report.esmExports).toEqual(report.exports);
     expect(report.sameInstance).toBe(true);

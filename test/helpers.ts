@@ -178,6 +178,16 @@ export function patterned(length: number, seed = 0): Buffer {
   return buffer;
 }
 
+/** Whether a process is still running (or a zombie not yet waited for). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Expects fn to throw an error carrying `code`. */
 export function codeOf(fn: () => unknown): string | undefined {
   try {

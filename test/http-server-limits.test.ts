@@ -23,6 +23,24 @@ const refusals: [string, string, number][] = [
   ['a chunked body over maxBodyBytes', `POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n${'a'.repeat(4096)}\r\n0\r\n\r\n`, 413],
 ];
 
+/** Sends `first` on connecting, then `slowly` a byte every 50 ms; what came back once the server closed. */
+function trickle(port: number, first: string, slowly: string): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    let at = 0;
+    const socket = connect({ port, host: '127.0.0.1' }, () => socket.write(first));
+    const timer = setInterval(() => {
+      if (at < slowly.length && socket.writable) socket.write(slowly[at++]!);
+    }, 50);
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearInterval(timer);
+      resolve(text);
+    });
+  });
+}
+
 describe.each(Reactor.backends)('%s backend', (backend) => {
   let reactor: Reactor;
   beforeEach(() => {
@@ -59,24 +77,47 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(190);
 
     // A byte every 50 ms keeps the connection's idle clock going, not its head's.
-    const trickled = await new Promise<string>((resolve) => {
-      const head = 'GET / HTTP/1.1\r\nHost: t\r\nX-Pad: ' + 'a'.repeat(200);
-      let text = '';
-      let at = 0;
-      const socket = connect({ port, host: '127.0.0.1' });
-      const timer = setInterval(() => {
-        if (at < head.length && socket.writable) socket.write(head[at++]!);
-      }, 50);
-      socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
-      socket.on('error', () => undefined);
-      socket.on('close', () => {
-        clearInterval(timer);
-        resolve(text);
-      });
-    });
+    const trickled = await trickle(port, '', 'GET / HTTP/1.1\r\nHost: t\r\nX-Pad: ' + 'a'.repeat(200));
     expect(statuses(trickled)).toEqual([408]);
     expect(reactor.stats().httpRefused).toBe(2);
     await eventually(() => reactor.stats().open === 0, 'the refused connections closed');
+  });
+
+  it('refuses a body that stops coming, or trickles in, with 408 after requestTimeoutMs; a long response is not timed', async () => {
+    let bodies = 0;
+    const server = reactor.listenHTTP({ port: 0, host: '127.0.0.1', requestTimeoutMs: 300 }, (req, res) => {
+      if (req.method === 'GET') {
+        // A long-poll: its answer takes longer than the request timeout.
+        setTimeout(() => res.end('late'), 500);
+        return;
+      }
+      req.on('data', () => undefined);
+      req.on('end', () => {
+        bodies++;
+        res.end('got it');
+      });
+    });
+    const port = server.address.port;
+    const started = Date.now();
+    const stalled = await rawExchange(port, ['POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc']);
+    expect(stalled.closed).toBe(true);
+    expect(statuses(stalled.text)).toEqual([408]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+
+    // A byte every 50 ms keeps the connection's idle clock going, not the request's.
+    const trickled = await trickle(port, 'POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n', 'x'.repeat(100));
+    expect(statuses(trickled)).toEqual([408]);
+    expect(bodies).toBe(0);
+    expect(reactor.stats().httpRefused).toBe(2);
+
+    const answered = await rawExchange(port, ['GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n']);
+    expect(statuses(answered.text)).toEqual([200]);
+    expect(answered.text.endsWith('late')).toBe(true);
+    const posted = await rawExchange(port, ['POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc']);
+    expect(statuses(posted.text)).toEqual([200]);
+    expect(bodies).toBe(1);
+    expect(reactor.stats().httpRefused).toBe(2);
+    await eventually(() => reactor.stats().open === 0, 'the connections closed');
   });
 
   it('leaks no descriptor over 200 refused and 200 served connections', async () => {

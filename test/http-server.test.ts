@@ -4,11 +4,12 @@
 // http-server-limits.test.ts.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Reactor, type HTTPRequest, type HTTPResponse } from '../src/index.js';
-import { closeQuietly, codeOf, deferred, newReactor, patterned, runProcess } from './helpers.js';
+import { alive, closeQuietly, codeOf, deferred, newReactor, patterned, runProcess } from './helpers.js';
 import { completeResponses, eventually, GET, rawExchange, statuses } from './http-helpers.js';
 
 const hello = (_req: HTTPRequest, res: HTTPResponse) => res.end('hello world');
@@ -373,15 +374,18 @@ describe('listenHTTP arguments', () => {
 });
 
 describe('examples/http-native.mjs', () => {
-  /** Starts the example; resolves with its port and process once it prints "listening PORT". */
-  function startExample(args: string[]): Promise<{ port: number; child: ChildProcess }> {
+  /**
+   * Starts the example; resolves with its port and process once it prints
+   * "listening PORT"; `output()` is all it printed so far.
+   */
+  function startExample(args: string[]): Promise<{ port: number; child: ChildProcess; output: () => string }> {
     const child = spawn(process.execPath, ['examples/http-native.mjs', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     return new Promise((resolve, reject) => {
       let out = '';
       child.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
         const match = /^listening (\d+)\n/.exec(out);
-        if (match) resolve({ port: Number(match[1]), child });
+        if (match) resolve({ port: Number(match[1]), child, output: () => out });
       });
       child.once('exit', (code) => reject(new Error(`exited ${code} before listening`)));
     });
@@ -401,11 +405,25 @@ describe('examples/http-native.mjs', () => {
     expect(await stop(child)).toBe(0);
   });
 
-  it('serves from two workers sharing the port', async () => {
-    const { port, child } = await startExample(['--workers', '2']);
-    const bodies = await Promise.all(Array.from({ length: 10 }, () => fetch(`http://127.0.0.1:${port}/`).then((r) => r.text())));
-    expect(bodies).toEqual(Array(10).fill('hello world'));
-    await stop(child);
+  // Its workers are read from /proc.
+  it.runIf(process.platform === 'linux')('serves from two worker processes sharing the port, replaces them on SIGHUP, drains them on SIGTERM', async () => {
+    const { port, child, output } = await startExample(['--workers', '2']);
+    const workers = () => readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(' ').map(Number);
+    const serves = async () => {
+      const bodies = await Promise.all(Array.from({ length: 10 }, () => fetch(`http://127.0.0.1:${port}/`).then((r) => r.text())));
+      expect(bodies).toEqual(Array(10).fill('hello world'));
+    };
+    await serves();
+    const before = workers();
+    expect(before).toHaveLength(2);
+    child.kill('SIGHUP');
+    await eventually(() => /worker 1 restarted/.test(output()), 'both workers restarted', 10_000);
+    await eventually(() => before.every((pid) => !workers().includes(pid)), 'the old workers gone', 10_000);
+    expect(workers()).toHaveLength(2);
+    await serves();
+    const after = workers();
+    expect(await stop(child)).toBe(0);
+    expect(after.filter((pid) => alive(pid))).toEqual([]);
   });
 
   it('refuses a bad option with status 2', async () => {

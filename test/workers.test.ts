@@ -8,8 +8,8 @@ import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Reactor, runWorkers, workerContext, type RunWorkersOptions, type WorkerExit, type Workers } from '../src/index.js';
-import { closeQuietly, codeOf, newReactor, rejectionCode } from './helpers.js';
+import { Reactor, runWorkers, WorkerContext, workerContext, type RunWorkersOptions, type WorkerExit, type Workers } from '../src/index.js';
+import { alive, closeQuietly, codeOf, newReactor, rejectionCode } from './helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/workers-http.mjs', import.meta.url));
 const REQUEST_TIMEOUT_MS = 5_000;
@@ -74,15 +74,6 @@ async function hammer(port: number, keepAlive: boolean, until: Promise<unknown>,
   await Promise.all(Array.from({ length: clients }, loop));
   if (agent) agent.destroy();
   return result;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe.each(Reactor.backends)('%s backend', (backend) => {
@@ -249,7 +240,13 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     }
   });
 
-  it('gives no worker context to a process runWorkers did not start', () => {
+  it('gives no worker context to a process runWorkers did not start, and checks a worker’s handlers', () => {
     expect(workerContext()).toBeNull();
+    const context = new WorkerContext(3, 0); // what a worker's workerContext() gives
+    const drain = () => {};
+    expect(codeOf(() => context.ready(undefined as never))).toBe('ERR_INVALID_ARG_TYPE');
+    expect(codeOf(() => context.ready({} as never))).toBe('ERR_INVALID_ARG_TYPE');
+    expect(codeOf(() => context.ready({ drain, stats: 1 } as never))).toBe('ERR_INVALID_ARG_TYPE');
+    expect(codeOf(() => context.ready({ drain, stat: () => ({}) } as never))).toBe('ERR_INVALID_ARG_VALUE');
   });
 });

@@ -1,11 +1,11 @@
-// Opens N keep-alive connections to an HTTP server, one GET on each (its
-// response read), then holds them idle until stdin closes. Prints
-// "holding N" once every connection had its response. For bench/http.mjs's
+// Opens N keep-alive connections to an HTTP server, K GETs on each (default
+// 1; each response read before the next request), then holds them idle until
+// stdin closes. Prints "holding N" once every connection had its responses. For bench/http.mjs's
 // idle-memory figure; run as its own process so that its memory is not the
 // server's.
 import { connect } from 'node:net';
 
-const [port, count] = process.argv.slice(2).map(Number);
+const [port, count, requestsEach = 1] = process.argv.slice(2).map(Number);
 const REQUEST = 'GET / HTTP/1.1\r\nHost: bench\r\n\r\n';
 const AT_ONCE = 200; // connections being opened at a time, within the listen backlog
 let answered = 0;
@@ -18,9 +18,15 @@ function open() {
   const socket = connect({ port, host: '127.0.0.1' }, () => socket.write(REQUEST));
   sockets.push(socket);
   let text = '';
+  let responses = 0;
   const onData = (data) => {
     text += data.toString('latin1');
     if (!text.endsWith('hello world')) return;
+    text = '';
+    if (++responses < requestsEach) {
+      socket.write(REQUEST);
+      return;
+    }
     socket.off('data', onData);
     answered++;
     if (answered === count) process.stdout.write(`holding ${count}\n`);

@@ -1,7 +1,8 @@
 // What the HTTP examples share for --workers N (N > 1): the primary binds the
 // port and runs N worker processes of the same script with runWorkers()
 // (README: Workers on every core), prints "listening PORT" once every one is
-// ready; SIGHUP restarts them gracefully, SIGTERM/SIGINT drain them and exit.
+// ready and a line for each worker replaced; SIGHUP restarts them gracefully,
+// SIGTERM/SIGINT drain them and exit.
 // With one worker an example serves in its own process (what the benches
 // measure).
 import { runWorkers } from 'native-reactor';
@@ -24,6 +25,7 @@ export async function startWorkers(name, scriptUrl, { workers, port, host }) {
     if (!expected && code) status = code;
   });
   service.on('error', (error) => process.stderr.write(`${name}: restart failed: ${error.message}\n`));
+  service.on('restart', ({ index, pid, reason }) => process.stdout.write(`worker ${index} ${reason === 'crash' ? 'replaced after a crash' : 'restarted'}: pid ${pid}\n`));
   try {
     await service.ready;
   } catch (error) {

@@ -229,15 +229,31 @@ TEST(http_loop_refuses_natively_and_closes) {
   REQUIRE(h.pump_until([&] { return h.loop->open_connections() == 0; }));
 }
 
+// Sends bytes that leave a request unfinished; the server must answer 408.
+static void expect_timed_out(Harness& h, const http::ServerConfig& config, const char* bytes) {
+  HttpPair p = http_pair(h, config);
+  REQUIRE(p.ok);
+  h.write(p.client, bytes);
+  REQUIRE(h.pump_until([&] { return has(h.received(p.client), "\r\n\r\n"); }, 2000));
+  CHECK(h.received(p.client).rfind("HTTP/1.1 408 Request Timeout\r\n", 0) == 0);
+  CHECK_EQ(h.loop->stats().http_refused, 1u);
+}
+
 TEST(http_loop_times_out_a_head_that_stops_coming) {
   Harness h;
   REQUIRE(h.loop != nullptr);
   http::ServerConfig config;
   config.header_timeout_ms = 50;
-  HttpPair p = http_pair(h, config);
-  REQUIRE(p.ok);
-  h.write(p.client, "GET / HTTP/1.1\r\nHo");
-  REQUIRE(h.pump_until([&] { return has(h.received(p.client), "\r\n\r\n"); }, 2000));
-  CHECK(h.received(p.client).rfind("HTTP/1.1 408 Request Timeout\r\n", 0) == 0);
-  CHECK_EQ(h.loop->stats().http_refused, 1u);
+  expect_timed_out(h, config, "GET / HTTP/1.1\r\nHo");
+  CHECK_EQ(h.count_kind(kHttpRequest), 0u);
+}
+
+TEST(http_loop_times_out_a_body_that_stops_coming) {
+  Harness h;
+  REQUIRE(h.loop != nullptr);
+  http::ServerConfig config;
+  config.request_timeout_ms = 50;
+  expect_timed_out(h, config, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
+  CHECK_EQ(h.count_kind(kHttpRequest), 1u);  // the head went to JavaScript; the body never ended
+  CHECK_EQ(h.count_kind(kHttpEnd), 0u);
 }
