@@ -116,7 +116,7 @@ bool LoopCore::http_parse(Id id, Handle* c, const uint8_t* data, size_t length) 
         if (!x) x = http_.make(id.slot);
         const http::RequestHead& head = parser->head();
         x->head_done = true;
-        x->keep_alive = head.keep_alive && !head.upgrade;
+        x->keep_alive = head.keep_alive && !head.upgrade && !listener->draining;
         x->head_only = head.method_is_head;
         x->version_minor = head.version_minor;
         bool expects_body = head.framing != http::BodyFraming::kNone;
@@ -251,6 +251,8 @@ int64_t LoopCore::http_respond(uint64_t packed, const http::ResponseHead* head, 
   std::string& out = http_.scratch;
   out.clear();
   if (head) {
+    http::ListenerHttp* listener = http_listener(*c);
+    if (!listener || listener->draining) x->keep_alive = false;  // the client must not send more
     http::format_response_head(*head, x, end ? static_cast<int64_t>(total) : -1, &http_.date, &out);
     x->response_started = true;
     x->sends_body = http::has_body(head->status, *x);
@@ -294,7 +296,8 @@ int64_t LoopCore::http_respond(uint64_t packed, const http::ResponseHead* head, 
 void LoopCore::http_response_ended(Id id, Handle* c, http::Exchange* x) {
   x->response_done = true;
   http::ListenerHttp* listener = http_listener(*c);
-  if (!x->keep_alive || !x->message_done || x->close_delimited || !listener) {
+  c->http_served = 1;
+  if (!x->keep_alive || !x->message_done || x->close_delimited || !listener || listener->draining) {
     // The response closes the connection (or its request is still coming:
     // its body is not waited for). Flushed, then the write side shut; the
     // client's last bytes are read and dropped so our close is no reset.
@@ -319,18 +322,34 @@ void LoopCore::http_response_ended(Id id, Handle* c, http::Exchange* x) {
   }
 }
 
-void LoopCore::http_close_idle(Id listener) {
-  // A walk of the table: a listener closes seldom, and no list of a
-  // listener's connections is kept for it.
+template <typename Visit>
+void LoopCore::http_between_requests(Id listener, Visit visit) {
+  // A walk of the table: a listener closes or drains seldom, and no list of
+  // a listener's connections is kept for it.
   for (uint32_t slot = 0; slot < table_.capacity(); slot++) {
     Id id;
     if (!table_.live_at(slot, &id)) continue;
     Handle* c = table_.get(id);
     if (c->kind != Kind::kStream || !c->http || !(c->listener == listener)) continue;
-    if (c->state != State::kOpen || http_.find(slot)) continue;
-    // JavaScript has nothing of a connection between requests: no record.
-    forget(id, c);
+    if (c->state == State::kOpen && !http_.find(slot)) visit(id, c);
   }
+}
+
+void LoopCore::http_close_idle(Id listener) {
+  // JavaScript has nothing of a connection between requests: no record.
+  http_between_requests(listener, [this](Id id, Handle* c) { forget(id, c); });
+}
+
+void LoopCore::http_drain(Id listener) {
+  http_between_requests(listener, [this](Id id, Handle* c) {
+    // One yet to send its first request is left to send it (it may be on
+    // its way). A keep-alive one closes once idle for kDrainIdleMs (now, if
+    // it has been already): a client that sends its next request sooner
+    // gets it answered, with Connection: close, instead of a close racing it.
+    if (!c->http_served) return;
+    c->idle_ms = http::kDrainIdleMs;
+    start_idle_clock(id, c);
+  });
 }
 
 int LoopCore::http_set_body_reading(uint64_t packed, bool reading) {

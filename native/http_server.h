@@ -36,11 +36,18 @@ struct ServerConfig {
   uint32_t max_pending_bytes = 64 * 1024;
 };
 
+// A draining server's keep-alive connections close once idle this long.
+// Shorter races more clients' next requests; longer holds the drain.
+constexpr uint32_t kDrainIdleMs = 1000;
+
 // An HTTP listener's part of its Listener record.
 struct ListenerHttp {
   explicit ListenerHttp(const ServerConfig& c)
       : config(c), shared(std::make_unique<RequestParser>(c.limits)) {}
   ServerConfig config;
+  // Stopped accepting (a worker's drain): every response closes its
+  // connection, with Connection: close when its head has not gone yet.
+  bool draining = false;
   // The parser for heads that arrive whole, shared by the connections; swapped
   // with an exchange's when a message stays split across reads.
   std::unique_ptr<RequestParser> shared;

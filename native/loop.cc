@@ -87,6 +87,10 @@ int LoopCore::stop_accepting(uint64_t packed) {
   if (!listener) return -EBADF;
   listener->stopped = true;
   mark_dirty(id, table_.get(id));
+  if (listener->http) {
+    listener->http->draining = true;
+    http_drain(id);
+  }
   return 0;
 }
 

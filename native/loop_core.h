@@ -171,8 +171,13 @@ class LoopCore {
     bool unref : 1;   // a watcher that does not keep the process alive
     bool http : 1;    // accepted by an HTTP listener: its bytes go through the parser
     // A failed send's errno (small and positive), reported on the next
-    // event; 16 bits fill the bit-fields' word, keeping the table entry small.
-    uint16_t error = 0;
+    // event; it and the bit after fill the bit-fields' word, keeping the
+    // table entry small.
+    uint16_t error : 15;
+    // An HTTP connection that has had a response: between requests it is
+    // idle keep-alive, which a draining server closes (a fresh one is
+    // served its first request instead: it may be on its way).
+    uint16_t http_served : 1;
     uint32_t idle_ms = 0;
     uint64_t last_active = 0;   // ms of the last read (and write, if it counts)
     IdleLinks idle;             // its place in idle_, when its idle deadline is there
@@ -197,7 +202,9 @@ class LoopCore {
           idle_resets_on_write(false),
           reaped(false),
           unref(false),
-          http(false) {}
+          http(false),
+          error(0),
+          http_served(0) {}
     Listener* listening() const { return static_cast<Listener*>(record.get()); }
     UdpSocket* udp() const { return static_cast<UdpSocket*>(record.get()); }
   };
@@ -334,6 +341,10 @@ class LoopCore {
   // Its listener closes: the connections between requests close now, as
   // node:http's server.close() does (the others after their response).
   void http_close_idle(Id listener);
+  // Its listener stopped accepting (a worker's drain): see http_connections.cc.
+  void http_drain(Id listener);
+  template <typename Visit>
+  void http_between_requests(Id listener, Visit visit);
   void http_resume_pending();
 
   void on_event(const PollEvent& event);

@@ -100,11 +100,12 @@ export class HTTPServer {
 
   /**
    * A worker's graceful stop (runWorkers): stops accepting without closing
-   * the socket (the processes sharing it take the new clients), waits until
-   * every connection it accepted has sent its first request — closing one
-   * before would drop a request already on its way; one that stays silent
-   * holds this until its idle timeout (keepAliveTimeoutMs) — then closes as
-   * close() does. Resolves when the last connection has ended.
+   * the socket (the processes sharing it take the new clients). Keep-alive
+   * connections waiting between requests close now; every other one is
+   * served one more request, answered with `Connection: close` — a connection
+   * accepted whose request is still on its way is not dropped; one that stays
+   * silent holds the drain until its idle timeout (keepAliveTimeoutMs). Then
+   * the listener closes. Resolves when the last connection has ended.
    */
   drain(): Promise<void> {
     this.#drained ??= this.#drain();
@@ -113,7 +114,7 @@ export class HTTPServer {
 
   async #drain(): Promise<void> {
     this.listener.stopAccepting();
-    await this.exchanges.requestsArrived(this.listener.id);
+    await this.exchanges.connectionsEnded(this.listener.id);
     if (this.listener.listening) await this.close();
   }
 }
@@ -129,16 +130,8 @@ export interface ExchangeHost {
 /** @internal The HTTP servers of a reactor and their requests in progress, by connection slot. */
 export class HttpExchanges implements ResponseSink {
   readonly #servers = new Map<number, HTTPServer>();
-  // Closed servers waiting for their connections to end, by listener id.
-  readonly #draining = new Map<number, () => void>();
-  // Draining servers waiting for the first request of each connection.
-  readonly #awaitingRequests = new Map<number, () => void>();
-  // A connection counts as served from its first request to its close
-  // record: the connection a slot's last request came on, and its listener;
-  // and the served connections open, by listener id.
-  readonly #servedConnection: (number | undefined)[] = [];
-  readonly #servedListener: number[] = [];
-  readonly #served = new Map<number, number>();
+  // Closed or draining servers waiting for their connections to end, by listener id.
+  readonly #ending = new Map<number, (() => void)[]>();
   // The response (holding its request) in progress on each connection.
   readonly #bySlot: (HTTPResponse | undefined)[] = [];
   #words: Int32Array = new Int32Array(0);
@@ -166,7 +159,7 @@ export class HttpExchanges implements ResponseSink {
       this.#corked = [];
       for (const response of corked) response.uncork();
     }
-    if (this.#draining.size > 0 || this.#awaitingRequests.size > 0) this.settleDrained();
+    if (this.#ending.size > 0) this.settleDrained();
   }
 
   respond(id: number, status: number, reason: string, lines: string, flags: number, body: string | Uint8Array | undefined, end: boolean): number {
@@ -221,12 +214,6 @@ export class HttpExchanges implements ResponseSink {
     }
     if (kind !== RecordKind.Eof && kind !== RecordKind.Closed) return;
     if (kind === RecordKind.Eof) this.host.native.close(id);
-    else if (this.#servedConnection[slot] === id) {
-      this.#servedConnection[slot] = undefined;
-      const listener = this.#servedListener[slot]!;
-      const count = this.#served.get(listener);
-      if (count !== undefined) this.#served.set(listener, count - 1); // not once its server drained
-    }
     if (response === undefined) return;
     this.#bySlot[slot] = undefined;
     response.destroy();
@@ -246,11 +233,6 @@ export class HttpExchanges implements ResponseSink {
       this.host.native.abort(id); // its server closed earlier in this batch
       return;
     }
-    if (this.#servedConnection[slot] !== id) {
-      this.#servedConnection[slot] = id;
-      this.#servedListener[slot] = listener;
-      this.#served.set(listener, (this.#served.get(listener) ?? 0) + 1);
-    }
     const response = new HTTPResponse(this, id, server.highWaterMark, slab, words, first);
     this.#bySlot[slot] = response;
     try {
@@ -269,10 +251,12 @@ export class HttpExchanges implements ResponseSink {
     }
   }
 
-  /** @internal Resolves once every connection a (no longer accepting) listener has is served or ended. */
-  requestsArrived(listenerId: number): Promise<void> {
+  /** @internal Resolves once the listener (closed, or no longer accepting) has no connection left. */
+  connectionsEnded(listenerId: number): Promise<void> {
     return new Promise((resolve) => {
-      this.#awaitingRequests.set(listenerId, resolve);
+      const waiting = this.#ending.get(listenerId);
+      if (waiting === undefined) this.#ending.set(listenerId, [resolve]);
+      else waiting.push(resolve);
       this.settleDrained();
     });
   }
@@ -280,29 +264,20 @@ export class HttpExchanges implements ResponseSink {
   /** @internal A server's listener closed: resolves once its connections have ended. */
   closeServer(listenerId: number): Promise<void> {
     this.#servers.delete(listenerId);
-    return new Promise((resolve) => {
-      this.#draining.set(listenerId, resolve);
-      this.settleDrained();
-    });
+    return this.connectionsEnded(listenerId);
   }
 
   /**
-   * Resolves the closed servers whose last connection ended. Called after
+   * Resolves the waits of servers whose last connection ended. Called after
    * every batch (where connections close) and when the reactor closes (the
    * count is 0 then).
    */
   settleDrained(): void {
     const native = this.host.native;
-    for (const [listenerId, resolve] of this.#awaitingRequests) {
-      if (native.listenerConnections(listenerId) > (this.#served.get(listenerId) ?? 0)) continue;
-      this.#awaitingRequests.delete(listenerId);
-      resolve();
-    }
-    for (const [listenerId, resolve] of this.#draining) {
+    for (const [listenerId, waiting] of this.#ending) {
       if (native.listenerConnections(listenerId) > 0) continue;
-      this.#draining.delete(listenerId);
-      this.#served.delete(listenerId);
-      resolve();
+      this.#ending.delete(listenerId);
+      for (const resolve of waiting) resolve();
     }
   }
 }

@@ -86,6 +86,37 @@ describe.each(Reactor.backends)('%s backend', (backend) => {
     late.destroy();
   });
 
+  it('drain(): a keep-alive connection sending its next request is answered with Connection: close; one left idle closes after a second', async () => {
+    const server = reactor.listenHTTP({ port: 0, host: '127.0.0.1' }, (_request, response) => response.end('served'));
+    const port = server.address.port;
+    const open = async () => {
+      const socket = connect({ host: '127.0.0.1', port }).on('error', () => {});
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+      const ended = new Promise<void>((resolve) => socket.once('end', resolve));
+      socket.write(GET());
+      await eventually(() => text.endsWith('served'), 'the first response');
+      return { socket, ended, text: () => text };
+    };
+    const busy = await open();
+    const idle = await open();
+    expect(busy.text()).not.toContain('Connection: close');
+    const started = Date.now();
+    const draining = server.drain();
+    // Not closed under the client: its next request gets an answer, and the close after it.
+    busy.socket.write(GET());
+    await busy.ended;
+    busy.socket.end();
+    expect(statuses(busy.text())).toEqual([200, 200]);
+    expect(busy.text().split('HTTP/1.1 ')[2]).toContain('Connection: close\r\n');
+    await idle.ended;
+    idle.socket.end();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect(statuses(idle.text())).toEqual([200]);
+    await draining;
+    expect(server.listener.listening).toBe(false);
+  });
+
   it('listenHTTP({ fd }) serves a socket bound elsewhere and refuses contradicting options', async () => {
     const { fd, port } = boundSocket();
     expect(codeOf(() => reactor.listenHTTP({ fd, port: 0 }, () => {}))).toBe('ERR_INVALID_ARG_VALUE');
