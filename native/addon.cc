@@ -82,12 +82,13 @@ constexpr double kMaxExactId = 9007199254740991.0;  // 2^53 - 1: ids are exact d
 // reactors are collected before they exhaust memory or descriptors: the core
 // and its tables, and what the backend holds in the kernel or its own thread
 // (io_uring: 1,024 SQEs, 16,384 CQEs and the buffer ring's entries; poll and
-// select: the readiness thread's stack and pipes). Read slabs are Buffers,
-// already known to V8.
+// select: the readiness thread's stack, and its two pipes, up to 64 KiB of
+// kernel buffer each — counted whole: V8 collects on memory, not descriptors,
+// and these reactors hold four). Read slabs are Buffers, already known to V8.
 int64_t native_cost(const std::string& backend) {
   int64_t cost = 32 * 1024;
   if (backend == "io_uring") cost += 1024 * 64 + 16384 * 16 + 512 * 16 + 16 * 1024;
-  if (backend == "poll" || backend == "select") cost += 64 * 1024;
+  if (backend == "poll" || backend == "select") cost += 64 * 1024 + 2 * 64 * 1024;
   return cost;
 }
 
