@@ -13,7 +13,7 @@
 //                       [--servers nginx,node:http,bun,native] [--cold-baseline] [--json FILE]
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { bun } from './lib/bun.mjs';
 import { collect, collecting } from './lib/collect.mjs';
-import { cpuNanos, pinned, rssBytes, stopChild } from './lib/proc.mjs';
+import { cpuNanos, freePort, pinned, rssBytes, stopChild } from './lib/proc.mjs';
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 const NGINX = '/usr/sbin/nginx';
@@ -46,15 +46,6 @@ const idleCount = Number(values.idle);
 const coldBaseline = values['cold-baseline'];
 
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function freePort() {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 // Each server: how to start it on a port (0: its choice, announced as
 // "listening PORT"), and its kind for collecting garbage before a memory reading.

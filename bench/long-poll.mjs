@@ -17,12 +17,12 @@
 //                            [--servers native,node:http] [--json FILE]
 import { spawn } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { collect, collecting } from './lib/collect.mjs';
-import { cpuNanos, pinned, rssBytes, stopChild } from './lib/proc.mjs';
+import { cpuNanos, freePort, pinned, rssBytes, stopChild } from './lib/proc.mjs';
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 const START_TIMEOUT_MS = 10_000;
@@ -51,15 +51,6 @@ const SERVERS = {
 };
 
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function freePort() {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Spawns argv; resolves once a stdout or stderr line matches `ready` (its first group, if any). */
 function spawnReady(argv, ready) {

@@ -1203,15 +1203,7 @@ napi_value socket_address_of(napi_env env, napi_callback_info info) {
   Call call(env, info);
   SocketAddress address;
   int rc = socket_address(call.integer(0), false, &address);
-  if (rc < 0) return call.outcome(rc);
-  napi_value result = nullptr;
-  if (napi_create_object(env, &result) != napi_ok ||
-      !set_property(env, result, "address", string_value(env, address.address.c_str())) ||
-      !set_property(env, result, "port", number_value(env, address.port)) ||
-      !set_property(env, result, "family", string_value(env, family_name(address.family)))) {
-    return nullptr;
-  }
-  return result;
+  return address_object(env, call, rc, address);
 }
 
 // Every function handed to JavaScript: a C++ exception (only bad_alloc can

@@ -1,7 +1,8 @@
-// Process figures read from /proc (Linux) or ps (macOS, BSD: coarser), and
-// CPU pinning with taskset.
+// Process figures read from /proc (Linux) or ps (macOS, BSD: coarser), CPU
+// pinning with taskset, and a free port for a server the bench starts.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 
 const TICK_NANOS = 1e9 / 100; // USER_HZ is 100 on Linux
 const hasProc = existsSync('/proc/self/stat');
@@ -76,5 +77,15 @@ export function stopChild(child) {
       resolve();
     });
     child.kill('SIGTERM');
+  });
+}
+
+/** A loopback TCP port free just now, for a server started with it. */
+export function freePort() {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
   });
 }
