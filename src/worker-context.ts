@@ -13,10 +13,10 @@ export interface WorkerHandlers {
    */
   stats?: (() => object | Promise<object>) | undefined;
   /**
-   * Stops accepting (closes this worker's descriptor of the shared socket:
-   * the primary and the other worker of the slot keep it open) and resolves
-   * when the worker's connections have ended, usually `() => server.close()`.
-   * The worker exits once it settles (status 1 if it rejected).
+   * Stops accepting (the socket stays open: the primary and the slot's new
+   * worker keep it) and resolves when the worker's connections have ended,
+   * usually `async () => { await server.drain(); reactor.close(); }`. The
+   * worker exits once it settles (status 1 if it rejected).
    */
   drain: () => unknown;
 }
