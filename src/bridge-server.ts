@@ -2,7 +2,7 @@
 // take a server (or `server.emit('connection', socket)`) expect, with the
 // reactor's caps, queue and idle reaping underneath.
 import { EventEmitter } from 'node:events';
-import type { Address } from './address.js';
+import type { Address, ListenSocketOptions } from './address.js';
 import { ReactorError } from './errors.js';
 import { type ConnectionLimitOptions, LIMIT_KEYS } from './limits.js';
 import type { Listener } from './listener.js';
@@ -23,20 +23,8 @@ export interface StreamServerOptions extends ConnectionLimitOptions {
   allowHalfOpen?: boolean | undefined;
 }
 
-/** What `server.listen(options)` takes: listenTCP's own options (limits go to createStreamServer). */
-export interface StreamListenOptions {
-  port?: number | undefined;
-  /**
-   * A listening socket made elsewhere to serve instead of binding one (a
-   * worker's from workerContext().fd), adopted as reactor.adoptListener()
-   * does; excludes port, host, backlog, reusePort, ipv6Only.
-   */
-  fd?: number | undefined;
-  host?: string | undefined;
-  backlog?: number | undefined;
-  reusePort?: boolean | undefined;
-  ipv6Only?: boolean | undefined;
-}
+/** What `server.listen(options)` takes: where to listen (limits go to createStreamServer). */
+export type StreamListenOptions = ListenSocketOptions;
 
 const SERVER_KEYS = ['allowHalfOpen', ...LIMIT_KEYS] as const;
 const LISTEN_KEYS = ['port', 'fd', ...BIND_KEYS] as const;

@@ -5,26 +5,13 @@
 import { ReactorError } from './errors.js';
 import type { HTTPRequest } from './http-request.js';
 import { HTTPResponse, type ResponseSink } from './http-response.js';
-import { type Address, toAddress } from './address.js';
+import { type Address, type ListenSocketOptions, toAddress } from './address.js';
 import type { Listener } from './listener.js';
 import { type ConnectionLimitOptions, LIMIT_KEYS, validateMs } from './limits.js';
 import { HttpDescriptor, type NativeHttpConfig, type NativeReactor, NO_LIMIT, packId, RecordKind, slotOf } from './native.js';
 import { validateInteger } from './validate.js';
 
-export interface ListenHTTPOptions extends Omit<ConnectionLimitOptions, 'idleTimeoutMs' | 'idleResetOnWrite'> {
-  /** The port to bind; required unless `fd` is given. */
-  port?: number | undefined;
-  /**
-   * A listening socket made elsewhere to serve instead of binding one (a
-   * worker's from workerContext().fd, or systemd's), adopted as
-   * reactor.adoptListener() does; excludes port, host, backlog, reusePort, ipv6Only.
-   */
-  fd?: number | undefined;
-  /** Numeric address or "localhost". Default: "::" (dual-stack), else "0.0.0.0". */
-  host?: string | undefined;
-  backlog?: number | undefined;
-  reusePort?: boolean | undefined;
-  ipv6Only?: boolean | undefined;
+export interface ListenHTTPOptions extends ListenSocketOptions, Omit<ConnectionLimitOptions, 'idleTimeoutMs' | 'idleResetOnWrite'> {
   /** Request line and headers; more: 431. Default 16 KiB (node:http's). */
   maxHeaderBytes?: number | undefined;
   /** A request body (declared or chunked); more: 413. Default 1 MiB (nginx's); Infinity: none. */

@@ -36,7 +36,7 @@ export { DelayedCall } from './timers.js';
 export { Watcher } from './watcher.js';
 export type { WatchCallback, WatchEvent, WatchInterest, WatchOptions } from './watcher.js';
 export { ReactorError } from './errors.js';
-export type { Address } from './address.js';
+export type { Address, ListenSocketOptions } from './address.js';
 export type { Protocol, ProtocolFactory } from './protocol.js';
 export { TransportStream, streamFactory } from './stream-bridge.js';
 export type { TransportStreamOptions } from './stream-bridge.js';

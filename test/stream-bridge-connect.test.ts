@@ -5,21 +5,12 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connectStream, createStreamServer, Reactor, type ReactorError } from '../src/index.js';
 import { closeQuietly, codeOf, newReactor } from './helpers.js';
-import { type Certificate, collect, HOST, makeCertificate, sha256, within } from './stream-bridge-helpers.js';
+import { collect, HOST, sha256, suiteCertificate, within } from './stream-bridge-helpers.js';
 
-let cert: Buffer;
-let key: Buffer;
-let certificate: Certificate;
-
-beforeAll(() => {
-  certificate = makeCertificate('stream-bridge-connect-');
-  ({ cert, key } = certificate);
-});
-
-afterAll(() => certificate.remove());
+const certificate = suiteCertificate('stream-bridge-connect-');
 
 describe.each(Reactor.backends)('connectStream (%s)', (backend) => {
   let reactor: Reactor;
@@ -57,7 +48,7 @@ describe.each(Reactor.backends)('connectStream (%s)', (backend) => {
   });
 
   it('speaks TLS on both ends of the bridge, bytes intact', async () => {
-    const context = tls.createSecureContext({ cert, key });
+    const context = tls.createSecureContext({ cert: certificate.cert, key: certificate.key });
     const server = createStreamServer(reactor, (stream) => {
       const secure = new tls.TLSSocket(stream, { isServer: true, secureContext: context });
       secure.pipe(secure);
@@ -65,7 +56,7 @@ describe.each(Reactor.backends)('connectStream (%s)', (backend) => {
     });
     await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
     const socket = await connectStream(reactor, { host: HOST, port: server.address()!.port });
-    const client = tls.connect({ socket, ca: cert, servername: 'localhost' });
+    const client = tls.connect({ socket, ca: certificate.cert, servername: 'localhost' });
     const message = randomBytes(1024 * 1024);
     const echoed = new Promise<Buffer>((resolve, reject) => {
       const chunks: Buffer[] = [];

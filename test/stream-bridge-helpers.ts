@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
+import { afterAll, beforeAll } from 'vitest';
 import { createStreamServer, type Reactor, type StreamServer, type StreamServerOptions, type TransportStream } from '../src/index.js';
 
 export const HOST = '127.0.0.1';
@@ -103,4 +104,12 @@ export function makeCertificate(prefix: string): Certificate {
     key: readFileSync(keyPath),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** A certificate made before a file's tests and removed after them: its fields are set once they run. */
+export function suiteCertificate(prefix: string): Certificate {
+  const certificate = {} as Certificate;
+  beforeAll(() => void Object.assign(certificate, makeCertificate(prefix)));
+  afterAll(() => certificate.remove());
+  return certificate;
 }

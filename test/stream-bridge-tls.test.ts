@@ -5,21 +5,12 @@
 import { randomBytes } from 'node:crypto';
 import https from 'node:https';
 import tls from 'node:tls';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createStreamServer, Reactor } from '../src/index.js';
 import { closeQuietly, newReactor } from './helpers.js';
-import { type Certificate, collect, curl, HOST, makeCertificate, serveHttp, sha256, within } from './stream-bridge-helpers.js';
+import { collect, curl, HOST, serveHttp, sha256, suiteCertificate, within } from './stream-bridge-helpers.js';
 
-let cert: Buffer;
-let key: Buffer;
-let certificate: Certificate;
-
-beforeAll(() => {
-  certificate = makeCertificate('stream-bridge-tls-');
-  ({ cert, key } = certificate);
-});
-
-afterAll(() => certificate.remove());
+const certificate = suiteCertificate('stream-bridge-tls-');
 
 describe.each(Reactor.backends)('streams bridge, TLS (%s)', (backend) => {
   let reactor: Reactor;
@@ -31,7 +22,7 @@ describe.each(Reactor.backends)('streams bridge, TLS (%s)', (backend) => {
 
   it('serves HTTPS to curl, keep-alive, a large body intact', async () => {
     const body = randomBytes(2 * 1024 * 1024);
-    const server = https.createServer({ cert, key }, (req, res) => res.end(req.url === '/big' ? body : 'hello world'));
+    const server = https.createServer({ cert: certificate.cert, key: certificate.key }, (req, res) => res.end(req.url === '/big' ? body : 'hello world'));
     const { port, streams } = await serveHttp(reactor, () => undefined, {}, server);
     const caFile = certificate.certPath;
     const hello = await curl(['--cacert', caFile, `https://${HOST}:${port}/`, `https://${HOST}:${port}/again`]);
@@ -42,10 +33,10 @@ describe.each(Reactor.backends)('streams bridge, TLS (%s)', (backend) => {
   });
 
   it('serves HTTPS to node:https, uploads both ways intact', async () => {
-    const server = https.createServer({ cert, key }, async (req, res) => res.end(sha256(await collect(req))));
+    const server = https.createServer({ cert: certificate.cert, key: certificate.key }, async (req, res) => res.end(sha256(await collect(req))));
     const { port } = await serveHttp(reactor, () => undefined, {}, server);
     const upload = randomBytes(1024 * 1024 + 3);
-    const agent = new https.Agent({ ca: cert, keepAlive: true, maxSockets: 1 });
+    const agent = new https.Agent({ ca: certificate.cert, keepAlive: true, maxSockets: 1 });
     const post = () =>
       new Promise<string>((resolve, reject) => {
         const req = https.request({ host: HOST, port, method: 'POST', path: '/', agent }, async (res) => resolve((await collect(res)).toString()));
@@ -58,7 +49,7 @@ describe.each(Reactor.backends)('streams bridge, TLS (%s)', (backend) => {
   });
 
   it('carries TLS for any protocol: tls.TLSSocket over a TransportStream', async () => {
-    const context = tls.createSecureContext({ cert, key });
+    const context = tls.createSecureContext({ cert: certificate.cert, key: certificate.key });
     const server = createStreamServer(reactor, (stream) => {
       const secure = new tls.TLSSocket(stream, { isServer: true, secureContext: context });
       secure.pipe(secure); // an echo, encrypted
@@ -66,7 +57,7 @@ describe.each(Reactor.backends)('streams bridge, TLS (%s)', (backend) => {
     });
     await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
     const message = randomBytes(512 * 1024);
-    const client = tls.connect({ host: HOST, port: server.address()!.port, ca: cert, servername: 'localhost' });
+    const client = tls.connect({ host: HOST, port: server.address()!.port, ca: certificate.cert, servername: 'localhost' });
     const echoed = new Promise<Buffer>((resolve, reject) => {
       const chunks: Buffer[] = [];
       let length = 0;
